@@ -1,0 +1,257 @@
+"""The Recommender protocol and the base class every model derives from.
+
+Models speak indices: rows of ``history`` are customers (``user``), columns are products
+(``item``). Results are always batches: ``Ranked.ids`` is ``(batch, n)`` int32 padded with -1
+and ``Ranked.scores`` is ``(batch, n)`` float32 padded with ``-inf``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, Protocol, Self
+
+import numpy as np
+from scipy import sparse
+
+from recsys._typing import FloatArray, IntArray
+from recsys.errors import NotFittedError
+
+SCORE_CHUNK = 1024  # users scored per dense block: bounds memory at chunk x n_items floats
+
+
+class Ranked(NamedTuple):
+    """Top-n results of a batch: ids ``(batch, n)`` padded with -1, scores padded with -inf."""
+
+    ids: IntArray
+    scores: FloatArray
+
+
+@dataclass
+class ItemFeatures:
+    """Side information about the catalog, aligned with the interaction matrix's columns.
+
+    Attributes
+    ----------
+    text : list of str, length n_items
+        Title, description, brand and category words (the content model's input).
+    category : ndarray of str, shape (n_items,)
+        Category path, ``""`` when unknown.
+    price : ndarray of float32, shape (n_items,)
+        Unit price, ``nan`` when unknown.
+    first_sold_days : ndarray of float32, shape (n_items,)
+        Days between the product's first sale and the end of training (``nan``: never sold);
+        small values mean "new".
+    repurchase_days : ndarray of float32, shape (n_items,)
+        Median days between repeat purchases of the product by the same customer (``nan``:
+        never repurchased).
+    """
+
+    text: list[str]
+    category: np.ndarray
+    price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    first_sold_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    repurchase_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+class Recommender(Protocol):
+    """What every model offers (see DESIGN.md B3)."""
+
+    name: ClassVar[str]
+
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
+            ) -> Self: ...
+
+    def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
+                  users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
+                  candidates: IntArray | None = None) -> Ranked: ...
+
+    def similar_items(self, items: IntArray, n: int = 10) -> Ranked: ...
+
+    def state(self) -> dict[str, np.ndarray]: ...
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self: ...
+
+
+def top_n(scores: np.ndarray, n: int) -> Ranked:
+    """Top ``n`` columns of each row of a dense score block, best first.
+
+    ``-inf`` scores are treated as "not recommendable" and come back as id -1.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    batch, n_items = scores.shape
+    k = min(n, n_items)
+    if k == 0:
+        return Ranked(np.full((batch, n), -1, np.int32), np.full((batch, n), -np.inf, np.float32))
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else \
+        np.tile(np.arange(n_items), (batch, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    top = np.take_along_axis(part_scores, order, axis=1)
+    ids[~np.isfinite(top)] = -1
+    top[ids < 0] = -np.inf
+    if k < n:
+        ids = np.pad(ids, ((0, 0), (0, n - k)), constant_values=-1)
+        top = np.pad(top, ((0, 0), (0, n - k)), constant_values=-np.inf)
+    return Ranked(ids, top.astype(np.float32))
+
+
+class RecommenderBase:
+    """Shared validation, filtering, top-n and state I/O.
+
+    Subclasses set ``name``, store hyper-parameters verbatim in a keyword-only ``__init__``,
+    implement ``fit`` and ``_score_users`` (dense ``(batch, n_items)`` scores for the given rows
+    of ``history``), ``_item_vectors`` or override ``similar_items``, and list their learned
+    arrays in ``_state_keys``.
+    """
+
+    name: ClassVar[str] = "base"
+    _state_keys: ClassVar[tuple[str, ...]] = ()
+
+    n_items_: int
+
+    # -- parameters (sklearn style) ---------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as passed to ``__init__``."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the protocol -----------------------------------------------------------------------
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
+            ) -> Self:
+        raise NotImplementedError
+
+    def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
+                  users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
+                  candidates: IntArray | None = None) -> Ranked:
+        """Top ``n`` items for each row of ``history``.
+
+        Parameters
+        ----------
+        history : csr_matrix, shape (batch, n_items)
+            What each customer bought (weights as in training). Used to fold in customers
+            that training never saw, or whose history changed since.
+        n : int
+            Results per row; rows are padded with -1 / -inf when fewer items qualify.
+        users : ndarray of int, shape (batch,), optional
+            Training row of each customer, when known: models with stored user state use it
+            instead of folding in. ``-1`` marks a customer unknown to training.
+        exclude : csr_matrix, shape (batch, n_items), optional
+            Non-zero cells are never returned (already bought, hidden, out of stock).
+        candidates : ndarray of int, optional
+            Allow-list of item indices shared by the batch; nothing else is returned.
+        """
+        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
+                                                                 candidates)
+        out_ids = np.full((history.shape[0], n), -1, np.int32)
+        out_scores = np.full((history.shape[0], n), -np.inf, np.float32)
+        allowed = None
+        if candidates is not None:
+            allowed = np.zeros(self.n_items_, bool)
+            allowed[candidates] = True
+        for start in range(0, history.shape[0], SCORE_CHUNK):
+            stop = min(start + SCORE_CHUNK, history.shape[0])
+            block_users = None if users is None else users[start:stop]
+            scores = np.array(self._score_users(history[start:stop], block_users),
+                              dtype=np.float32, copy=True)
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            if exclude is not None:
+                ex = exclude[start:stop].tocoo()
+                scores[ex.row, ex.col] = -np.inf
+            ranked = top_n(scores, n)
+            out_ids[start:stop], out_scores[start:stop] = ranked
+        return Ranked(out_ids, out_scores)
+
+    def similar_items(self, items: IntArray, n: int = 10) -> Ranked:
+        """The ``n`` items most similar to each of ``items`` (the item itself excluded)."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 1:
+            raise ValueError("items must be a 1-D array of item indices.")
+        if ((items < 0) | (items >= self.n_items_)).any():
+            raise ValueError(f"item indices must lie in [0, {self.n_items_}).")
+        scores = np.array(self._item_similarity(items), dtype=np.float32, copy=True)
+        scores[np.arange(len(items)), items] = -np.inf
+        return top_n(scores, n)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned arrays (plain numpy, no objects) that ``from_state`` restores."""
+        self._check_fitted()
+        return {k: np.asarray(getattr(self, k)) for k in self._state_keys}
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
+        """Rebuild a fitted model from ``get_params()`` and ``state()``."""
+        model = cls(**params)
+        missing = [k for k in cls._state_keys if k not in state]
+        if missing:
+            raise ValueError(f"{cls.__name__} state lacks arrays {missing}.")
+        for k in cls._state_keys:
+            value = state[k]
+            setattr(model, k, value.item() if value.ndim == 0 else value)
+        model._restore()
+        return model
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+    def _score_users(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Dense ``(len(items), n_items)`` similarity; default: cosine of item vectors."""
+        vectors = self._item_vectors()
+        norms = np.linalg.norm(vectors, axis=1)
+        norms[norms == 0] = 1.0
+        unit = vectors / norms[:, None]
+        return unit[items] @ unit.T
+
+    def _item_vectors(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no item vectors.")
+
+    def _restore(self) -> None:
+        """Recompute derived, non-persisted state after ``from_state`` (e.g. caches)."""
+
+    # -- validation -------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first.")
+
+    def _check_inputs(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
+                      exclude: sparse.csr_matrix | None, candidates: IntArray | None,
+                      ) -> tuple[sparse.csr_matrix, IntArray | None, sparse.csr_matrix | None,
+                                 IntArray | None]:
+        self._check_fitted()
+        if not sparse.issparse(history):
+            raise TypeError("history must be a scipy.sparse CSR matrix (customers x items).")
+        history = sparse.csr_matrix(history, dtype=np.float32)
+        if history.shape[1] != self.n_items_:
+            raise ValueError(f"history has {history.shape[1]} columns but the model was fitted "
+                             f"on {self.n_items_} items.")
+        if not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}.")
+        if users is not None:
+            users = np.asarray(users, dtype=np.int32)
+            if users.shape != (history.shape[0],):
+                raise ValueError("users must have one entry per row of history.")
+        if exclude is not None:
+            exclude = sparse.csr_matrix(exclude)
+            if exclude.shape != history.shape:
+                raise ValueError("exclude must have the same shape as history.")
+        if candidates is not None:
+            candidates = np.asarray(candidates, dtype=np.int64)
+            if ((candidates < 0) | (candidates >= self.n_items_)).any():
+                raise ValueError(f"candidates must be item indices in [0, {self.n_items_}).")
+        return history, users, exclude, candidates
+
+
+__all__ = ["Ranked", "ItemFeatures", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK"]

@@ -1,0 +1,30 @@
+"""The `recsys` command: one entry point, a sub-command per job, `--help` on every one.
+
+Each command group lives in its own module under ``training/commands/`` and imports its heavy
+dependencies inside the command, so ``recsys --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns when BLAS is threaded
+
+import typer  # noqa: E402
+
+from training.commands import customers, data, evaluate, serve, train  # noqa: E402
+
+app = typer.Typer(
+    name="recsys",
+    help="loyalty-recsys: recommendations, segments and coupons for retail loyalty.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(customers.app, name="customers")
+for module in (evaluate, train, serve):
+    module.register(app)
+
+if __name__ == "__main__":
+    app()
