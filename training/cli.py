@@ -12,7 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns when BLAS i
 
 import typer  # noqa: E402
 
-from training.commands import customers, data, evaluate, serve, train  # noqa: E402
+from training.commands import customers, data, evaluate, generate, serve, train  # noqa: E402
 
 app = typer.Typer(
     name="recsys",
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+generate.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(customers.app, name="customers")
 for module in (evaluate, train, serve):
