@@ -1,0 +1,278 @@
+"""The one recommendation pipeline used by the API, batch picks and the MLflow pyfunc.
+
+candidates (business filters) -> model scores with exclusions -> fallbacks -> reasons.
+Customers unknown to the model, erased, or opted out of personalization get the
+non-personalized answer (popular in the requested slice), never an error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from recsys.bundle import Bundle
+from recsys.errors import UnknownIdError
+from recsys.models.base import Ranked, top_n
+from recsys.policy.config import Mode, PolicyConfig, parse_policy
+from recsys.policy.filters import ItemFilters
+from recsys.policy.reasons import ReasonWriter
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One recommended product with its score and a reason a shopper can read."""
+
+    product_id: str
+    score: float
+    reason: str
+    reason_code: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """Picks for one customer; ``fallback`` says why they are not personalized, if so."""
+
+    picks: list[Pick]
+    personalized: bool
+    fallback: str | None = None
+
+
+class Engine:
+    """Answers every recommendation question from one bundle plus live events.
+
+    Thread-safe: reads may run in parallel with ``add_purchases``, ``erase`` and
+    ``set_consent``.
+    """
+
+    def __init__(self, bundle: Bundle, policy: PolicyConfig | None = None) -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.policy = policy or parse_policy(bundle.policy_yaml)
+        self.products = bundle.product_map
+        self.customers = bundle.customer_map
+        self.filters = ItemFilters(bundle.products)
+        self.reasons = ReasonWriter(bundle.products)
+        self.n_items = len(bundle.products)
+        frame = bundle.customers
+        self._stage = frame["stage"].astype(str).to_numpy() if "stage" in frame else None
+        self._opted_out = (~frame["consent_personalization"].astype(bool)).to_numpy() \
+            if "consent_personalization" in frame else np.zeros(len(frame), bool)
+        self._extra: dict[str, dict[int, float]] = {}
+        self._consent: dict[str, bool] = {}
+        self._erased: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    # -- live state -------------------------------------------------------------------------
+    def add_interactions(self, customer_id: str, product_ids: Iterable[str],
+                         weights: Iterable[float]) -> int:
+        """Fold fresh events into the customer's history; unknown products are skipped.
+        Returns how many were folded in."""
+        idx = self.products.to_index(list(product_ids), missing="mark")
+        folded = 0
+        with self._lock:
+            row = self._extra.setdefault(customer_id, {})
+            for i, w in zip(idx, weights, strict=True):
+                if i >= 0:
+                    row[int(i)] = row.get(int(i), 0.0) + float(w)
+                    folded += 1
+            self._erased.discard(customer_id)
+        return folded
+
+    def erase(self, customer_id: str) -> None:
+        """Forget the customer: no personalization from the bundle or from events."""
+        with self._lock:
+            self._extra.pop(customer_id, None)
+            self._erased.add(customer_id)
+
+    def set_consent(self, customer_id: str, personalization: bool) -> None:
+        """Record the customer's consent to personalized recommendations."""
+        with self._lock:
+            self._consent[customer_id] = personalization
+
+    def is_personalizable(self, customer_id: str) -> bool:
+        """Consent given (or not withdrawn) and not erased."""
+        with self._lock:
+            if customer_id in self._erased:
+                return False
+            consent = self._consent.get(customer_id)
+        if consent is not None:
+            return consent
+        u = self.customers.to_index([customer_id], missing="mark")[0]
+        return not (u >= 0 and self._opted_out[u])
+
+    def stage(self, customer_id: str) -> str | None:
+        """The customer's lifecycle stage from the bundle (None when unknown)."""
+        u = self.customers.to_index([customer_id], missing="mark")[0]
+        return None if u < 0 or self._stage is None else str(self._stage[u])
+
+    def _histories(self, customer_ids: Sequence[str]
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+        """History rows, training user index (-1 = fold in) and personalizable flag."""
+        users = self.customers.to_index(list(customer_ids), missing="mark")
+        allowed = np.array([self.is_personalizable(c) for c in customer_ids], bool)
+        users = np.where(allowed, users, -1).astype(np.int32)
+        rows = self.bundle.history[np.clip(users, 0, None)]
+        rows = sparse.diags((users >= 0).astype(np.float32)) @ rows
+        with self._lock:
+            extra = [(r, self._extra.get(c)) for r, c in enumerate(customer_ids)
+                     if allowed[r] and self._extra.get(c)]
+            extra = [(r, dict(e)) for r, e in extra if e]
+        if extra:
+            r_idx = np.concatenate([np.full(len(e), r) for r, e in extra])
+            c_idx = np.concatenate([np.fromiter(e.keys(), np.int64) for _, e in extra])
+            vals = np.concatenate([np.fromiter(e.values(), np.float32) for _, e in extra])
+            rows = rows + sparse.csr_matrix((vals, (r_idx, c_idx)), shape=rows.shape)
+            users[[r for r, _ in extra]] = -1  # stored vector is stale: fold in afresh
+        return sparse.csr_matrix(rows, dtype=np.float32), users, allowed
+
+    # -- questions --------------------------------------------------------------------------
+    def recommend_many(self, customer_ids: Sequence[str], n: int = 10, *,
+                       category: str | None = None, min_price: float | None = None,
+                       max_price: float | None = None, exclude_purchased: bool | None = None,
+                       mode: Mode | None = None) -> list[Result]:
+        """Top ``n`` products for each customer, in the order given."""
+        history, users, allowed = self._histories(customer_ids)
+        mask = self.filters.mask(category=category, min_price=min_price, max_price=max_price)
+        modes = np.array([mode or self.policy.mode_for(self.stage(c)) for c in customer_ids])
+        has_history = np.diff(history.indptr) > 0
+        ids = np.full((len(customer_ids), n), -1, np.int32)
+        scores = np.full((len(customer_ids), n), -np.inf, np.float32)
+        codes = np.full((len(customer_ids), n), "popular", dtype=object)
+        anchors = np.full((len(customer_ids), n), -1, np.int32)
+        excluding = np.zeros(len(customer_ids), bool)
+        for m in ("discover", "mixed", "buy_again"):
+            rows = np.flatnonzero((modes == m) & has_history)
+            if not len(rows):
+                continue
+            exclude_it = exclude_purchased if exclude_purchased is not None else m == "discover"
+            excluding[rows] = exclude_it and m != "buy_again"
+            ranked, kind, anchor = self._personal(history[rows], users[rows], n, mask, m,
+                                                  exclude_it)
+            ids[rows], scores[rows], codes[rows], anchors[rows] = ranked.ids, ranked.scores, \
+                kind, anchor
+        excluded = sparse.csr_matrix(sparse.diags(excluding.astype(np.float32)) @ history)
+        self._fill_popular(ids, scores, codes, excluded, mask)
+        results = []
+        for r, customer in enumerate(customer_ids):
+            fallback = None if has_history[r] else (
+                "not_personalized" if not allowed[r] else "cold_start")
+            picks = self._picks(ids[r], scores[r], codes[r], anchors[r])
+            results.append(Result(picks, personalized=fallback is None, fallback=fallback))
+        return results
+
+    def recommend(self, customer_id: str, n: int = 10, **filters: object) -> Result:
+        """``recommend_many`` for one customer."""
+        return self.recommend_many([customer_id], n, **filters)[0]  # type: ignore[arg-type]
+
+    def similar(self, product_id: str, n: int = 10, *, category: str | None = None
+                ) -> list[Pick]:
+        """Products most similar to ``product_id``; ``UnknownIdError`` if it is unknown."""
+        item = self.products.to_index([product_id])  # raises UnknownIdError
+        mask = self.filters.mask(category=category)
+        wide = min(self.n_items, n if category is None else max(10 * n, 200))
+        ranked = self.model.similar_items(item, wide)
+        keep = [(i, s) for i, s in zip(ranked.ids[0], ranked.scores[0], strict=True)
+                if i >= 0 and mask[i]][:n]
+        return [Pick(self.products.ids[i], float(s), self.reasons.similar(int(item[0])),
+                     "similar") for i, s in keep]
+
+    def popular(self, n: int = 10, *, category: str | None = None, window: str = "all"
+                ) -> list[Pick]:
+        """Best sellers over ``window`` (one of the bundle's popularity windows)."""
+        if window not in self.bundle.popularity:
+            raise UnknownIdError(f"window {window!r} is unknown; use one of "
+                                 f"{sorted(self.bundle.popularity)}")
+        scores = np.where(self.filters.mask(category=category),
+                          self.bundle.popularity[window], -np.inf)[None, :]
+        ranked = top_n(scores, n)
+        code = "trending" if window != "all" else "popular"
+        return self._picks(ranked.ids[0], ranked.scores[0], np.full(n, code, object),
+                           np.full(n, -1, np.int32))
+
+    def cart(self, product_ids: Sequence[str], n: int = 10, *, customer_id: str | None = None
+             ) -> Result:
+        """Add-ons that go with a basket (cross-sell); works for anonymous shoppers."""
+        basket = self.products.to_index(list(product_ids), missing="skip")
+        if customer_id is not None and self.is_personalizable(customer_id):
+            history, _, _ = self._histories([customer_id])
+        else:
+            history = sparse.csr_matrix((1, self.n_items), dtype=np.float32)
+        basket_row = sparse.csr_matrix(
+            (np.full(len(basket), 3.0 * self.policy.fold_in_weight, np.float32),
+             (np.zeros(len(basket), int), basket)), shape=(1, self.n_items))
+        exclude = basket_row.copy()
+        mask = self.filters.mask()
+        if basket_row.nnz == 0:
+            return Result(self.popular(n), personalized=False, fallback="empty_basket")
+        ranked, _, _ = self._personal(history + basket_row, np.array([-1], np.int32), n,
+                                      mask, "discover", exclude_purchased=False,
+                                      exclude=exclude)
+        ids, scores = ranked.ids.copy(), ranked.scores.copy()
+        codes = np.full(ids.shape, "goes_with_basket", dtype=object)
+        self._fill_popular(ids, scores, codes, exclude, mask)
+        return Result(self._picks(ids[0], scores[0], codes[0], np.full(n, -1, np.int32)),
+                      personalized=True)
+
+    # -- internals --------------------------------------------------------------------------
+    def _personal(self, history: sparse.csr_matrix, users: np.ndarray, n: int,
+                  mask: np.ndarray, mode: str, exclude_purchased: bool,
+                  exclude: sparse.csr_matrix | None = None,
+                  ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        candidates = np.flatnonzero(mask)
+        if exclude is None and exclude_purchased:
+            exclude = history
+        if mode == "buy_again":
+            return self._buy_again(history, n, mask)
+        users_arg = users if (users >= 0).all() else None
+        if hasattr(self.model, "recommend_with_reasons"):
+            ranked, kind, anchor = self.model.recommend_with_reasons(
+                history, n, users=users_arg, exclude=exclude, candidates=candidates)
+            return ranked, self.reasons.codes(kind), anchor
+        ranked = self.model.recommend(history, n, users=users_arg, exclude=exclude,
+                                      candidates=candidates)
+        return ranked, np.full(ranked.ids.shape, "personalized", object), \
+            np.full(ranked.ids.shape, -1, np.int32)
+
+    def _buy_again(self, history: sparse.csr_matrix, n: int, mask: np.ndarray
+                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """The customer's own products, by the model's buy-again part or by history weight."""
+        scorer = getattr(self.model, "buy_again_scores", None)
+        dense = scorer(history) if scorer else history.toarray()
+        dense = np.where((history.toarray() > 0) & mask[None, :], dense, -np.inf)
+        ranked = top_n(dense, n)
+        return ranked, np.full(ranked.ids.shape, "buy_again", object), \
+            np.full(ranked.ids.shape, -1, np.int32)
+
+    def _fill_popular(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
+                      exclude: sparse.csr_matrix | None, mask: np.ndarray) -> None:
+        """Pad rows that have fewer than ``n`` picks with popular items they lack."""
+        pop = self.bundle.popularity["all"]
+        order = np.argsort(-pop, kind="stable")
+        order = order[mask[order]]
+        for r in np.flatnonzero((ids < 0).any(axis=1)):
+            taken = set(ids[r][ids[r] >= 0].tolist())
+            if exclude is not None and exclude.shape[0] > r:
+                taken.update(exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]].tolist())
+            slots = np.flatnonzero(ids[r] < 0)
+            fill = [i for i in order[: len(taken) + len(slots)] if i not in taken][: len(slots)]
+            slots = slots[: len(fill)]
+            ids[r, slots] = fill
+            scores[r, slots] = 0.0
+            codes[r, slots] = "popular"
+
+    def _picks(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
+               anchors: np.ndarray) -> list[Pick]:
+        product_ids = self.products.ids
+        return [Pick(product_ids[i], float(s), self.reasons.text(str(c), int(i), int(a)), str(c))
+                for i, s, c, a in zip(ids, scores, codes, anchors, strict=True) if i >= 0]
+
+
+__all__ = ["Pick", "Result", "Engine"]

@@ -1,0 +1,51 @@
+"""Reasons a shopper can read: one sentence per pick, built from a code and an anchor item."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.schema import CATEGORY_SEP
+
+
+class ReasonWriter:
+    """Turns reason codes (and the item that caused them) into short sentences."""
+
+    def __init__(self, products: pd.DataFrame) -> None:
+        self.titles = products["title"].fillna("").astype(str).to_numpy()
+        self.leaf = products["category"].fillna("").astype(str).str.split(
+            CATEGORY_SEP).str[-1].str.lower().to_numpy()
+
+    def codes(self, kinds: np.ndarray) -> np.ndarray:
+        """Map a model's integer reason kinds to string codes (``recsys.models`` REASONS)."""
+        from recsys.models.hybrid import REASONS
+
+        table = np.array(REASONS, dtype=object)
+        return table[np.asarray(kinds, dtype=np.int64)]
+
+    def _title(self, item: int) -> str:
+        if item < 0:
+            return "your past purchases"
+        return self.titles[item] or "an item you bought"
+
+    def similar(self, item: int) -> str:
+        return f"similar to {self._title(item)}"
+
+    def text(self, code: str, item: int, anchor: int) -> str:
+        """The sentence for one pick of ``item`` with reason ``code``."""
+        leaf = self.leaf[item] if item >= 0 else ""
+        sentences = {
+            "because_you_bought": f"because you bought {self._title(anchor)}",
+            "popular_in_category": f"popular in {leaf}" if leaf else "popular with shoppers",
+            "new_in_category": f"new in {leaf}, a category you buy",
+            "buy_again": "you buy this regularly",
+            "trending": "trending now",
+            "popular": "popular with shoppers",
+            "personalized": "picked from your purchase history",
+            "goes_with_basket": "goes well with your basket",
+            "similar_content": f"like {self._title(anchor)} you bought",
+        }
+        return sentences.get(code, "recommended for you")
+
+
+__all__ = ["ReasonWriter"]

@@ -1,0 +1,62 @@
+"""Training's only MLflow code: the local store, run logging, registration and aliases."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def data_dir() -> Path:
+    """The project's data dir (``RECSYS_DATA_DIR``, default ``./data``)."""
+    return Path(os.environ.get("RECSYS_DATA_DIR", "data")).resolve()
+
+
+def setup(experiment: str) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` or the embedded SQLite store; return the
+    experiment id (created with a local artifact folder when the store is local)."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        root = data_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        local = not os.environ.get("MLFLOW_TRACKING_URI")
+        location = (data_dir() / "mlartifacts").as_uri() if local else None
+        experiment_id = client.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def log_bundle_model(bundle_dir: Path, registered_model: str) -> str:
+    """Log ``bundle_dir`` as a pyfunc model in the active run and register it; returns the
+    new version number."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(PYFUNC_CODE),
+        artifacts={"bundle": str(bundle_dir)},
+        registered_model_name=registered_model,
+        code_paths=None,
+    )
+    return str(info.registered_model_version)
+
+
+def champion_version(registered_model: str, alias: str = CHAMPION) -> Any | None:
+    """The model version behind ``alias``, or None when there is none yet."""
+    try:
+        return MlflowClient().get_model_version_by_alias(registered_model, alias)
+    except MlflowException:
+        return None
