@@ -1,9 +1,95 @@
-"""`recsys train` commands."""
+"""`recsys train | promote | retrain | mlflow-ui`: tracked training and safe promotion."""
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from training.commands.common import fail_cleanly
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Training config YAML (configs/*.yaml); defaults run on synthetic data.",
+    exists=True, dir_okay=False)]
+
+
+def train_cmd(config: ConfigOpt = None) -> None:
+    """Train, evaluate against baselines and register a new model version in MLflow."""
+    from training.config import load_config
+    from training.jobs.train import train
+
+    with fail_cleanly():
+        result = train(load_config(config), config)
+    _print_scores(result.scores)
+    typer.echo(f"registered version {result.version} (run {result.run_id}); "
+               "promote it with `recsys promote`")
+
+
+def promote_cmd(
+    config: ConfigOpt = None,
+    version: Annotated[str | None, typer.Option(help="Version to promote (default: newest).")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails "
+                                        "(recorded on the version).")] = False,
+) -> None:
+    """Move the `champion` alias to a version only if it beats the champion on the same split."""
+    from training.config import load_config
+    from training.jobs.promote import promote
+    from training.tracking import setup
+
+    cfg = load_config(config)
+    with fail_cleanly():
+        setup(cfg.experiment)
+        decision = promote(cfg.registered_model, version, metric=cfg.promotion.metric,
+                           margin=cfg.promotion.margin,
+                           must_beat=tuple(cfg.promotion.must_beat), force=force)
+    verdict = "promoted" if decision.promoted else "not promoted"
+    typer.echo(f"v{decision.version} {verdict}: {decision.reason}")
+
+
+def retrain_cmd(
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails.")]
+    = False,
+) -> None:
+    """Train + evaluate + promote in one idempotent step (safe to run from cron)."""
+    from training.config import load_config
+    from training.jobs.train import retrain
+
+    with fail_cleanly():
+        result, decision = retrain(load_config(config), config, force=force)
+    _print_scores(result.scores)
+    verdict = "promoted to champion" if decision.promoted else "champion unchanged"
+    typer.echo(f"v{result.version}: {verdict} ({decision.reason})")
+
+
+def mlflow_ui_cmd(
+    port: Annotated[int, typer.Option(help="Port of the UI.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the local store (or MLFLOW_TRACKING_URI)."""
+    from training.tracking import data_dir
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
+    typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}")
+    subprocess.run([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                    "--host", "127.0.0.1", "--port", str(port)], check=False)
+
+
+def _print_scores(scores: dict[str, dict[str, float]]) -> None:
+    import pandas as pd
+
+    typer.echo(pd.DataFrame(scores).T.round(4).to_string())
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app.command("train")(train_cmd)
+    app.command("promote")(promote_cmd)
+    app.command("retrain")(retrain_cmd)
+    app.command("mlflow-ui")(mlflow_ui_cmd)

@@ -1,0 +1,110 @@
+"""Fit the production model on a dataset and assemble its bundle (no MLflow here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.bundle import PRODUCT_COLUMNS, Bundle, write_bundle
+from recsys.data.dataset import IdMap, build_interactions
+from recsys.data.features import item_features
+from recsys.data.schema import RetailData
+from recsys.models import make_model
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+POPULARITY_WINDOWS = {"all": None, "28d": 28, "7d": 7}
+
+
+def catalog_map(data: RetailData) -> IdMap:
+    """Every product in the catalog or the transactions, sorted: the bundle's item order."""
+    ids = pd.concat([data.products["product_id"], data.transactions["product_id"]])
+    return IdMap(np.sort(ids.astype(str).unique()))
+
+
+def customer_map(data: RetailData) -> IdMap:
+    """Every customer who bought something, sorted: the bundle's user order."""
+    return IdMap(np.sort(data.transactions["customer_id"].astype(str).unique()))
+
+
+def popularity(transactions: pd.DataFrame, products: IdMap) -> dict[str, np.ndarray]:
+    """Distinct buyers per product over each window ending at the last transaction."""
+    end = transactions["timestamp"].max()
+    out = {}
+    for name, days in POPULARITY_WINDOWS.items():
+        tx = transactions if days is None else \
+            transactions[transactions["timestamp"] > end - pd.Timedelta(days=days)]
+        buyers = tx.drop_duplicates(["customer_id", "product_id"])["product_id"]
+        idx = products.to_index(buyers.to_numpy(), missing="skip")
+        out[name] = np.bincount(idx, minlength=len(products)).astype(np.float32)
+    return out
+
+
+def product_table(data: RetailData, products: IdMap) -> pd.DataFrame:
+    """Product metadata aligned with the item order (filtering and reasons need it)."""
+    meta = data.products.drop_duplicates("product_id").set_index("product_id")
+    frame = meta.reindex(products.ids)
+    frame.index.name = "product_id"
+    frame = frame.reset_index()
+    if frame["price"].isna().any():  # catalog without prices: median paid per unit
+        tx = data.transactions
+        unit = (tx["amount"] / tx["quantity"].where(tx["quantity"] > 0)).groupby(
+            tx["product_id"]).median()
+        frame["price"] = frame["price"].fillna(frame["product_id"].map(unit))
+    frame["title"] = frame["title"].fillna("")
+    frame["category"] = frame["category"].fillna("")
+    frame["available"] = frame["available"].fillna(True).astype(bool)
+    return frame[list(PRODUCT_COLUMNS)]
+
+
+def customer_table(data: RetailData, customers: IdMap, cfg: TrainConfig) -> pd.DataFrame:
+    """Per-customer targeting fields (segment, stage, tier, risk, value, consent), no PII."""
+    frame = pd.DataFrame({"customer_id": customers.ids.astype(str)})
+    known = data.customers.drop_duplicates("customer_id").set_index("customer_id")
+    for col in ("consent_personalization", "consent_marketing"):
+        values = known[col] if col in known else pd.Series(dtype=bool)
+        frame[col] = frame["customer_id"].map(values).fillna(True).astype(bool)
+    if cfg.customers_config and Path(cfg.customers_config).is_file():
+        from recsys.customers import load_customers_config, profile_customers
+
+        profile = profile_customers(data.transactions,
+                                    config=load_customers_config(cfg.customers_config),
+                                    products=data.products, redemptions=data.redemptions)
+        frame = frame.merge(profile, on="customer_id", how="left")
+    return frame
+
+
+def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bundle:
+    """Fit ``cfg.model`` on all of ``data`` and write the bundle to ``out_dir``."""
+    products, customers = catalog_map(data), customer_map(data)
+    inter = build_interactions(data.transactions, customers=customers, products=products,
+                               weighting=cfg.interactions.weighting,
+                               half_life_days=cfg.interactions.half_life_days)
+    features = item_features(data.products, data.transactions, products)
+    model = make_model(cfg.model.name, **cfg.model.params)
+    started = time.perf_counter()
+    model.fit(inter.matrix, items=features)
+    fit_seconds = time.perf_counter() - started
+    log.info("fitted %s on %s in %.1fs", model.name, inter.shape, fit_seconds)
+    tx = data.transactions
+    bundle = Bundle(
+        model=model,
+        products=product_table(data, products),
+        customers=customer_table(data, customers, cfg),
+        history=inter.matrix,
+        popularity=popularity(tx, products),
+        manifest={"dataset": data.name, "fit_seconds": round(fit_seconds, 3),
+                  "data_window": [str(tx["timestamp"].min()), str(tx["timestamp"].max())]},
+        coupons_yaml=_read_optional(cfg.coupons),
+        policy_yaml=_read_optional(cfg.policy),
+    )
+    write_bundle(out_dir, bundle)
+    return bundle
+
+
+def _read_optional(path: str | None) -> str | None:
+    return Path(path).read_text() if path and Path(path).is_file() else None

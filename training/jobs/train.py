@@ -1,0 +1,178 @@
+"""`recsys train` / `recsys retrain`: load, clean, split, evaluate against baselines, build the
+bundle, and log it all as one MLflow run with a registered model version."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from recsys.data.clean import clean
+from recsys.data.load import load_dataset
+from recsys.data.schema import RetailData
+from recsys.data.split import TemporalSplit, temporal_split
+from training.config import TrainConfig
+from training.jobs.bundle import build_bundle
+from training.jobs.promote import Decision, mlflow_key, promote
+from training.tracking import champion_version, log_bundle_model, setup
+
+log = logging.getLogger(__name__)
+LIBRARIES = ("numpy", "scipy", "pandas", "implicit", "faiss-cpu", "mlflow", "scikit-learn",
+             "loyalty-recsys")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced."""
+
+    run_id: str
+    version: str
+    scores: dict[str, dict[str, float]]  # model name -> metric -> value
+    bundle_dir: Path
+
+
+def load_clean(source: str) -> RetailData:
+    """The dataset after cleaning, minus customers erased through the API."""
+    data, report = clean(load_dataset(source))
+    log.info("cleaning %s:\n%s", source, report)
+    from recsys.events import erased_customers
+
+    erased = erased_customers()
+    if erased:
+        keep = ~data.transactions["customer_id"].isin(erased)
+        data.transactions = data.transactions[keep]
+        data.customers = data.customers[~data.customers["customer_id"].isin(erased)]
+        log.info("excluded %d erased customers from training", len(erased))
+    return data
+
+
+def fingerprint(data: RetailData, split: TemporalSplit) -> dict[str, str]:
+    """Dataset identity for the run: source, sizes, date range, content hash, split cut."""
+    tx = data.transactions
+    digest = hashlib.sha256(pd.util.hash_pandas_object(
+        tx[["customer_id", "product_id", "timestamp", "quantity"]], index=False
+    ).to_numpy().tobytes()).hexdigest()[:16]
+    return {
+        "dataset.source": data.name,
+        "dataset.rows": str(len(tx)),
+        "dataset.customers": str(tx["customer_id"].nunique()),
+        "dataset.products": str(tx["product_id"].nunique()),
+        "dataset.start": str(tx["timestamp"].min()),
+        "dataset.end": str(tx["timestamp"].max()),
+        "dataset.hash": digest,
+        "split_fingerprint": f"{digest}:{split.cut.date()}",
+    }
+
+
+def evaluate_models(data: RetailData, split: TemporalSplit, cfg: TrainConfig,
+                    models: dict[str, dict]) -> tuple[dict[str, dict[str, float]], object]:
+    """Score each ``name -> params`` on the split; returns metrics and the report object."""
+    from recsys.evaluation import evaluate_many
+
+    report = evaluate_many(models, split, data, k=cfg.k,
+                           weighting=cfg.interactions.weighting,
+                           half_life_days=cfg.interactions.half_life_days)
+    return report.metrics(), report
+
+
+def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResult:
+    """One tracked training run; registers a new model version (not yet champion)."""
+    setup(cfg.experiment)
+    data = load_clean(cfg.dataset)
+    split = temporal_split(data.transactions, test_days=cfg.split.test_days)
+    tags = fingerprint(data, split)
+    with mlflow.start_run(run_name=f"{cfg.model.name}-{data.name}") as run:
+        mlflow.set_tags({**tags, "model": cfg.model.name})
+        params = dict(cfg.model.params)
+        if cfg.tune_trials:
+            from training.jobs.tune_tracked import tune_tracked
+
+            params = tune_tracked(cfg, split, data)
+        mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+        mlflow.log_params({"k": cfg.k, "test_days": cfg.split.test_days,
+                           "weighting": cfg.interactions.weighting, **split.summary()})
+        mlflow.log_params({f"lib.{lib}": _version(lib) for lib in LIBRARIES}
+                          | {"lib.python": platform.python_version()})
+        if config_path:
+            mlflow.log_artifact(str(config_path), artifact_path="config")
+        models = {cfg.model.name: params} | {b: {} for b in cfg.baselines
+                                             if b != cfg.model.name}
+        scores, report = evaluate_models(data, split, cfg, models)
+        for metric, value in scores[cfg.model.name].items():
+            mlflow.log_metric(mlflow_key(metric), value)
+        for name in cfg.baselines:
+            for metric, value in scores.get(name, {}).items():
+                mlflow.log_metric(f"baseline.{name}.{mlflow_key(metric)}", value)
+        with tempfile.TemporaryDirectory() as tmp:
+            report.write(Path(tmp))  # comparison table (md, csv) and plots
+            mlflow.log_artifacts(tmp, artifact_path="evaluation")
+        final = cfg.model.model_copy(update={"params": params})
+        bundle_root = Path(tempfile.mkdtemp(prefix="recsys-bundle-"))
+        bundle_dir = bundle_root / "bundle"
+        train_data = data if cfg.refit_on_all_data else _train_part(data, split)
+        bundle = build_bundle(train_data, cfg.model_copy(update={"model": final}), bundle_dir)
+        mlflow.log_metric("fit_seconds", bundle.manifest["fit_seconds"])
+        version = log_bundle_model(bundle_dir, cfg.registered_model)
+        log.info("registered %s v%s (run %s)", cfg.registered_model, version, run.info.run_id)
+    return TrainResult(run.info.run_id, version, scores, bundle_dir)
+
+
+def retrain(cfg: TrainConfig, config_path: str | Path | None = None, force: bool = False
+            ) -> tuple[TrainResult, Decision]:
+    """Train, then promote if the new version beats the champion on the same split.
+
+    The champion's configuration is re-evaluated on the new split when its own run used a
+    different one, so the comparison is always like for like. Safe to run from cron: with
+    unchanged data the new version ties the champion and is not promoted.
+    """
+    result = train(cfg, config_path)
+    champion_score = _champion_on_new_split(cfg, result)
+    decision = promote(cfg.registered_model, result.version, metric=cfg.promotion.metric,
+                       margin=cfg.promotion.margin, must_beat=tuple(cfg.promotion.must_beat),
+                       force=force, champion_score=champion_score)
+    return result, decision
+
+
+def _champion_on_new_split(cfg: TrainConfig, result: TrainResult) -> float | None:
+    """Re-score the champion's model and params on the new run's split, if it differs."""
+    current = champion_version(cfg.registered_model)
+    if current is None:
+        return None
+    client = mlflow.tracking.MlflowClient()
+    champ_run = client.get_run(current.run_id)
+    new_run = client.get_run(result.run_id)
+    if champ_run.data.tags.get("split_fingerprint") == new_run.data.tags.get(
+            "split_fingerprint"):
+        return None  # same split: the logged scores are comparable as they are
+    name = champ_run.data.tags.get("model", cfg.model.name)
+    params = {k.removeprefix("model."): _parse(v) for k, v in champ_run.data.params.items()
+              if k.startswith("model.")}
+    data = load_clean(cfg.dataset)
+    split = temporal_split(data.transactions, test_days=cfg.split.test_days)
+    scores, _ = evaluate_models(data, split, cfg, {name: params})
+    return scores[name][cfg.promotion.metric]
+
+
+def _train_part(data: RetailData, split: TemporalSplit) -> RetailData:
+    return RetailData(**{**data.__dict__, "transactions": split.train})
+
+
+def _parse(value: str) -> object:
+    """MLflow stores params as strings; recover numbers and booleans."""
+    import yaml
+
+    return yaml.safe_load(value)
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
