@@ -12,7 +12,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns when BLAS i
 
 import typer  # noqa: E402
 
-from training.commands import customers, data, evaluate, generate, serve, train  # noqa: E402
+from training.commands import (  # noqa: E402
+    customers,
+    data,
+    evaluate,
+    generate,
+    picks,
+    serve,
+    train,
+)
 
 app = typer.Typer(
     name="recsys",
@@ -24,7 +32,7 @@ app = typer.Typer(
 generate.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(customers.app, name="customers")
-for module in (evaluate, train, serve):
+for module in (evaluate, train, picks, serve):
     module.register(app)
 
 if __name__ == "__main__":

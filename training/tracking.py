@@ -60,3 +60,20 @@ def champion_version(registered_model: str, alias: str = CHAMPION) -> Any | None
         return MlflowClient().get_model_version_by_alias(registered_model, alias)
     except MlflowException:
         return None
+
+
+def fetch_bundle(registered_model: str, version: str | None, dst: Path) -> tuple[Path, str]:
+    """Download the bundle of ``version`` (default: the champion); returns (dir, run id)."""
+    from recsys.errors import BundleError
+
+    client = MlflowClient()
+    try:
+        mv = (client.get_model_version(registered_model, version) if version
+              else client.get_model_version_by_alias(registered_model, CHAMPION))
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{registered_model}/{mv.version}", dst_path=str(dst)))
+    except MlflowException as exc:
+        which = f"version {version}" if version else f"alias {CHAMPION!r}"
+        raise BundleError(f"cannot load {registered_model} {which} from MLflow: "
+                          f"{exc.message}") from exc
+    return local / "artifacts" / "bundle", mv.run_id

@@ -1,0 +1,110 @@
+"""Train on synthetic data, register, promote, and load the champion in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from recsys.bundle import read_bundle
+from recsys.policy.pipeline import Engine
+from training.config import load_config
+from training.jobs.promote import promote
+from training.jobs.train import retrain, train
+from training.tracking import fetch_bundle
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def local_store(tmp_path, monkeypatch):
+    """A private embedded MLflow store (and data dir) per test."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(REPO)
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+def _config(tmp_path: Path, **overrides) -> Path:
+    raw = {"dataset": "synthetic:customers=400,products=150,seed=3",
+           "model": {"name": "als", "params": {"factors": 16, "iterations": 5}},
+           "baselines": ["popularity"], "registered_model": "rs-test",
+           "experiment": "rs-test", **overrides}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_train_register_promote_and_reload_gives_identical_recommendations(local_store):
+    path = _config(local_store)
+    cfg = load_config(path)
+    result, decision = retrain(cfg, path)
+    assert decision.promoted, decision.reason
+    in_memory = Engine(read_bundle(result.bundle_dir))
+    customers = in_memory.customers.ids[:25].tolist()
+    expected = [[p.product_id for p in r.picks] for r in in_memory.recommend_many(customers)]
+
+    script = (
+        "import json, sys, tempfile; from pathlib import Path\n"
+        "from training.tracking import setup, fetch_bundle\n"
+        "from recsys.bundle import read_bundle\nfrom recsys.policy.pipeline import Engine\n"
+        "setup('rs-test'); d, _ = fetch_bundle('rs-test', None, Path(tempfile.mkdtemp()))\n"
+        "e = Engine(read_bundle(d))\n"
+        "ids = json.loads(sys.argv[1])\n"
+        "print(json.dumps([[p.product_id for p in r.picks] for r in e.recommend_many(ids)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(customers)],
+                         capture_output=True, text=True, env=os.environ.copy(), check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_retrain_on_unchanged_data_keeps_the_champion(local_store):
+    path = _config(local_store)
+    cfg = load_config(path)
+    first, decision = retrain(cfg, path)
+    assert decision.promoted
+    second, again = retrain(cfg, path)
+    assert not again.promoted
+    assert "does not beat the champion" in again.reason
+    client = mlflow.tracking.MlflowClient()
+    assert client.get_model_version_by_alias("rs-test", "champion").version == first.version
+    forced = promote("rs-test", second.version, force=True)
+    assert forced.promoted and forced.reason.startswith("forced despite")
+    assert client.get_model_version("rs-test", second.version).tags["promotion_forced"] == "true"
+
+
+def test_gate_rejects_a_model_that_does_not_beat_popularity(local_store):
+    # Popularity against itself ties, and a tie is not a win.
+    path = _config(local_store, model={"name": "popularity", "params": {}})
+    result = train(load_config(path), path)
+    decision = promote("rs-test", result.version)
+    assert not decision.promoted
+    assert "popularity baseline" in decision.reason
+
+
+def test_missing_alias_is_a_clear_error(local_store, tmp_path):
+    from recsys.errors import BundleError
+    from training.tracking import setup
+
+    setup("rs-test")
+    with pytest.raises(BundleError, match="alias 'champion'"):
+        fetch_bundle("no-such-model", None, tmp_path / "dl")
+
+
+def test_bundle_scores_match_logged_metrics_shape(local_store):
+    path = _config(local_store)
+    result = train(load_config(path), path)
+    run = mlflow.tracking.MlflowClient().get_run(result.run_id)
+    assert run.data.metrics["ndcg_at_10"] == pytest.approx(result.scores["als"]["ndcg@10"])
+    assert "baseline.popularity.ndcg_at_10" in run.data.metrics
+    assert np.isfinite(run.data.metrics["fit_seconds"])
+    assert run.data.tags["split_fingerprint"].count(":") == 1
