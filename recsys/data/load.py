@@ -8,9 +8,9 @@ input raises ``DataError`` whose ``problems`` list ``(file, row, column, reason)
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -78,6 +78,17 @@ def _read_raw_head(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as CSV: {exc}") from None
 
 
+def _to_datetime(s: pd.Series, fmt: str) -> pd.Series:
+    """``pd.to_datetime`` to naive ns: one UTC offset keeps wall-clock time, mixed go to UTC."""
+    try:
+        out = pd.to_datetime(s, format=fmt, errors="coerce")
+    except ValueError:  # mixed UTC offsets
+        out = pd.to_datetime(s, format=fmt, errors="coerce", utc=True)
+    if isinstance(out.dtype, pd.DatetimeTZDtype):
+        out = out.dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
 def _parse_dates(s: pd.Series) -> pd.Series:
     """Strings or datetimes -> naive ``datetime64[ns]``; unparseable values become NaT."""
     if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -87,19 +98,14 @@ def _parse_dates(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s):  # numbers are not dates
         return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     s = s.astype("str")
-    out = pd.to_datetime(s, format="ISO8601", errors="coerce")
-    bad = s.notna() & out.isna()
-    if bad.any():  # another single format (e.g. "12/1/2010 8:26"), guessed from a sample
-        fmt = next((f for v in s[bad].head(20)
-                    if (f := pd.tseries.api.guess_datetime_format(v)) is not None), None)
-        if fmt is not None:
-            out[bad] = pd.to_datetime(s[bad], format=fmt, errors="coerce")
-            bad = s.notna() & out.isna()
-    if 0 < bad.sum() <= 10_000:  # a few odd ones: parse them one by one
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out[bad] = pd.to_datetime(s[bad], format="mixed", errors="coerce")
-    return out.astype("datetime64[ns]")
+    out = _to_datetime(s, "ISO8601")
+    if out.notna().any() or s.isna().all():
+        return out  # ISO column: values in any other format are reported, not guessed at
+    # One other format for the whole column (e.g. "12/1/2010 8:26", month first as in the
+    # UCI original), guessed from the first values that yield one.
+    fmt = next((f for v in s.dropna().head(20)
+                if (f := pd.tseries.api.guess_datetime_format(v)) is not None), None)
+    return _to_datetime(s, fmt) if fmt is not None else out
 
 
 def _parse_bool(s: pd.Series) -> pd.Series:
@@ -149,7 +155,7 @@ def coerce(frame: pd.DataFrame, types: Mapping[str, str], *, file: str,
     if missing:
         names = ", ".join(label(c) for c in missing)
         raise DataError(f"{file}: missing required column(s) {names} "
-                        f"(found: {', '.join(map(str, frame.columns))})",
+                        f"(found: {', '.join(label(str(c)) for c in frame.columns)})",
                         [(file, None, label(c), "missing required column") for c in missing])
     out: dict[str, pd.Series] = {}
     problems: list[tuple[int, str, str]] = []
@@ -176,6 +182,7 @@ def _convert(col: str, dtype: str, raw: pd.Series) -> tuple[pd.Series, pd.Series
     if dtype == "str":
         is_id = col.endswith(("_id", "customer", "stock_code", "invoice"))
         conv = sources.to_id(raw) if is_id else raw.astype("str")
+        conv = conv.mask(conv.str.strip() == "")  # Parquet's "" is CSV's empty cell
         return conv, pd.Series(False, index=raw.index), ""
     if dtype == "float64":
         conv = pd.to_numeric(raw, errors="coerce").astype("float64")
@@ -257,14 +264,15 @@ def _load_file(path: Path) -> RetailData:
     stem = re.sub(r"(\.csv)?(\.gz)?(\.parquet)?$", "", path.name)
     if convention is not None:
         rename = sources.ONLINE_RETAIL_CONVENTIONS[convention]
-        raw = _read_raw(path)[list(rename)].rename(columns=rename)
+        raw = _read_raw(path)
+        raw = raw[[c for c in rename if c in raw]].rename(columns=rename)
         typed = coerce(raw, sources.ONLINE_RETAIL_TYPES, file=str(path),
                        required=set(sources.ONLINE_RETAIL_TYPES),
                        not_null=set(sources.ONLINE_RETAIL_TYPES) - sources.ONLINE_RETAIL_OPTIONAL,
                        labels={v: k for k, v in rename.items()})
         log.info("%s: %s convention, %d lines", path, convention, len(typed))
         return sources.online_retail(typed, name=stem)
-    if set(sources.INTERACTIONS_REQUIRED) <= set(columns):
+    if len(set(sources.INTERACTIONS_REQUIRED) & set(columns)) >= 2:
         types = {c: TABLES["transactions"][c].dtype for c in
                  ("order_id", "customer_id", "product_id", "quantity", "amount", "timestamp",
                   "store_id")}
@@ -278,8 +286,6 @@ def _load_file(path: Path) -> RetailData:
 
 def _load_synthetic(source: str) -> RetailData:
     """``synthetic`` or ``synthetic:customers=2000,products=500,seed=0,days=365``."""
-    from recsys.data import synthetic  # written separately; imported only when asked for
-
     params: dict[str, int] = {}
     spec = source.partition(":")[2]
     for item in filter(None, (p.strip() for p in spec.split(","))):
@@ -291,10 +297,17 @@ def _load_synthetic(source: str) -> RetailData:
         key = {"customers": "n_customers", "products": "n_products", "lines": "n_lines"}.get(
             key, key)
         params[key] = int(value)
+    from recsys.data import synthetic  # imported only when asked for
+
+    accepted = [n for n in inspect.signature(synthetic.generate).parameters if n != "seed"]
+    unknown = sorted(set(params) - set(accepted) - {"seed"})
+    if unknown:
+        raise DataError(f"unknown synthetic parameter(s) {unknown}; accepted: customers, "
+                        f"products, lines, seed and {', '.join(accepted)}")
     try:
         return synthetic.generate(**params)
-    except TypeError as exc:
-        raise DataError(f"bad synthetic parameters {sorted(params)}: {exc}") from None
+    except ValueError as exc:  # the generator's parameter checks
+        raise DataError(f"synthetic: {exc}") from exc
 
 
 def load_dataset(source: str | Path = "completejourney") -> RetailData:

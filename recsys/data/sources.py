@@ -84,7 +84,8 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         else:
             raise KeyError(f"{table} needs a {name!r} column")
         if col.dtype == "str":
-            s = to_id(s) if name.endswith("_id") else s.astype("str")
+            is_str = pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s)
+            s = to_id(s) if name.endswith("_id") and not is_str else s.astype("str")
             if not col.required:
                 s = s.fillna(col.default)
         elif col.dtype == "datetime64[ns]":
@@ -95,9 +96,8 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             s = s.astype(col.dtype)
             if col.dtype == "float64" and not col.required and not pd.isna(col.default):
                 s = s.fillna(col.default)
-        out[name] = s.to_numpy() if isinstance(s, pd.Series) else s
-    return pd.DataFrame(out, index=pd.RangeIndex(n)).astype(
-        {c.name: c.dtype for c in cols.values()})
+        out[name] = s.reset_index(drop=True).astype(col.dtype)
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
 def _median_unit_price(product_id: pd.Series, quantity: pd.Series, amount: pd.Series
@@ -200,11 +200,15 @@ def _cj_customers(demographics: pd.DataFrame | None, tx_customers: pd.Series) ->
 
 
 def detect_online_retail(columns: list[str]) -> str | None:
-    """The Online Retail convention whose eight columns are all in ``columns``, else None."""
-    for name, mapping in ONLINE_RETAIL_CONVENTIONS.items():
-        if set(mapping) <= set(columns):
-            return name
-    return None
+    """The Online Retail convention that ``columns`` follow, else None.
+
+    A file with at least 5 of a convention's 8 columns is taken to follow it (so that a file
+    missing a column gets "missing column X" rather than "unknown layout"); the convention
+    with the most matching columns wins.
+    """
+    overlap = {name: len(set(m) & set(columns)) for name, m in ONLINE_RETAIL_CONVENTIONS.items()}
+    best = max(overlap, key=lambda name: overlap[name])
+    return best if overlap[best] >= 5 else None
 
 
 def online_retail(raw: pd.DataFrame, name: str = "online_retail") -> RetailData:

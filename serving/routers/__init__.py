@@ -1,0 +1,32 @@
+"""One router per resource; ``answered`` records which model answered a request."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request, status
+
+from recsys.policy.pipeline import Engine
+from serving.loader import Served
+from serving.metrics import Metrics, route_label
+
+
+def answered(request: Request, served: Served, fallback: str | None = None) -> dict[str, str]:
+    """Count the answer per variant (and its fallback) and return the attribution fields
+    every recommendation response carries."""
+    metrics: Metrics = request.app.state.metrics
+    route = route_label(request.scope)
+    request.state.variant = served.variant
+    metrics.responses.labels(route, served.variant).inc()
+    if fallback:
+        metrics.fallbacks.labels(served.variant, fallback).inc()
+    return {"model_version": served.version, "variant": served.variant,
+            "request_id": str(getattr(request.state, "request_id", ""))}
+
+
+def check_n(engine: Engine, n: int) -> None:
+    """The bundle's policy may cap ``n`` below the API's limit."""
+    if n > engine.policy.max_n:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"n must be at most {engine.policy.max_n} for this model")
+
+
+__all__ = ["answered", "check_n"]

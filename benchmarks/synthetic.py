@@ -1,0 +1,96 @@
+"""Synthetic generator at scale: wall time and peak memory of ``recsys.data.synthetic.generate``.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/synthetic.py [--only NAME ...] [--write]
+
+Each scale runs in a fresh subprocess so its peak resident memory (``ru_maxrss``, which
+includes the interpreter and imports, reported as "base") is its own. ``--write`` also times
+``recsys.data.load.write_dataset`` to Parquet in a temporary directory (deleted afterwards);
+otherwise nothing is written. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCALES = {  # name: (customers, products, lines)
+    "1M": (20_000, 5_000, 1_000_000),
+    "10M": (200_000, 20_000, 10_000_000),
+    "10M_wide": (1_000_000, 100_000, 10_000_000),
+    "50M": (1_000_000, 100_000, 50_000_000),
+}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_one(customers: int, products: int, lines: int, write: bool) -> dict[str, object]:
+    """Generate once in this process; returns counts, seconds and peak MiB."""
+    sys.path.insert(0, str(REPO))
+    from recsys.data.synthetic import generate
+
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    data = generate(customers, products, n_lines=lines, seed=0)
+    seconds = time.perf_counter() - t0
+    tx = data.transactions
+    out: dict[str, object] = {
+        "lines": len(tx), "orders": int(tx["order_id"].nunique()), "offers": len(data.offers),
+        "redemptions": len(data.redemptions), "seconds": seconds, "base_mb": base,
+        "peak_mb": _rss_mb(),
+        "frame_mb": sum(getattr(data, t).memory_usage(deep=True).sum() for t in
+                        ("transactions", "products", "customers", "offers")) / 2**20,
+    }
+    if write:
+        from recsys.data.load import write_dataset
+
+        with tempfile.TemporaryDirectory() as tmp:
+            t1 = time.perf_counter()
+            files = write_dataset(data, tmp, "parquet")
+            out["write_s"] = time.perf_counter() - t1
+            out["parquet_mb"] = sum(f.stat().st_size for f in files) / 2**20
+        out["peak_write_mb"] = _rss_mb()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(SCALES), default=None)
+    parser.add_argument("--write", action="store_true", help="also time write_dataset (parquet)")
+    parser.add_argument("--one", nargs=3, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, write=args.write)))
+        return
+    header = (f"{'scale':<9} {'customers':>9} {'products':>8} {'target':>10} {'lines':>10} "
+              f"{'orders':>9} {'redeem':>7} {'seconds':>7} {'base MiB':>8} {'peak MiB':>8} "
+              f"{'frames MiB':>10}" + (f" {'write s':>7} {'parquet MiB':>11} {'peak w MiB':>10}"
+                                       if args.write else ""))
+    print(header)
+    for name in args.only or SCALES:
+        c, p, n = SCALES[name]
+        cmd = [sys.executable, __file__, "--one", str(c), str(p), str(n)]
+        cmd += ["--write"] if args.write else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if proc.returncode:
+            print(f"{name:<9} failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = (f"{name:<9} {c:>9,} {p:>8,} {n:>10,} {r['lines']:>10,} {r['orders']:>9,} "
+               f"{r['redemptions']:>7,} {r['seconds']:>7.1f} {r['base_mb']:>8.0f} "
+               f"{r['peak_mb']:>8.0f} {r['frame_mb']:>10.0f}")
+        if args.write:
+            row += f" {r['write_s']:>7.1f} {r['parquet_mb']:>11.0f} {r['peak_write_mb']:>10.0f}"
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

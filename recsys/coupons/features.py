@@ -1,0 +1,258 @@
+"""Offer features for the redemption model, computed only from data before a decision date.
+
+An *offer* is (customer, coupon) at a date ``as_of`` (a campaign's start, or today when
+assigning). Every feature uses transactions and redemptions strictly before ``as_of``:
+
+================================  ============================================================
+target_share                      share of the customer's spend on the coupon's products
+recent_target_share               the same over the last ``recent_days``
+target_products_bought            log1p(distinct coupon products the customer bought)
+main_category_share               share of spend in the coupon's most common category (the
+                                  "most-bought-category" heuristic on its own)
+categories_share                  share of spend in any category of the coupon's products
+cf_affinity                       a collaborative-filtering affinity, when a ``cf`` is given
+past_redemptions                  log1p(the customer's coupon redemptions so far)
+has_history, recency_days,        RFM before ``as_of``: frequency and monetary per 30 days,
+recency_ratio, frequency,         recency relative to the customer's own mean gap
+monetary, avg_basket
+coupon_breadth                    log1p(products the coupon applies to)
+coupon_popularity                 share of customers who bought any of its products
+coupon_past_redemptions           log1p(redemptions of this coupon id so far, by anyone)
+discount_depth                    redemption cost / target spend (NaN where unknown)
+duration_days                     length of the validity window
+================================  ============================================================
+
+``cf`` is a callable ``cf(customer_idx, coupon_products, as_of) -> (n, n_coupons)`` so a model
+trained before ``as_of`` can be plugged in (e.g. mean ALS score over the coupon's products).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import sparse
+
+from recsys.coupons.scoring import target_share
+from recsys.data.dataset import IdMap
+from recsys.data.schema import CATEGORY_SEP
+
+FEATURES: tuple[str, ...] = (
+    "target_share", "recent_target_share", "target_products_bought", "main_category_share",
+    "categories_share", "cf_affinity", "past_redemptions", "has_history", "recency_days",
+    "recency_ratio", "frequency", "monetary", "avg_basket", "coupon_breadth",
+    "coupon_popularity", "coupon_past_redemptions", "discount_depth", "duration_days")
+
+CF = Callable[[NDArray[np.int32], sparse.csr_matrix, pd.Timestamp], NDArray[np.floating]]
+_NS_PER_DAY = 86_400e9
+
+
+def _days(ts: pd.Series | pd.Timestamp) -> NDArray[np.float64] | float:
+    if isinstance(ts, pd.Timestamp):
+        return ts.value / _NS_PER_DAY
+    return ts.astype("datetime64[ns]").to_numpy().astype(np.int64) / _NS_PER_DAY
+
+
+@dataclass(frozen=True)
+class PurchaseLog:
+    """Transactions as index arrays sorted by time, ready to be cut at any date.
+
+    ``cust``/``prod``/``order`` are int arrays, ``amount`` float64 (negative lines clipped
+    to 0), ``day`` float64 days since the epoch, ascending. ``category_idx`` (n_products,)
+    holds each product's category truncated to ``category_depth`` levels (-1 unknown).
+    """
+
+    customers: IdMap
+    products: IdMap
+    category_idx: NDArray[np.int32]
+    category_names: NDArray[np.object_]
+    cust: NDArray[np.int32]
+    prod: NDArray[np.int32]
+    order: NDArray[np.int64]
+    amount: NDArray[np.float64]
+    day: NDArray[np.float64]
+
+    @classmethod
+    def from_frames(cls, transactions: pd.DataFrame, products: pd.DataFrame, *,
+                    customers: IdMap | None = None, category_depth: int = 2) -> PurchaseLog:
+        """Index canonical ``transactions``; ``products`` gives categories (may be empty)."""
+        tx = transactions.sort_values("timestamp", kind="stable")
+        cmap = customers or IdMap(np.sort(tx["customer_id"].astype(str).unique()))
+        pmap = IdMap(np.unique(np.concatenate([
+            tx["product_id"].astype(str).to_numpy(dtype=object),
+            products["product_id"].astype(str).to_numpy(dtype=object)])))
+        cats = products.set_index(products["product_id"].astype(str))["category"]
+        cats = cats[~cats.index.duplicated()].reindex(pmap.ids).fillna("").astype(str)
+        cut = cats.str.split(CATEGORY_SEP).str[:category_depth].str.join(CATEGORY_SEP)
+        codes, names = pd.factorize(cut.where(cut != ""))
+        cust = cmap.to_index(tx["customer_id"].to_numpy(), missing="mark")
+        keep = cust >= 0
+        return cls(customers=cmap, products=pmap, category_idx=codes.astype(np.int32),
+                   category_names=np.asarray(names, dtype=object), cust=cust[keep],
+                   prod=pmap.to_index(tx["product_id"].to_numpy()[keep]),
+                   order=pd.factorize(tx["order_id"].astype(str))[0][keep].astype(np.int64),
+                   amount=tx["amount"].to_numpy(np.float64)[keep].clip(min=0),
+                   day=np.asarray(_days(tx["timestamp"]))[keep])
+
+    @property
+    def start_day(self) -> float:
+        return float(self.day[0]) if len(self.day) else 0.0
+
+    def category_onehot(self) -> sparse.csr_matrix:
+        """Product x category 0/1 matrix, shape ``(n_products, n_categories)``."""
+        known = np.flatnonzero(self.category_idx >= 0)
+        return sparse.csr_matrix((np.ones(len(known)), (known, self.category_idx[known])),
+                                 shape=(len(self.products), len(self.category_names)))
+
+    def spend(self, lo: int, hi: int) -> sparse.csr_matrix:
+        """Customer x product spend of lines ``lo:hi`` (float64)."""
+        s = slice(lo, hi)
+        return sparse.csr_matrix((self.amount[s], (self.cust[s], self.prod[s])),
+                                 shape=(len(self.customers), len(self.products)))
+
+
+@dataclass(frozen=True)
+class CustomerHistory:
+    """Everything about customers known at ``as_of`` (matrices have one row per customer)."""
+
+    as_of: pd.Timestamp
+    spend: sparse.csr_matrix  # (n_customers, n_products)
+    recent: sparse.csr_matrix  # same, last ``recent_days``
+    category_spend: sparse.csr_matrix  # (n_customers, n_categories)
+    stats: dict[str, NDArray[np.float64]]  # per-customer features, shape (n_customers,)
+
+
+def customer_history(log: PurchaseLog, as_of: pd.Timestamp, *,
+                     redemptions: pd.DataFrame | None = None,
+                     recent_days: int = 28) -> CustomerHistory:
+    """Spend matrices and RFM of every customer of ``log`` from lines before ``as_of``."""
+    t = float(_days(as_of))
+    hi = int(np.searchsorted(log.day, t, side="left"))
+    lo_recent = int(np.searchsorted(log.day, t - recent_days, side="left"))
+    spend = log.spend(0, hi)
+    n = len(log.customers)
+    window = max(t - log.start_day, 1.0)
+    orders_seen, first = np.unique(log.order[:hi], return_index=True)
+    orders = np.bincount(log.cust[:hi][first], minlength=n).astype(np.float64)
+    last = np.full(n, -np.inf)
+    np.maximum.at(last, log.cust[:hi], log.day[:hi])
+    total = np.asarray(spend.sum(axis=1)).ravel()
+    has = orders > 0
+    recency = np.where(has, t - last, window)
+    past = np.zeros(n)
+    if redemptions is not None and len(redemptions):
+        before = redemptions[redemptions["timestamp"] < as_of]
+        idx = log.customers.to_index(before["customer_id"].to_numpy(), missing="skip")
+        past = np.bincount(idx, minlength=n).astype(np.float64)
+    stats = {
+        "has_history": has.astype(np.float64), "recency_days": recency,
+        "recency_ratio": recency / (window / np.maximum(orders, 1.0)),
+        "frequency": orders / window * 30.0, "monetary": total / window * 30.0,
+        "avg_basket": np.divide(total, orders, out=np.full(n, np.nan), where=has),
+        "past_redemptions": np.log1p(past),
+    }
+    return CustomerHistory(as_of=as_of, spend=spend, recent=log.spend(lo_recent, hi),
+                           category_spend=(spend @ log.category_onehot()).tocsr(),
+                           stats=stats)
+
+
+@dataclass(frozen=True)
+class CouponSide:
+    """Coupons as seen at ``as_of``; arrays have shape ``(n_coupons,)``."""
+
+    products: sparse.csr_matrix  # (n_coupons, n_products) 0/1
+    categories: sparse.csr_matrix  # (n_coupons, n_categories) 0/1
+    main_category: NDArray[np.int64]  # most common category of its products, -1 if none
+    sitewide: NDArray[np.bool_]
+    stats: dict[str, NDArray[np.float64]]
+
+
+def coupon_side(log: PurchaseLog, history: CustomerHistory, products: sparse.csr_matrix, *,
+                sitewide: NDArray[np.bool_] | None = None,
+                past_redemptions: NDArray[np.floating] | None = None,
+                discount_depth: NDArray[np.floating] | None = None,
+                duration_days: NDArray[np.floating] | None = None) -> CouponSide:
+    """Coupon features: ``products`` (n_coupons, n_products) 0/1 plus optional per-coupon
+    arrays (NaN where unknown)."""
+    m = products.shape[0]
+    site = np.zeros(m, bool) if sitewide is None else np.asarray(sitewide, bool)
+    counts = np.asarray((products @ log.category_onehot()).todense())
+    main = np.where(counts.max(axis=1, initial=0) > 0, counts.argmax(axis=1), -1)
+    bought = (history.spend > 0).astype(np.float64)
+    buyers = np.asarray(((bought @ products.T) > 0).sum(axis=0)).ravel()
+    active = max(int((history.stats["has_history"] > 0).sum()), 1)
+    nan = np.full(m, np.nan)
+
+    def arr(x: NDArray[np.floating] | None, default: NDArray[np.float64]) -> NDArray[np.float64]:
+        return default if x is None else np.asarray(x, dtype=np.float64)
+
+    stats = {
+        "coupon_breadth": np.log1p(np.asarray(products.sum(axis=1)).ravel()),
+        "coupon_popularity": np.where(site, 1.0, buyers / active),
+        "coupon_past_redemptions": np.log1p(arr(past_redemptions, np.zeros(m))),
+        "discount_depth": arr(discount_depth, nan), "duration_days": arr(duration_days, nan),
+    }
+    return CouponSide(products=products.tocsr(), categories=sparse.csr_matrix(counts > 0),
+                      main_category=main, sitewide=site, stats=stats)
+
+
+def offer_features(history: CustomerHistory, coupons: CouponSide, rows: NDArray[np.integer], *,
+                   cf: CF | NDArray[np.floating] | None = None) -> pd.DataFrame:
+    """Features of every (customer in ``rows``, coupon) pair.
+
+    Parameters
+    ----------
+    history : CustomerHistory
+    coupons : CouponSide, n_coupons
+    rows : ndarray of int, shape (n,)
+        Customer indices (rows of ``history``).
+    cf : callable or ndarray of shape (n, n_coupons), optional
+        Collaborative-filtering affinity (module docstring); NaN when absent.
+
+    Returns
+    -------
+    DataFrame of float32, n x n_coupons rows (customer-major: row ``i * n_coupons + j`` is
+    customer ``rows[i]`` and coupon ``j``), columns ``FEATURES``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    n, m = len(rows), coupons.products.shape[0]
+    spend = history.spend[rows]
+    cat = history.category_spend[rows]
+    total = np.asarray(spend.sum(axis=1)).ravel()
+    main = np.zeros((n, m))
+    has_main = coupons.main_category >= 0
+    if has_main.any():
+        main_spend = np.asarray(cat[:, coupons.main_category[has_main]].todense())
+        main[:, has_main] = np.divide(main_spend, total[:, None], out=np.zeros_like(main_spend),
+                                      where=total[:, None] > 0)
+    main[:, coupons.sitewide] = (total > 0)[:, None]
+    if cf is None:
+        cf_block = np.full((n, m), np.nan)
+    elif callable(cf):
+        cf_block = np.asarray(cf(rows.astype(np.int32), coupons.products, history.as_of))
+    else:
+        cf_block = np.asarray(cf)
+    if cf_block.shape != (n, m):
+        raise ValueError(f"cf must give shape (customers, coupons) = {(n, m)}, "
+                         f"not {cf_block.shape}.")
+    block = {
+        "target_share": target_share(spend, coupons.products, coupons.sitewide),
+        "recent_target_share": target_share(history.recent[rows], coupons.products,
+                                            coupons.sitewide),
+        "target_products_bought": np.log1p(np.asarray(
+            ((spend > 0).astype(np.float64) @ coupons.products.T).todense())),
+        "main_category_share": main,
+        "categories_share": target_share(cat, coupons.categories, coupons.sitewide),
+        "cf_affinity": cf_block,
+    }
+    out = {name: np.broadcast_to(block[name], (n, m)) if name in block else
+           np.broadcast_to(history.stats[name][rows][:, None], (n, m)) if name in history.stats
+           else np.broadcast_to(coupons.stats[name][None, :], (n, m)) for name in FEATURES}
+    return pd.DataFrame({k: v.astype(np.float32).ravel() for k, v in out.items()})
+
+
+__all__ = ["FEATURES", "CF", "PurchaseLog", "CustomerHistory", "customer_history", "CouponSide",
+           "coupon_side", "offer_features"]

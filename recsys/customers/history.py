@@ -1,0 +1,195 @@
+"""Purchase histories as sorted numpy arrays: the one input every customer model reads.
+
+``build_history`` validates a canonical transactions frame, drops rows after ``as_of`` (with a
+``FutureRowsWarning``), collapses receipt lines into orders (an order's time is its first line,
+its value the sum of its lines) and sorts orders by ``(customer, time)``. ``summarize`` turns
+the orders up to a cut into per-customer arrays, so rolling windows cost one mask each.
+
+Time is counted in whole calendar days (``day = floor(timestamp)``); several orders on one day
+are one *purchase day* (Fader, Hardie & Lee 2005 count repeat purchases this way).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from recsys.errors import DataError
+
+log = logging.getLogger(__name__)
+
+NS_PER_DAY = 86_400 * 10**9
+REQUIRED = ("customer_id", "order_id", "amount", "timestamp")
+
+
+class FutureRowsWarning(UserWarning):
+    """Rows dated after ``as_of`` were left out (they cannot be known at that date)."""
+
+
+@dataclass(frozen=True)
+class History:
+    """Orders sorted by customer then time; optional line categories and coupon redemptions.
+
+    Attributes
+    ----------
+    customer_ids : (n_customers,) object array of str, sorted ascending
+    customer : (n_orders,) int64 index into ``customer_ids``
+    ts : (n_orders,) int64 nanoseconds since the epoch (naive local time)
+    amount : (n_orders,) float64 order value
+    as_of : the reference moment; no order is later
+    line_customer, line_ts, line_category : (n_lines,) arrays, or None without products
+    coupon_customer, coupon_ts : (n_redemptions,) arrays, or None without redemptions
+    """
+
+    customer_ids: NDArray[np.object_]
+    customer: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    amount: NDArray[np.float64]
+    as_of: pd.Timestamp
+    line_customer: NDArray[np.int64] | None = None
+    line_ts: NDArray[np.int64] | None = None
+    line_category: NDArray[np.int64] | None = None
+    coupon_customer: NDArray[np.int64] | None = None
+    coupon_ts: NDArray[np.int64] | None = None
+
+    @property
+    def n_customers(self) -> int:
+        """Number of customers with at least one order."""
+        return len(self.customer_ids)
+
+    @property
+    def as_of_ns(self) -> int:
+        """``as_of`` in nanoseconds since the epoch."""
+        return int(self.as_of.value)
+
+
+def _check(transactions: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED if c not in transactions.columns]
+    if missing:
+        raise DataError(f"transactions lack column(s) {missing}; canonical transactions have "
+                        f"{list(REQUIRED)} (see recsys.data.schema)")
+    if not pd.api.types.is_datetime64_any_dtype(transactions["timestamp"]):
+        raise DataError("transactions.timestamp must be datetime64, got "
+                        f"{transactions['timestamp'].dtype}; load data with recsys.data.load")
+    if not pd.api.types.is_numeric_dtype(transactions["amount"]):
+        raise DataError(f"transactions.amount must be numeric, got {transactions['amount'].dtype}")
+    for col, what in (("timestamp", "no timestamp"), ("amount", "no amount"),
+                      ("customer_id", "no customer_id"), ("order_id", "no order_id")):
+        n_bad = int(transactions[col].isna().sum())
+        if n_bad:
+            raise DataError(f"{n_bad} transaction row(s) have {what}; drop or repair them first "
+                            "(recsys.data.clean drops guest lines and bad rows)")
+
+
+def resolve_as_of(transactions: pd.DataFrame, as_of: object | None) -> pd.Timestamp:
+    """``as_of`` as a naive Timestamp; ``None`` means the latest transaction time."""
+    if as_of is None:
+        if len(transactions) == 0:
+            raise DataError("as_of is required when transactions are empty")
+        return pd.Timestamp(transactions["timestamp"].max()).as_unit("ns")
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"as_of {as_of!r} is not a date") from exc
+    if stamp is pd.NaT or pd.isna(stamp):
+        raise DataError("as_of must be a date, got NaT")
+    return stamp.tz_localize(None).as_unit("ns") if stamp.tzinfo else stamp.as_unit("ns")
+
+
+def _ns(values: pd.Series) -> NDArray[np.int64]:
+    return values.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+def build_history(transactions: pd.DataFrame, *, as_of: object | None = None,
+                  products: pd.DataFrame | None = None,
+                  redemptions: pd.DataFrame | None = None) -> History:
+    """Validate transactions and collapse them into sorted per-customer orders.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Canonical transactions: ``customer_id``, ``order_id`` (str), ``amount`` (float64),
+        ``timestamp`` (datetime64); ``product_id`` is needed only with ``products``.
+    as_of : date-like, optional
+        Reference moment; default the latest timestamp. Rows after it are excluded with a
+        ``FutureRowsWarning`` (their count is in the message).
+    products : DataFrame, optional
+        ``product_id, category``: enables category-breadth features.
+    redemptions : DataFrame, optional
+        ``customer_id, timestamp``: enables coupon-usage features.
+
+    Raises
+    ------
+    DataError
+        Missing columns, wrong dtypes, missing values.
+    """
+    _check(transactions)
+    stamp = resolve_as_of(transactions, as_of)
+    ts_all = _ns(transactions["timestamp"])
+    keep = ts_all <= stamp.value
+    n_future = int((~keep).sum())
+    if n_future:
+        msg = (f"{n_future} of {len(keep)} transaction rows are dated after as_of={stamp} and "
+               "were left out")
+        warnings.warn(msg, FutureRowsWarning, stacklevel=2)
+        log.warning(msg)
+    tx = transactions.loc[keep] if n_future else transactions
+    ts_line = ts_all[keep] if n_future else ts_all
+    cust_codes, customer_ids = pd.factorize(tx["customer_id"].astype(str), sort=True)
+    order_codes = pd.factorize(tx["order_id"].astype(str))[0]
+    key = cust_codes.astype(np.int64) * (int(order_codes.max(initial=0)) + 1) + order_codes
+    orders = pd.DataFrame({"key": key, "cust": cust_codes, "ts": ts_line,
+                           "amount": tx["amount"].to_numpy(dtype=np.float64)})
+    orders = orders.groupby("key", sort=False).agg(
+        cust=("cust", "first"), ts=("ts", "min"), amount=("amount", "sum"))
+    cust, ts = orders["cust"].to_numpy(np.int64), orders["ts"].to_numpy(np.int64)
+    idx = np.lexsort((ts, cust))
+    hist = History(
+        customer_ids=np.asarray(customer_ids, dtype=object),
+        customer=cust[idx], ts=ts[idx], amount=orders["amount"].to_numpy(np.float64)[idx],
+        as_of=stamp,
+        **_lines(tx, cust_codes, ts_line, products),
+        **_coupons(redemptions, customer_ids, stamp),
+    )
+    log.debug("history: %d lines -> %d orders of %d customers", len(tx), len(hist.ts),
+              hist.n_customers)
+    return hist
+
+
+def _lines(tx: pd.DataFrame, cust: NDArray[np.int64], ts: NDArray[np.int64],
+           products: pd.DataFrame | None) -> dict[str, NDArray[np.int64] | None]:
+    if products is None:
+        return {}
+    for col in ("product_id", "category"):
+        frame = tx if col == "product_id" else products
+        if col not in frame.columns:
+            raise DataError(f"category breadth needs {col!r} in the "
+                            f"{'transactions' if frame is tx else 'products'} frame")
+    cat = products.drop_duplicates("product_id").set_index("product_id")["category"]
+    cat = cat.astype(str).replace("", np.nan)
+    codes = pd.factorize(tx["product_id"].astype(str).map(cat))[0]  # -1 = unknown category
+    ok = codes >= 0
+    return {"line_customer": cust[ok].astype(np.int64), "line_ts": ts[ok],
+            "line_category": codes[ok].astype(np.int64)}
+
+
+def _coupons(redemptions: pd.DataFrame | None, customer_ids: pd.Index,
+             as_of: pd.Timestamp) -> dict[str, NDArray[np.int64] | None]:
+    if redemptions is None:
+        return {}
+    missing = [c for c in ("customer_id", "timestamp") if c not in redemptions.columns]
+    if missing:
+        raise DataError(f"redemptions lack column(s) {missing}")
+    red = redemptions.dropna(subset=["customer_id", "timestamp"])
+    code = customer_ids.get_indexer(red["customer_id"].astype(str))
+    ts = _ns(red["timestamp"])
+    ok = (code >= 0) & (ts <= as_of.value)
+    return {"coupon_customer": code[ok].astype(np.int64), "coupon_ts": ts[ok]}
+
+
+__all__ = ["NS_PER_DAY", "FutureRowsWarning", "History", "build_history", "resolve_as_of"]

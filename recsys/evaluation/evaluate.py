@@ -1,0 +1,242 @@
+"""``evaluate(model, data, k) -> Report``: one model on one temporal split, all metrics and slices.
+
+How the split becomes matrices (``prepare``):
+
+- rows of the training matrix are the customers seen before the cut; its columns are the
+  products sold before the cut **followed by the products first sold in the test period**
+  (zero columns in training). CF models cannot score those new columns; content and hybrid
+  models can, through ``ItemFeatures``. Including them assumes the retailer knows which new
+  products are on the shelf during the test period, which it does.
+- every test customer is scored: known customers with their training row as history and
+  ``users`` set, customers new in the test period (cold) with an empty history and
+  ``users = -1`` (fold-in from nothing: models fall back or return padding).
+- relevance is binary: the products a customer bought in the test period.
+
+Slices share one top-n list per customer and differ only in which purchases count as relevant
+(a customer without a relevant purchase in a slice is left out of that slice's averages):
+``repeat`` (products the customer also bought before the cut), ``new`` (products new to the
+customer), ``cold_customers`` (all purchases of customers new in the test period) and
+``cold_products`` (purchases of products first sold in the test period).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from recsys.data.dataset import IdMap, Interactions, Weighting, build_interactions
+from recsys.data.features import item_features
+from recsys.data.split import TemporalSplit
+from recsys.evaluation import metrics
+from recsys.models.base import ItemFeatures, Recommender
+
+log = logging.getLogger(__name__)
+
+SLICES = ("repeat", "new", "cold_customers", "cold_products")
+
+
+@dataclass
+class EvalData:
+    """A temporal split turned into matrices once, so that many models share it.
+
+    Attributes
+    ----------
+    train : Interactions
+        Training customers x products (train products, then cold products as zero columns).
+    items : ItemFeatures or None
+        Product side information aligned with ``train.products`` (features as of the cut).
+    test_customers : IdMap
+        Customers who bought in the test period; row ``r`` of the arrays below.
+    users : ndarray of int32, shape (n_test,)
+        Training row of each test customer, -1 for cold customers.
+    history : csr_matrix, shape (n_test, n_items)
+        Training row of each test customer (empty for cold ones).
+    relevant : csr_matrix, shape (n_test, n_items)
+        1 where the customer bought the product in the test period.
+    cold_items : ndarray of int32
+        Item indices of the products first sold in the test period.
+    item_users : ndarray of float64, shape (n_items,)
+        Number of training customers who bought each product (novelty, popularity bias).
+    item_vectors : ndarray or sparse matrix, shape (n_items, d), or None
+        Vectors for intra-list diversity (default: one-hot of the category path).
+    """
+
+    split: TemporalSplit
+    train: Interactions
+    items: ItemFeatures | None
+    test_customers: IdMap
+    users: np.ndarray
+    history: sparse.csr_matrix
+    relevant: sparse.csr_matrix
+    cold_items: np.ndarray
+    item_users: np.ndarray
+    item_vectors: np.ndarray | sparse.spmatrix | None = None
+
+
+@dataclass
+class Report:
+    """Metrics of one model on one split.
+
+    ``metrics`` holds the overall ranking metrics at ``k`` plus ``coverage@k``, ``novelty@k``,
+    ``diversity@k``, ``popularity@k`` (mean popularity percentile) and ``users``; ``slices``
+    maps each of ``SLICES`` to its ranking metrics (``cold_products`` also has
+    ``recall@cold_k``). Times are wall-clock seconds.
+    """
+
+    model: str
+    k: int
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    fit_seconds: float
+    recommend_seconds: float
+    popularity_curve: metrics.PopularityCurve
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """One flat dict: overall metrics, ``<slice>/<metric>``, ``fit_s`` and ``recommend_s``."""
+        out = dict(self.metrics)
+        for name, values in self.slices.items():
+            out.update({f"{name}/{key}": value for key, value in values.items()})
+        out["fit_s"] = self.fit_seconds
+        out["recommend_s"] = self.recommend_seconds
+        return out
+
+
+def _category_vectors(items: ItemFeatures | None) -> sparse.csr_matrix | None:
+    """One-hot category path per item (unknown category: all-zero row)."""
+    if items is None or len(items.category) == 0:
+        return None
+    paths = np.asarray([c if isinstance(c, str) else "" for c in items.category], dtype=str)
+    names, codes = np.unique(paths, return_inverse=True)
+    known = paths != ""
+    rows = np.nonzero(known)[0]
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, codes[known])),
+                             shape=(len(codes), len(names)))
+
+
+def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
+            weighting: Weighting = "log", half_life_days: float | None = None,
+            item_vectors: np.ndarray | sparse.spmatrix | None = None) -> EvalData:
+    """Build the training matrix, test relevance and item features of a split.
+
+    Parameters
+    ----------
+    split : TemporalSplit
+        From ``recsys.data.split.temporal_split``.
+    products : DataFrame, optional
+        Canonical products; when given, ``ItemFeatures`` are built (as of the cut) for models
+        that use them and category one-hots for diversity.
+    weighting, half_life_days
+        Passed to ``build_interactions`` for the training matrix.
+    item_vectors : array or sparse matrix, shape (n_items, d), optional
+        Overrides the category one-hots used for intra-list diversity; rows must follow the
+        product order ``train products (sorted), then cold products (sorted)``.
+    """
+    train_tx, test_tx = split.train, split.test
+    train_products = np.unique(np.asarray(train_tx["product_id"], dtype=str))
+    cold = np.unique(np.asarray(split.cold_products, dtype=str))
+    product_map = IdMap(np.concatenate([train_products, cold]))
+    customer_map = IdMap(np.unique(np.asarray(train_tx["customer_id"], dtype=str)))
+    train = build_interactions(train_tx, customers=customer_map, products=product_map,
+                               weighting=weighting, half_life_days=half_life_days,
+                               as_of=split.cut)
+    test = build_interactions(test_tx, products=product_map, weighting="binary")
+    users = customer_map.to_index(test.customers.ids, missing="mark")
+    warm = users >= 0
+    pick = sparse.csr_matrix((np.ones(warm.sum()), (np.nonzero(warm)[0], users[warm])),
+                             shape=(len(users), len(customer_map)))
+    history = sparse.csr_matrix(pick @ train.matrix, dtype=np.float32)
+    items = None
+    if products is not None:
+        items = item_features(products, train_tx, product_map, as_of=split.cut)
+    if item_vectors is None:
+        item_vectors = _category_vectors(items)
+    elif item_vectors.shape[0] != len(product_map):
+        raise ValueError(f"item_vectors has {item_vectors.shape[0]} rows; the split's catalog "
+                         f"has {len(product_map)} products.")
+    item_users = np.bincount(train.matrix.indices, minlength=len(product_map)).astype(float)
+    log.info("prepared split at %s: %d x %d train, %d test customers (%d cold), %d cold items",
+             split.cut.date(), *train.shape, len(users), (~warm).sum(), len(cold))
+    return EvalData(split, train, items, test.customers, users, history, test.matrix,
+                    np.arange(len(train_products), len(product_map), dtype=np.int32),
+                    item_users, item_vectors)
+
+
+def _slices(data: EvalData) -> dict[str, sparse.csr_matrix]:
+    """Relevance matrices of each slice (same shape as ``data.relevant``)."""
+    rel = data.relevant
+    seen = (data.history > 0).astype(np.float32)
+    repeat = rel.multiply(seen).tocsr()
+    cold_rows = sparse.diags((data.users < 0).astype(np.float32))
+    cold_cols = np.zeros(rel.shape[1], np.float32)
+    cold_cols[data.cold_items] = 1.0
+    out = {"repeat": repeat, "new": (rel - repeat).tocsr(),
+           "cold_customers": (cold_rows @ rel).tocsr(),
+           "cold_products": (rel @ sparse.diags(cold_cols)).tocsr()}
+    for m in out.values():
+        m.eliminate_zeros()
+    return out
+
+
+def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
+             cold_k: int = 20, exclude_seen: bool = False, name: str | None = None,
+             products: pd.DataFrame | None = None) -> Report:
+    """Fit ``model`` on the training period and score its top-k lists on the test period.
+
+    Parameters
+    ----------
+    model : Recommender
+        An unfitted (or re-fittable) model; it is fitted here and the fit is timed.
+    data : EvalData or TemporalSplit
+        A prepared split (``prepare``), or a split to prepare with ``products``.
+    k : int
+        Cut-off of every metric.
+    cold_k : int
+        Extra cut-off of the recall on cold products (``recall@cold_k`` in that slice).
+    exclude_seen : bool
+        Exclude each customer's training purchases from the lists (a "discover" list). By
+        default they may be recommended: in grocery most of a basket is repeats.
+    name : str, optional
+        Row label; default ``model.name``.
+    products : DataFrame, optional
+        Only used when ``data`` is a TemporalSplit.
+
+    Returns
+    -------
+    Report
+    """
+    if isinstance(data, TemporalSplit):
+        data = prepare(data, products=products)
+    start = time.perf_counter()
+    model.fit(data.train.matrix, items=data.items)
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ranked = model.recommend(data.history, max(k, cold_k), users=data.users,
+                             exclude=data.history if exclude_seen else None)
+    rec_s = time.perf_counter() - start
+    ids = ranked.ids
+    n_items = data.train.shape[1]
+    overall = metrics.ranking_metrics(ids, data.relevant, k)
+    overall[f"coverage@{k}"] = metrics.catalog_coverage(ids, n_items, k)
+    overall[f"novelty@{k}"] = metrics.novelty(ids, data.item_users, data.train.shape[0], k)
+    overall[f"diversity@{k}"] = (float("nan") if data.item_vectors is None
+                                 else metrics.intra_list_diversity(ids, data.item_vectors, k))
+    overall[f"popularity@{k}"], curve = metrics.popularity_bias(ids, data.item_users, k)
+    relevance = _slices(data)
+    slices = {key: metrics.ranking_metrics(ids, rel, k) for key, rel in relevance.items()}
+    slices["cold_products"][f"recall@{cold_k}"] = metrics.recall_at_k(
+        ids, relevance["cold_products"], cold_k)
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    label = name or getattr(model, "name", type(model).__name__)
+    log.info("%s: ndcg@%d=%.4f fit %.1fs recommend %.1fs", label, k,
+             overall[f"ndcg@{k}"], fit_s, rec_s)
+    return Report(label, k, overall, slices, fit_s, rec_s, curve, params)
+
+
+__all__ = ["SLICES", "EvalData", "Report", "prepare", "evaluate"]

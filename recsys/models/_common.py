@@ -1,0 +1,151 @@
+"""Checks and helpers shared by the models (additions to ``RecommenderBase``, not changes).
+
+``Model`` adds what the base class leaves to subclasses: validation of the training matrix and
+of ``ItemFeatures`` in ``fit``, a range check of ``users`` against the stored users, and the
+rule for rows a model knows nothing about (empty history and no stored user): such rows come
+back fully padded (-1 / -inf) so the caller, e.g. the hybrid, can fall back to popularity.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from scipy import sparse
+
+from recsys._typing import IntArray
+from recsys.models.base import ItemFeatures, RecommenderBase
+
+_FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days")
+
+
+class Model(RecommenderBase):
+    """``RecommenderBase`` plus input checks; every model of this package derives from it.
+
+    Subclasses with per-user state set ``stores_users = True`` and keep ``n_users_``; those
+    that answer rows with nothing to go on (popularity, the hybrid's fallback) set
+    ``cold_start = True``.
+    """
+
+    stores_users: ClassVar[bool] = False
+    cold_start: ClassVar[bool] = False
+    n_users_: int
+
+    def _check_inputs(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
+                      exclude: sparse.csr_matrix | None, candidates: IntArray | None,
+                      ) -> tuple[sparse.csr_matrix, IntArray | None, sparse.csr_matrix | None,
+                                 IntArray | None]:
+        history, users, exclude, candidates = super()._check_inputs(history, n, users, exclude,
+                                                                    candidates)
+        if users is not None and users.size:
+            limit = getattr(self, "n_users_", None)
+            if users.min() < -1 or (limit is not None and users.max() >= limit):
+                raise ValueError(f"users must be training rows in [0, {limit}) or -1 for a "
+                                 "customer unknown to training.")
+        return history, users, exclude, candidates
+
+    def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
+        """Rows with something to go on: a non-empty history or (if stored) a known user."""
+        known = np.diff(history.indptr) > 0
+        if self.stores_users and users is not None:
+            known |= users >= 0
+        return known
+
+
+def check_interactions(interactions: sparse.spmatrix) -> sparse.csr_matrix:
+    """Validate a training matrix and return it as canonical float32 CSR.
+
+    Parameters
+    ----------
+    interactions : sparse matrix, shape (n_users, n_items)
+        Non-negative, finite weights; explicit zeros are dropped.
+    """
+    if not sparse.issparse(interactions):
+        raise TypeError("interactions must be a scipy.sparse CSR matrix (customers x items), "
+                        f"not {type(interactions).__name__}.")
+    matrix = sparse.csr_matrix(interactions, dtype=np.float32, copy=True)
+    matrix.sum_duplicates()
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise ValueError(f"interactions has shape {matrix.shape}; it needs at least one customer "
+                         "and one item.")
+    if not np.isfinite(matrix.data).all():
+        raise ValueError("interactions contains NaN or infinite weights.")
+    if (matrix.data < 0).any():
+        raise ValueError("interactions contains negative weights; pass purchase weights >= 0.")
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def check_items(items: ItemFeatures | None, n_items: int, *, required: bool = False,
+                who: str = "model") -> ItemFeatures | None:
+    """Check that ``items`` describes the ``n_items`` columns of the training matrix."""
+    if items is None:
+        if required:
+            raise ValueError(f"{who} needs items=ItemFeatures(...) aligned with the matrix "
+                             "columns.")
+        return None
+    if not isinstance(items, ItemFeatures):
+        raise TypeError(f"items must be an ItemFeatures, not {type(items).__name__}.")
+    if len(items) != n_items:
+        raise ValueError(f"items describes {len(items)} products but interactions has "
+                         f"{n_items} columns.")
+    for name in _FEATURE_ARRAYS:
+        size = len(getattr(items, name))
+        if size not in (0, n_items):
+            raise ValueError(f"items.{name} has {size} entries; expected {n_items} (or none).")
+    return items
+
+
+def feature(items: ItemFeatures | None, name: str, n_items: int, fill: float = np.nan
+            ) -> np.ndarray:
+    """A float32 feature column of ``items``, or ``fill`` everywhere when absent."""
+    values = getattr(items, name) if items is not None else ()
+    if len(values) == 0:
+        return np.full(n_items, fill, np.float32)
+    return np.asarray(values, dtype=np.float32)
+
+
+def encode_categories(items: ItemFeatures | None, n_items: int, depth: int | None = None
+                      ) -> tuple[IntArray, np.ndarray]:
+    """Integer category codes of the catalog.
+
+    Parameters
+    ----------
+    items : ItemFeatures or None
+    n_items : int
+    depth : int, optional
+        Keep the first ``depth`` levels of the ``" > "``-joined path (None: the whole path).
+
+    Returns
+    -------
+    codes : ndarray of int32, shape (n_items,)
+        Index into ``names``; -1 where the category is unknown.
+    names : ndarray of str, shape (n_categories,)
+        Sorted category names (a unicode array, so it persists without pickle).
+    """
+    raw = getattr(items, "category", ()) if items is not None else ()
+    if len(raw) == 0:
+        return np.full(n_items, -1, np.int32), np.array([], dtype="<U1")
+    paths = np.asarray([str(c) if c is not None else "" for c in raw], dtype=str)
+    if depth is not None:
+        paths = np.asarray([" > ".join(p.split(" > ")[:depth]) for p in paths], dtype=str)
+    names, codes = np.unique(paths, return_inverse=True)
+    codes = codes.astype(np.int32)
+    if len(names) and names[0] == "":  # np.unique sorts "" first
+        codes -= 1
+        names = names[1:]
+    return codes, np.asarray(names, dtype=str)
+
+
+def row_max_scale(scores: np.ndarray) -> np.ndarray:
+    """Scale each row into [0, 1] by its largest finite score; negatives and -inf become 0."""
+    out = np.where(np.isfinite(scores), scores, 0.0).astype(np.float32)
+    np.maximum(out, 0.0, out=out)
+    top = out.max(axis=1, keepdims=True)
+    top[top == 0] = 1.0
+    return out / top
+
+
+__all__ = ["Model", "check_interactions", "check_items", "feature", "encode_categories",
+           "row_max_scale"]

@@ -1,0 +1,138 @@
+"""Content model: character n-gram TF-IDF of product text, reduced by truncated SVD (LSA)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Self
+
+import numpy as np
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from recsys.models._common import Model, check_interactions, check_items
+from recsys.models.base import ItemFeatures
+
+
+class ContentTFIDF(Model):
+    """Recommend products whose text resembles what the customer bought.
+
+    Product text (``ItemFeatures.text``: title, brand, category words...) is cut into
+    character n-grams within word boundaries (``analyzer="char_wb"``), so it works for any
+    language and survives typos and compound words. TF-IDF (sublinear tf, L2 rows) is reduced
+    to ``dims`` latent dimensions by truncated SVD; each product gets a unit vector. A
+    customer's profile is the weighted sum of the vectors of their history; items score by
+    cosine to it. Sales play no part, so products never sold are recommended and get
+    neighbours like any other.
+
+    Nothing is pickled: the state holds the n-gram vocabulary (a string array), the idf
+    weights and the SVD basis, so ``embed`` computes vectors for products added after
+    training without a refit.
+
+    Parameters
+    ----------
+    ngram_range : tuple of int
+        Smallest and largest character n-gram.
+    max_features : int
+        Vocabulary cap (most frequent n-grams).
+    dims : int
+        SVD dimensions (capped below the vocabulary size and the catalog size).
+    random_state : int
+        Seed of the randomised SVD.
+
+    Attributes
+    ----------
+    item_vectors_ : ndarray of float32, shape (n_items, dims)
+        Unit-length product vectors (zero for products without text).
+    vocabulary_ : ndarray of str, shape (n_ngrams,)
+    idf_ : ndarray of float32, shape (n_ngrams,)
+    components_ : ndarray of float32, shape (dims, n_ngrams)
+    """
+
+    name: ClassVar[str] = "content"
+    _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "item_vectors_", "vocabulary_",
+                                              "idf_", "components_")
+
+    def __init__(self, *, ngram_range: tuple[int, int] = (3, 5), max_features: int = 50_000,
+                 dims: int = 64, random_state: int = 0) -> None:
+        self.ngram_range = ngram_range
+        self.max_features = max_features
+        self.dims = dims
+        self.random_state = random_state
+
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
+            ) -> Self:
+        """Learn the n-gram vocabulary, idf and SVD basis from ``items.text``."""
+        matrix = check_interactions(interactions)
+        items = check_items(items, matrix.shape[1], required=True, who="ContentTFIDF")
+        assert items is not None
+        texts = [str(t) if t is not None else "" for t in items.text]
+        tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range),
+                                max_features=self.max_features, sublinear_tf=True,
+                                dtype=np.float32)
+        try:
+            tfidf.fit(texts)
+        except ValueError as err:  # sklearn: "empty vocabulary"
+            raise ValueError("ContentTFIDF found no text to learn from: items.text is empty "
+                             "for every product.") from err
+        terms = sorted(tfidf.vocabulary_.items(), key=lambda kv: kv[1])
+        self.vocabulary_ = np.array([t for t, _ in terms], dtype=str)
+        self.idf_ = tfidf.idf_.astype(np.float32)
+        weighted = self._tfidf(texts)
+        dims = min(self.dims, weighted.shape[1] - 1, weighted.shape[0] - 1)
+        if dims < 1:
+            raise ValueError("ContentTFIDF needs at least two products and two distinct "
+                             "n-grams to build a latent space.")
+        svd = TruncatedSVD(n_components=dims, random_state=self.random_state)
+        svd.fit(weighted)
+        self.components_ = svd.components_.astype(np.float32)
+        self.n_items_ = matrix.shape[1]
+        self.item_vectors_ = self._project(weighted)
+        return self
+
+    def _tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF rows from the stored vocabulary and idf (same maths as TfidfVectorizer)."""
+        counts = CountVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range),
+                                 vocabulary={t: i for i, t in enumerate(self.vocabulary_)},
+                                 dtype=np.float32).transform(list(texts))
+        counts.data = (1.0 + np.log(counts.data)).astype(np.float32)
+        weighted = sparse.csr_matrix(counts @ sparse.diags(self.idf_), dtype=np.float32)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ weighted, dtype=np.float32)
+
+    def _project(self, weighted: sparse.csr_matrix) -> np.ndarray:
+        vectors = np.asarray(weighted @ self.components_.T, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return vectors / norms
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for (new) product texts, in the space of ``item_vectors_``.
+
+        Parameters
+        ----------
+        texts : sequence of str, length m
+
+        Returns
+        -------
+        ndarray of float32, shape (m, dims)
+        """
+        self._check_fitted()
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts, not one string.")
+        return self._project(self._tfidf([str(t) for t in texts]))
+
+    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        profile = np.asarray(history @ self.item_vectors_, dtype=np.float32)
+        norms = np.linalg.norm(profile, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        scores = (profile / norms) @ self.item_vectors_.T
+        scores[~self._known_rows(history, users)] = -np.inf
+        return scores
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_vectors_
+
+
+__all__ = ["ContentTFIDF"]

@@ -1,0 +1,332 @@
+"""The hybrid: CF + content + buy-again + (category) popularity, with a reason for every pick."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+from scipy import sparse
+
+from recsys._typing import IntArray
+from recsys.models._common import (
+    Model,
+    check_interactions,
+    check_items,
+    encode_categories,
+    feature,
+    row_max_scale,
+)
+from recsys.models._reasons import Reason, because_you_bought
+from recsys.models.als import ALS
+from recsys.models.base import SCORE_CHUNK, ItemFeatures, Ranked, RecommenderBase, top_n
+from recsys.models.bpr import BPR
+from recsys.models.buy_again import BuyAgain
+from recsys.models.content import ContentTFIDF
+from recsys.models.ease import EASE
+from recsys.models.itemknn import ItemKNN
+from recsys.models.popularity import Popularity, Trending
+
+CF_MODELS: dict[str, type[Model]] = {"als": ALS, "bpr": BPR, "itemknn": ItemKNN, "ease": EASE}
+# Blend components, in the order they are computed, and the reason each one gives.
+COMPONENTS: dict[str, Reason] = {
+    "cf": Reason.BECAUSE_YOU_BOUGHT, "content": Reason.BECAUSE_YOU_BOUGHT,
+    "buyagain": Reason.BUY_AGAIN, "category": Reason.POPULAR_IN_CATEGORY,
+    "new": Reason.NEW_IN_CATEGORY_YOU_BUY, "popularity": Reason.POPULAR,
+    "trending": Reason.TRENDING}
+_OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_new_", "item_seen_",
+              "has_content_")
+
+
+class Hybrid(Model):
+    """Blend of normalised component scores, with fallbacks and explanations.
+
+    ``score = sum_c weight_c * part_c`` where every part is scaled into [0, 1] per customer
+    (``row_max_scale``): ``cf`` (the CF model; 0 for products without sales in training),
+    ``content`` (similarity to the history's text profile), ``buyagain`` (own past products
+    by repurchase likelihood; ``mode="mixed"`` only), ``category`` (popularity times the
+    customer's share of purchases in the product's category), ``new`` (products first sold
+    less than ``new_days`` ago or never, in categories the customer buys, ordered by content
+    similarity), ``popularity`` and ``trending`` (the same for everyone).
+
+    Cold customers (empty history, no stored user) get popularity and trending only. Cold
+    products (no sales) get no CF score but reach customers through ``content`` and ``new``,
+    and ``similar_items`` falls back to content for them.
+
+    Parameters
+    ----------
+    cf : {"als", "bpr", "itemknn", "ease"}
+        The collaborative part; ``cf_params`` are its keyword arguments.
+    content_params, buyagain_params, trending_params : dict, optional
+        Keyword arguments of ``ContentTFIDF``, ``BuyAgain`` and ``Trending``.
+    mode : {"mixed", "discover"}
+        ``"mixed"`` blends in buy-again (grocery: most of a basket is repeats); ``"discover"``
+        never returns products in the customer's history.
+    cf_weight, content_weight, buyagain_weight, category_weight, new_weight,
+    popularity_weight, trending_weight : float
+        Non-negative blend weights; a zero weight skips the part.
+    category_depth : int, optional
+        Category path levels for ``category`` and ``new`` (None: the whole path).
+    new_days : float
+        Products first sold at most this many days before the end of training count as new.
+    """
+
+    name: ClassVar[str] = "hybrid"
+    cold_start: ClassVar[bool] = True
+
+    def __init__(self, *, cf: Literal["als", "bpr", "itemknn", "ease"] = "als",
+                 cf_params: Mapping[str, Any] | None = None,
+                 content_params: Mapping[str, Any] | None = None,
+                 buyagain_params: Mapping[str, Any] | None = None,
+                 trending_params: Mapping[str, Any] | None = None,
+                 mode: Literal["mixed", "discover"] = "mixed",
+                 cf_weight: float = 1.0, content_weight: float = 0.1,
+                 buyagain_weight: float = 1.0, category_weight: float = 0.2,
+                 new_weight: float = 0.1, popularity_weight: float = 0.05,
+                 trending_weight: float = 0.05, category_depth: int | None = None,
+                 new_days: float = 28.0) -> None:
+        self.cf = cf
+        self.cf_params = cf_params
+        self.content_params = content_params
+        self.buyagain_params = buyagain_params
+        self.trending_params = trending_params
+        self.mode = mode
+        self.cf_weight = cf_weight
+        self.content_weight = content_weight
+        self.buyagain_weight = buyagain_weight
+        self.category_weight = category_weight
+        self.new_weight = new_weight
+        self.popularity_weight = popularity_weight
+        self.trending_weight = trending_weight
+        self.category_depth = category_depth
+        self.new_days = new_days
+
+    # -- parts ------------------------------------------------------------------------------
+    def _part_specs(self) -> dict[str, tuple[type[Model], dict[str, Any]]]:
+        if self.cf not in CF_MODELS:
+            raise ValueError(f"cf must be one of {sorted(CF_MODELS)}, not {self.cf!r}.")
+        return {"cf": (CF_MODELS[self.cf], dict(self.cf_params or {})),
+                "content": (ContentTFIDF, dict(self.content_params or {})),
+                "popularity": (Popularity, {"category_depth": self.category_depth}),
+                "trending": (Trending, dict(self.trending_params or {})),
+                "buyagain": (BuyAgain, dict(self.buyagain_params or {}))}
+
+    def _weights(self) -> dict[str, float]:
+        weights = {c: float(getattr(self, f"{c}_weight")) for c in COMPONENTS}
+        if any(w < 0 or not np.isfinite(w) for w in weights.values()):
+            raise ValueError(f"blend weights must be finite and >= 0, not {weights}.")
+        if self.mode not in ("mixed", "discover"):
+            raise ValueError(f"mode must be 'mixed' or 'discover', not {self.mode!r}.")
+        if self.mode == "discover":
+            weights["buyagain"] = 0.0
+        if not self.has_content_:
+            weights["content"] = 0.0
+        return weights
+
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
+            ) -> Self:
+        """Fit every part on the same matrix; ``items`` enables content, categories, news."""
+        matrix = check_interactions(interactions)
+        n_items = matrix.shape[1]
+        items = check_items(items, n_items)
+        self.has_content_ = items is not None and any(str(t).strip() for t in items.text)
+        self._weights()  # validate before the expensive fits
+        for part, (cls, params) in self._part_specs().items():
+            fitted = cls(**params).fit(matrix, items=items) if (
+                part != "content" or self.has_content_) else None
+            setattr(self, f"{part}_", fitted)
+        self.item_category_, names = encode_categories(items, n_items, self.category_depth)
+        self.n_categories_ = len(names)
+        first_sold = feature(items, "first_sold_days", n_items)
+        self.item_new_ = (first_sold <= self.new_days) | (
+            np.isnan(first_sold) & (items is not None and len(items.first_sold_days) > 0))
+        self.item_seen_ = np.bincount(matrix.indices, minlength=n_items) > 0
+        self.n_items_ = n_items
+        self._restore()
+        return self
+
+    def _restore(self) -> None:
+        if self.cf_.stores_users:
+            self.n_users_ = self.cf_.n_users_
+        self._pop = _unit_max(self.popularity_.item_scores_)
+        self._trend = _unit_max(self.trending_.item_scores_)
+        known = self.item_category_ >= 0
+        self._categories = sparse.csr_matrix(
+            (np.ones(known.sum(), np.float32), (np.nonzero(known)[0], self.item_category_[known])),
+            shape=(int(self.n_items_), max(int(self.n_categories_), 1)))
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
+        known = np.diff(history.indptr) > 0
+        if self.cf_.stores_users and users is not None:
+            known |= users >= 0
+        return known
+
+    def _parts(self, history: sparse.csr_matrix, users: IntArray | None,
+               weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(component, (batch, n_items) part in [0, 1])`` for non-zero weights."""
+        batch = history.shape[0]
+        content = None
+        if weights["content"] or (weights["new"] and self.has_content_):
+            content = row_max_scale(self.content_._score_users(history, None))
+        if weights["cf"]:
+            yield "cf", row_max_scale(self.cf_._score_users(history, users)) * self.item_seen_
+        if weights["content"]:
+            yield "content", content
+        if weights["buyagain"]:
+            yield "buyagain", row_max_scale(self.buyagain_._score_users(history, None))
+        if weights["category"] or weights["new"]:
+            spend = (history @ self._categories).toarray()
+            spend /= np.maximum(spend.sum(axis=1, keepdims=True), 1e-12)
+            affinity = np.where(self.item_category_ >= 0,
+                                spend[:, np.maximum(self.item_category_, 0)], 0.0)
+            if weights["category"]:
+                yield "category", row_max_scale(affinity * self._pop)
+            if weights["new"]:
+                order = 1.0 + content if content is not None else 1.0
+                yield "new", row_max_scale(affinity * self.item_new_ * order)
+        for name, values in (("popularity", self._pop), ("trending", self._trend)):
+            if weights[name]:
+                yield name, np.broadcast_to(values, (batch, values.size))
+
+    def _blend(self, history: sparse.csr_matrix, users: IntArray | None, *, track: bool = False
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Total scores and, if ``track``, the index in COMPONENTS of each cell's top part."""
+        weights = self._weights()
+        total = np.zeros(history.shape, np.float32)
+        best = np.zeros(history.shape, np.float32) if track else None
+        which = np.full(history.shape, list(COMPONENTS).index("popularity"), np.int8) \
+            if track else None
+        for name, part in self._parts(history, users, weights):
+            contribution = weights[name] * part
+            total += contribution
+            if track:
+                better = contribution > best
+                best[better] = contribution[better]
+                which[better] = list(COMPONENTS).index(name)
+        cold = ~self._known_rows(history, users)
+        if cold.any():  # nothing personal to go on: popularity and trending only
+            w_pop = weights["popularity"] or (0.0 if weights["trending"] else 1.0)
+            total[cold] = w_pop * self._pop + weights["trending"] * self._trend
+            if track:
+                trend = weights["trending"] * self._trend > w_pop * self._pop
+                which[cold] = np.where(trend, list(COMPONENTS).index("trending"),
+                                       list(COMPONENTS).index("popularity"))
+        if self.mode == "discover":
+            coo = history.tocoo()
+            total[coo.row, coo.col] = -np.inf
+        return total, which
+
+    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        return self._blend(history, users)[0]
+
+    def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
+                               users: IntArray | None = None,
+                               exclude: sparse.csr_matrix | None = None,
+                               candidates: IntArray | None = None,
+                               ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend`` plus why each item was picked.
+
+        Parameters are those of ``recommend``.
+
+        Returns
+        -------
+        ranked : Ranked
+            Identical to ``recommend(...)``.
+        reason_kind : ndarray of int8, shape (batch, n)
+            A ``Reason`` code per pick (``Reason.NONE`` = -1 on padding).
+        reason_item : ndarray of int32, shape (batch, n)
+            For ``BECAUSE_YOU_BOUGHT`` the history item that supports the pick most (by the CF
+            or content similarity that scored it, times its history weight); for
+            ``BUY_AGAIN`` the pick itself; -1 otherwise.
+        """
+        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
+                                                                 candidates)
+        batch = history.shape[0]
+        ids = np.full((batch, n), -1, np.int32)
+        scores = np.full((batch, n), -np.inf, np.float32)
+        kinds = np.full((batch, n), Reason.NONE, np.int8)
+        items = np.full((batch, n), -1, np.int32)
+        codes = np.array([COMPONENTS[c] for c in COMPONENTS], np.int8)
+        allowed = None
+        if candidates is not None:
+            allowed = np.zeros(self.n_items_, bool)
+            allowed[candidates] = True
+        for start in range(0, batch, SCORE_CHUNK):
+            rows = slice(start, min(start + SCORE_CHUNK, batch))
+            block = history[rows]
+            total, which = self._blend(block, None if users is None else users[rows], track=True)
+            if allowed is not None:
+                total[:, ~allowed] = -np.inf
+            if exclude is not None:
+                ex = exclude[rows].tocoo()
+                total[ex.row, ex.col] = -np.inf
+            ranked = top_n(total, n)
+            ids[rows], scores[rows] = ranked
+            part = np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+            kinds[rows] = np.where(ranked.ids >= 0, codes[part], Reason.NONE)
+            items[rows] = self._reason_items(block, ranked.ids, part)
+        return Ranked(ids, scores), kinds, items
+
+    def _reason_items(self, history: sparse.csr_matrix, picks: np.ndarray, part: np.ndarray
+                      ) -> np.ndarray:
+        out = np.full(picks.shape, -1, np.int32)
+        names = list(COMPONENTS)
+        out[(part == names.index("buyagain")) & (picks >= 0)] = picks[
+            (part == names.index("buyagain")) & (picks >= 0)]
+        for name, model in (("cf", self.cf_), ("content", self.content_)):
+            mask = (part == names.index(name)) & (picks >= 0)
+            if mask.any():
+                rows = np.nonzero(mask.any(axis=1))[0]
+                found = because_you_bought(model, history[rows], np.where(mask[rows], picks[rows],
+                                                                          -1))
+                out[rows] = np.where(mask[rows], found, out[rows])
+        return out
+
+    def _item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """CF and content similarity blended; content (or category popularity) when cold."""
+        cf = row_max_scale(self.cf_._item_similarity(items)) * self.item_seen_
+        if self.has_content_:
+            content = row_max_scale(self.content_._item_similarity(items))
+            blend = self.cf_weight * cf + max(self.content_weight, 1e-3) * content
+        else:
+            content = row_max_scale(self.popularity_._item_similarity(items))
+            blend = cf
+        return np.where(self.item_seen_[items][:, None], blend, content)
+
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Own arrays plus every part's state under ``"<part>.<key>"``."""
+        self._check_fitted()
+        out = {k: np.asarray(getattr(self, k)) for k in _OWN_STATE}
+        for part in self._part_specs():
+            model: RecommenderBase | None = getattr(self, f"{part}_")
+            if model is not None:
+                out.update({f"{part}.{k}": v for k, v in model.state().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
+        """Rebuild from ``get_params()`` and ``state()``."""
+        model = cls(**params)
+        missing = [k for k in _OWN_STATE if k not in state]
+        if missing:
+            raise ValueError(f"Hybrid state lacks arrays {missing}.")
+        for k in _OWN_STATE:
+            setattr(model, k, state[k].item() if state[k].ndim == 0 else state[k])
+        for part, (part_cls, part_params) in model._part_specs().items():
+            prefix = f"{part}."
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            fitted = None if part == "content" and not model.has_content_ else \
+                part_cls.from_state(part_params, sub)
+            setattr(model, f"{part}_", fitted)
+        model._restore()
+        return model
+
+
+def _unit_max(values: np.ndarray) -> np.ndarray:
+    top = float(np.max(values, initial=0.0))
+    return (values / top if top > 0 else np.zeros_like(values)).astype(np.float32)
+
+
+__all__ = ["Hybrid", "CF_MODELS", "COMPONENTS", "Reason"]

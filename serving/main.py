@@ -1,0 +1,86 @@
+"""``create_app(settings)``: the FastAPI application. Nothing heavy happens at import.
+
+Run it with ``recsys serve`` or ``uvicorn serving.main:create_app --factory``
+(``serving.main:app`` also works: it is built on first access, not at import).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: threads come from requests
+
+import anyio  # noqa: E402
+import faiss  # noqa: E402
+from fastapi import APIRouter, Depends, FastAPI  # noqa: E402
+
+from serving import errors  # noqa: E402
+from serving.metrics import Metrics, ObserveMiddleware  # noqa: E402
+from serving.routers import (  # noqa: E402
+    admin,
+    cart,
+    coupons,
+    customers,
+    events,
+    health,
+    popular,
+    products,
+    recommendations,
+)
+from serving.runtime import Runtime  # noqa: E402
+from serving.security import require_admin_key, require_client_key  # noqa: E402
+from serving.settings import Settings, get_settings  # noqa: E402
+
+log = logging.getLogger(__name__)
+V1_ROUTERS = (recommendations, products, popular, cart, coupons, events, customers)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the event store, load and warm up the models, then serve; stop the poller at
+    shutdown. A model or store that cannot be loaded leaves the app unready, not dead."""
+    runtime = Runtime(app.state.settings, app.state.metrics)
+    faiss.omp_set_num_threads(1)  # concurrency comes from requests, not from one search
+    await anyio.to_thread.run_sync(runtime.start)
+    app.state.runtime = runtime
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(runtime.stop)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: the environment, via ``get_settings``)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="loyalty-recsys", version="1", lifespan=lifespan,
+                  max_body_size=settings.max_body_bytes,
+                  description="Product and coupon recommendations for retail loyalty.")
+    app.state.settings = settings
+    app.state.metrics = metrics = Metrics()
+    app.state.client_keys = settings.client_keys()
+    app.state.admin_keys = settings.admin_keys()
+    if not app.state.admin_keys:
+        log.warning("no admin key configured: /admin routes are disabled")
+    errors.install(app)
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_client_key)])
+    for module in V1_ROUTERS:
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(admin.router, prefix="/admin", dependencies=[Depends(require_admin_key)])
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``serving.main:app`` for uvicorn, built on first access from the environment."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
+
+
+__all__ = ["create_app", "lifespan"]

@@ -1,0 +1,32 @@
+"""``GET /v1/customers/{customer_id}/coupons``: coupon choice lives in ``recsys.coupons``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from serving.deps import CustomerId, ModelsDep, N
+from serving.loader import Served
+from serving.routers import answered
+from serving.schemas import CouponPublic, CouponsPublic
+
+router = APIRouter(tags=["coupons"])
+
+
+def coupon_picks(served: Served, customer_id: str, n: int) -> list[CouponPublic]:
+    """The engine's coupon choice for the customer (consent is the engine's rule)."""
+    choose = getattr(served.engine, "coupons", None)
+    if choose is None:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
+                            "coupon selection is not available in this release of the engine")
+    return [CouponPublic(coupon_id=str(c.coupon_id), kind=str(c.kind), value=float(c.value),
+                         score=float(c.score), reason=str(c.reason))
+            for c in choose(customer_id, n)]
+
+
+@router.get("/customers/{customer_id}/coupons", response_model=CouponsPublic)
+def coupons(request: Request, customer_id: CustomerId, models: ModelsDep, n: N = 3
+            ) -> CouponsPublic:
+    """Coupons chosen for a customer (none targeted when personalization is refused)."""
+    served = models.route(customer_id)
+    picks = coupon_picks(served, customer_id, n)
+    return CouponsPublic(customer_id=customer_id, coupons=picks, **answered(request, served))

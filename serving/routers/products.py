@@ -1,0 +1,29 @@
+"""``GET /v1/products/{product_id}/similar``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from recsys.errors import UnknownIdError
+from serving.deps import Category, ModelsDep, N, ProductId
+from serving.routers import answered, check_n
+from serving.schemas import ItemPublic, SimilarPublic
+
+router = APIRouter(tags=["products"])
+
+
+@router.get("/products/{product_id}/similar", response_model=SimilarPublic,
+            responses={404: {"description": "The product is not in the model's catalog"}})
+def similar(request: Request, product_id: ProductId, models: ModelsDep, n: N = 10,
+            category: Category = None) -> SimilarPublic:
+    """Products similar to a product (faiss index over item vectors when available)."""
+    served = models.champion
+    check_n(served.engine, n)
+    try:
+        picks = served.similar(product_id, n, category=category)
+    except UnknownIdError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"product {product_id!r} is not in the catalog of model version "
+                            f"{served.version}") from None
+    return SimilarPublic(product_id=product_id, items=[ItemPublic.of(p) for p in picks],
+                         **answered(request, served))

@@ -1,0 +1,243 @@
+"""The server's live state: the models (swapped atomically), the event store and how one
+feeds the other.
+
+Every change (event, consent, erasure) is first committed to the store's journal, then
+applied to the live engines. Other worker processes pick it up by polling the journal, so
+the next request reflects it whichever worker answers. One lock serialises applying changes
+and swapping models, so a reload never loses an event that arrived while it was loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from recsys.errors import BundleError, ConfigError, RecsysError
+from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore, fold_in_weight
+from serving.ab import CHALLENGER, CHAMPION, Models
+from serving.loader import Served, load_served
+from serving.metrics import Metrics
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadStatus:
+    """The outcome of the last model load (``state``: loading, ok or failed)."""
+
+    state: str
+    error: str | None = None
+    at: float = 0.0
+
+
+class Runtime:
+    """Owns the live ``Models``, the ``EventStore`` and the journal poller."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.models: Models | None = None
+        self.store: EventStore | None = None
+        self.problems: dict[str, str] = {}
+        self.reload_status = ReloadStatus("loading")
+        self._lock = threading.RLock()  # applying changes and swapping models
+        self._reloading = threading.Lock()
+        self._cursor = 0  # journal seq applied to the live models
+        self._own: set[int] = set()  # seqs this process applied already, above the cursor
+        self._erased: set[str] = set()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the store, load the models, then follow the journal. Failures leave the
+        server up but unready, with one line saying what is wrong."""
+        try:
+            self.store = EventStore(self.settings.events_database())
+            self._erased = self.store.erased_customers()
+        except ConfigError as exc:
+            self._problem("events", f"{exc}; set RECSYS_EVENTS_URL or RECSYS_DATA_DIR to a "
+                                    "writable place")
+        self._reload_now()
+        self._poller = threading.Thread(target=self._poll, name="recsys-journal", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        """Stop polling and close the store."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        if self.store is not None:
+            self.store.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.models is not None and self.store is not None
+
+    def _problem(self, what: str, message: str) -> None:
+        self.problems[what] = message
+        log.error("not ready: %s: %s", what, message)
+
+    # -- models -----------------------------------------------------------------------------
+    def reload(self, wait: bool = False) -> bool:
+        """Load the current champion (and challenger) and swap them in; False when a reload
+        is already running. The old models serve until the swap and stay on failure."""
+        if not self._reloading.acquire(blocking=False):
+            return False
+        self._reloading.release()
+        if wait:
+            self._reload_now()
+        else:
+            threading.Thread(target=self._reload_now, name="recsys-reload", daemon=True).start()
+        return True
+
+    def _reload_now(self) -> None:
+        with self._reloading:
+            self.reload_status = ReloadStatus("loading", at=time.time())
+            try:
+                models = self._load()
+                self._swap(models)
+            except RecsysError as exc:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.reload_status = ReloadStatus("failed", message, time.time())
+                self.metrics.reloads.labels("failed").inc()
+                self.metrics.reload_failed.set(1)
+                if self.models is None:
+                    self._problem("model", message)
+                else:
+                    log.error("reload failed, the previous model keeps serving: %s", message)
+                return
+            self.reload_status = ReloadStatus("ok", at=time.time())
+            self.problems.pop("model", None)
+            self.metrics.reloads.labels("ok").inc()
+            self.metrics.reload_failed.set(0)
+
+    def _load(self) -> Models:
+        s = self.settings
+        champion = load_served(s, CHAMPION, s.bundle_path or s.model_uri)
+        challenger = None
+        source = s.challenger_source()
+        if source is not None:
+            try:
+                challenger = load_served(s, CHALLENGER, source)
+            except BundleError as exc:
+                raise BundleError(f"challenger: {exc}") from exc
+        return Models(champion, challenger, s.challenger_share, s.ab_salt)
+
+    def _swap(self, models: Models) -> None:
+        """Bring ``models`` up to date with the journal and make them live, atomically."""
+        store = self.store
+        mark = store.last_seq() if store else 0
+        if store:  # the bulk of the replay runs without blocking live traffic
+            for served in models.all():
+                self._apply(store.replay(served.events_until, until=mark), [served])
+        with self._lock:
+            if store:
+                for served in models.all():
+                    self._apply(store.changes(mark, received_after=served.events_until),
+                                [served])
+                self._cursor = store.last_seq()
+                self._own.clear()
+            self.models = models
+        self.metrics.set_models({
+            m.variant: (m.version, m.index.kind if m.index else None,
+                        m.index.recall if m.index else None) for m in models.all()})
+
+    # -- changes ----------------------------------------------------------------------------
+    def add_events(self, events: Sequence[Event]) -> tuple[AddResult, int]:
+        """Store ``events`` durably, then fold the new ones into the live models; returns
+        the store's result and how many events changed a customer's history."""
+        store = self._require_store()
+        with self._lock:
+            result = store.add(events)
+            self._own.update(e.seq for e in result.stored if e.seq is not None)
+            folded = self._apply(result.stored, self._live())
+        return result, folded
+
+    def erase(self, customer_id: str) -> int:
+        """Forget the customer everywhere; returns how many stored records were deleted."""
+        store = self._require_store()
+        with self._lock:
+            deleted, seq = store.erase(customer_id)
+            self._own.add(seq)
+            self._apply([Erasure(customer_id, seq)], self._live())
+        return deleted
+
+    def set_consent(self, customer_id: str, personalization: bool) -> None:
+        """Record and apply the customer's consent to personalization."""
+        store = self._require_store()
+        with self._lock:
+            seq = store.set_consent(customer_id, personalization)
+            self._own.add(seq)
+            self._apply([Consent(customer_id, personalization, seq)], self._live())
+
+    def _live(self) -> list[Served]:
+        return self.models.all() if self.models else []
+
+    def _require_store(self) -> EventStore:
+        if self.store is None:
+            raise ConfigError(f"the event store is unavailable: {self.problems.get('events')}")
+        return self.store
+
+    def _apply(self, changes: Iterable[Change], targets: list[Served]) -> int:
+        """Apply journal records in order; events are folded per customer in runs."""
+        folded = 0
+        pending: list[Event] = []
+        for change in changes:
+            if isinstance(change, Event):
+                pending.append(change)
+                continue
+            folded += self._fold(pending, targets)
+            pending = []
+            for served in targets:
+                if isinstance(change, Erasure):
+                    served.engine.erase(change.customer_id)
+                else:
+                    served.engine.set_consent(change.customer_id, change.personalization)
+            if isinstance(change, Erasure):
+                self._erased.add(change.customer_id)
+        return folded + self._fold(pending, targets)
+
+    def _fold(self, events: list[Event], targets: list[Served]) -> int:
+        folded = 0
+        for served in targets:
+            engine, policy = served.engine, served.engine.policy
+            rows: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
+            for ev in events:
+                weight = fold_in_weight(ev, purchase_weight=policy.fold_in_weight,
+                                        view_weight=policy.view_weight)
+                # Engine.add_interactions lifts an erasure, which would bring back the
+                # customer's training history; their new events wait for the next training.
+                if weight <= 0 or not ev.product_id or (
+                        ev.customer_id in self._erased and ev.customer_id in engine.customers):
+                    continue
+                rows[ev.customer_id][0].append(ev.product_id)
+                rows[ev.customer_id][1].append(weight)
+            folded = max(folded, sum(engine.add_interactions(c, p, w)
+                                     for c, (p, w) in rows.items()))
+        return folded
+
+    def _poll(self) -> None:
+        """Apply what other processes wrote to the journal."""
+        while not self._stop.wait(self.settings.events_poll_seconds):
+            if self.store is None or self.models is None:
+                continue
+            try:
+                with self._lock:
+                    news: list[Change] = []
+                    for change in self.store.changes(self._cursor):
+                        self._cursor = change.seq or self._cursor
+                        if change.seq in self._own:
+                            self._own.discard(change.seq)
+                        else:
+                            news.append(change)
+                    self._apply(news, self._live())
+            except Exception as exc:  # keep polling through transient database errors
+                log.warning("journal poll failed: %s: %s", type(exc).__name__, exc)
+
+
+__all__ = ["Runtime", "ReloadStatus"]

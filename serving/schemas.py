@@ -1,0 +1,194 @@
+"""Request and response models: the OpenAPI contract. Ids are strings everywhere."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recsys.policy.pipeline import Pick
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+EventType = Literal["view", "add_to_cart", "purchase", "coupon_redeemed"]
+PRODUCT_EVENTS = ("view", "add_to_cart", "purchase")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemPublic(BaseModel):
+    """One recommended product."""
+
+    product_id: str
+    score: float
+    reason: str = Field(description="A sentence a shopper can read")
+    reason_code: str = Field(description="Machine-readable reason (popular, similar, ...)")
+
+    @classmethod
+    def of(cls, pick: Pick) -> Self:
+        return cls(product_id=pick.product_id, score=pick.score, reason=pick.reason,
+                   reason_code=pick.reason_code)
+
+
+class Attributed(BaseModel):
+    """Which model answered: for attribution of online results."""
+
+    model_version: str
+    variant: str = Field(description="champion or challenger (A/B routing)")
+    request_id: str
+
+
+class CouponPublic(BaseModel):
+    """One coupon chosen for the customer."""
+
+    coupon_id: str
+    kind: str
+    value: float
+    score: float
+    reason: str
+
+
+class RecommendationsPublic(Attributed):
+    """Products for one customer; ``fallback`` says why they are not personalized, if so."""
+
+    customer_id: str
+    items: list[ItemPublic]
+    personalized: bool
+    fallback: str | None = None
+    coupons: list[CouponPublic] | None = None
+
+
+class SimilarPublic(Attributed):
+    """Products similar to one product."""
+
+    product_id: str
+    items: list[ItemPublic]
+
+
+class PopularPublic(Attributed):
+    """Best sellers over a window."""
+
+    window: str
+    category: str | None = None
+    items: list[ItemPublic]
+
+
+class CartRequest(_Strict):
+    """A basket, optionally with the shopper's customer id."""
+
+    product_ids: list[Id] = Field(min_length=1, description="Products in the basket")
+    customer_id: Id | None = None
+
+
+class CartPublic(Attributed):
+    """Add-ons that go with the basket."""
+
+    items: list[ItemPublic]
+    personalized: bool
+    fallback: str | None = None
+    ignored_product_ids: list[str] = Field(
+        default_factory=list, description="Basket products the model does not know")
+
+
+class CouponsPublic(Attributed):
+    """Coupons for one customer."""
+
+    customer_id: str
+    coupons: list[CouponPublic]
+
+
+class EventIn(_Strict):
+    """One event; product events need ``product_id``, redemptions need ``coupon_id``."""
+
+    event_id: Id = Field(description="Unique id chosen by the sender; resending is harmless")
+    customer_id: Id
+    event_type: EventType
+    product_id: Id | None = None
+    coupon_id: Id | None = None
+    timestamp: datetime | None = Field(None, description="When it happened (default: now)")
+    quantity: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False)
+    amount: float = Field(0.0, ge=0, le=1e9, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ids_for_type(self) -> Self:
+        if self.event_type in PRODUCT_EVENTS and not self.product_id:
+            raise ValueError(f"a {self.event_type} event needs a product_id")
+        if self.event_type == "coupon_redeemed" and not self.coupon_id:
+            raise ValueError("a coupon_redeemed event needs a coupon_id")
+        return self
+
+
+class EventBatch(_Strict):
+    """A batch of events (at most ``RECSYS_MAX_EVENTS_PER_BATCH``)."""
+
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EventsAccepted(BaseModel):
+    """What happened to a batch: stored, duplicates (already stored), folded into models."""
+
+    stored: int
+    duplicates: list[str]
+    folded: int = Field(description="Events that changed a customer's history right away")
+    request_id: str
+
+
+class ConsentIn(_Strict):
+    """The customer's choice about personalized recommendations and targeted coupons."""
+
+    personalization: bool
+
+
+class ConsentPublic(BaseModel):
+    customer_id: str
+    personalization: bool
+    request_id: str
+
+
+class ErasurePublic(BaseModel):
+    """The customer is forgotten: records deleted and listed for exclusion from training."""
+
+    customer_id: str
+    records_deleted: int
+    request_id: str
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ModelPublic(BaseModel):
+    variant: str
+    model_version: str
+    model: str
+    n_items: int
+    index: str | None = None
+    index_recall: float | None = None
+
+
+class ReadyPublic(BaseModel):
+    """Readiness: a model is loaded and the event store is open."""
+
+    ready: bool
+    models: list[ModelPublic]
+    challenger_share: float
+    reload: str = Field(description="State of the last model load: loading, ok or failed")
+    reload_error: str | None = None
+    problems: dict[str, str] = Field(default_factory=dict)
+
+
+class ReloadPublic(BaseModel):
+    started: bool = Field(description="False when a reload was already running")
+    reload: str
+    reload_error: str | None = None
+    models: list[ModelPublic]
+    request_id: str
+
+
+__all__ = ["Id", "EventType", "ItemPublic", "Attributed", "CouponPublic",
+           "RecommendationsPublic",
+           "SimilarPublic", "PopularPublic", "CartRequest", "CartPublic", "CouponsPublic",
+           "EventIn", "EventBatch", "EventsAccepted", "ConsentIn", "ConsentPublic",
+           "ErasurePublic", "HealthPublic", "ModelPublic", "ReadyPublic", "ReloadPublic"]

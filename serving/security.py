@@ -1,0 +1,59 @@
+"""API keys: client keys for ``/v1``, a separate admin key for ``/admin``.
+
+Keys travel in the ``X-API-Key`` header and are compared in constant time against every
+configured key (several keys allow rotation). Missing key: 401; wrong key: 403. Keys are
+never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+HEADER = "X-API-Key"
+client_key_header = APIKeyHeader(name=HEADER, scheme_name="ApiKey", auto_error=False,
+                                 description="Client API key (RECSYS_API_KEYS)")
+admin_key_header = APIKeyHeader(name=HEADER, scheme_name="AdminKey", auto_error=False,
+                                description="Admin key (RECSYS_ADMIN_KEY)")
+
+
+def key_matches(given: str, keys: tuple[bytes, ...]) -> bool:
+    """Constant-time check of ``given`` against every key (no early exit)."""
+    candidate = given.encode("utf-8", "surrogateescape")
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(candidate, key)
+    return found
+
+
+def _check(given: str | None, keys: tuple[bytes, ...], what: str) -> None:
+    if not given:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            f"missing {what}: send it in the {HEADER} header",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    if not keys or not key_matches(given, keys):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid {what}")
+
+
+async def require_client_key(request: Request,
+                             key: Annotated[str | None, Security(client_key_header)]) -> None:
+    """Dependency of every ``/v1`` route."""
+    if request.app.state.settings.insecure_no_auth:
+        return
+    _check(key, request.app.state.client_keys, "API key")
+
+
+async def require_admin_key(request: Request,
+                            key: Annotated[str | None, Security(admin_key_header)]) -> None:
+    """Dependency of every ``/admin`` route (client keys are refused)."""
+    keys = request.app.state.admin_keys
+    if not keys:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "admin routes are disabled: set RECSYS_ADMIN_KEY to enable them")
+    _check(key, keys, "admin key")
+
+
+__all__ = ["HEADER", "key_matches", "require_client_key", "require_admin_key"]

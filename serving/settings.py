@@ -1,0 +1,104 @@
+"""Server settings from the environment (``RECSYS_*``), read through a cached ``get_settings``.
+
+Keys come from the environment or from files (one key per line, ``#`` comments), so they can
+be mounted as secrets. A server without client keys refuses to start unless
+``RECSYS_INSECURE_NO_AUTH=true`` says so on purpose (local experiments only).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_URI = "models:/loyalty-recsys@champion"
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("data")
+    # Where the model comes from: a bundle directory (dev, tests) or an MLflow model URI.
+    bundle_path: Path | None = None
+    model_uri: str = DEFAULT_MODEL_URI
+    mlflow_tracking_uri: str | None = None  # default: sqlite:///<data_dir>/mlflow.db
+    # A/B: this share of customers (stable hash) is served by the challenger.
+    challenger_share: float = Field(0.0, ge=0.0, le=1.0)
+    challenger_bundle_path: Path | None = None
+    challenger_uri: str | None = None  # default: model_uri with alias "challenger"
+    ab_salt: str = "loyalty-recsys"
+    # faiss index over item vectors for /similar: exact inner product, or HNSW.
+    index: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(64, ge=8)
+    recall_queries: int = Field(500, ge=10)  # items used to measure HNSW recall vs exact
+    warmup_requests: int = Field(20, ge=0)
+    # Events.
+    events_url: str | None = None  # default: sqlite:///<data_dir>/events.db
+    events_poll_seconds: float = Field(1.0, gt=0)  # pick up events stored by other workers
+    max_events_per_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_cart_items: int = Field(200, ge=1)
+    # Security.
+    api_keys: SecretStr | None = None  # comma-separated client keys (rotation: several)
+    api_keys_file: Path | None = None
+    admin_key: SecretStr | None = None
+    admin_key_file: Path | None = None
+    insecure_no_auth: bool = False
+
+    @model_validator(mode="after")
+    def _enforce_keys(self) -> Self:
+        if not self.client_keys() and not self.insecure_no_auth:
+            raise ValueError(
+                "no API key configured: set RECSYS_API_KEYS or RECSYS_API_KEYS_FILE (or run "
+                "`recsys serve --demo`); RECSYS_INSECURE_NO_AUTH=true disables auth on purpose")
+        return self
+
+    def client_keys(self) -> tuple[bytes, ...]:
+        """Client API keys from the environment and the key file."""
+        return _keys(self.api_keys, self.api_keys_file)
+
+    def admin_keys(self) -> tuple[bytes, ...]:
+        """Admin keys (empty tuple: admin routes are closed)."""
+        return _keys(self.admin_key, self.admin_key_file)
+
+    def events_database(self) -> str:
+        """The event store URL."""
+        return self.events_url or f"sqlite:///{self.data_dir.resolve() / 'events.db'}"
+
+    def challenger_source(self) -> str | Path | None:
+        """Where the challenger comes from, or None when A/B routing is off."""
+        if self.challenger_share <= 0:
+            return None
+        if self.challenger_bundle_path is not None:
+            return self.challenger_bundle_path
+        if self.challenger_uri:
+            return self.challenger_uri
+        if self.bundle_path is None and "@" in self.model_uri:
+            return self.model_uri.rsplit("@", 1)[0] + "@challenger"
+        return None
+
+
+def _keys(inline: SecretStr | None, file: Path | None) -> tuple[bytes, ...]:
+    keys = inline.get_secret_value().split(",") if inline else []
+    if file is not None:
+        try:
+            keys += file.read_text().splitlines()
+        except OSError as exc:
+            raise ValueError(f"cannot read key file {file}: {exc.strerror}") from exc
+    return tuple(k.strip().encode() for k in keys if k.strip() and not k.strip().startswith("#"))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once (tests pass their own to ``create_app``)."""
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings", "DEFAULT_MODEL_URI"]

@@ -1,0 +1,65 @@
+"""A checkerboard catalog with known right answers, shared by the model tests.
+
+As in implicit's recommender tests: customer ``u`` bought every item of its own parity except
+item ``u`` (so with purchases excluded, item ``u`` is the one right discovery answer), bought
+item ``(u + 2) % N`` three times as often (the right buy-again answer), and everyone bought the
+staple item ``N`` (the right popularity answer). Even items are dairy, odd items cleaning
+products, in text and category, so the content model sees the same two groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from recsys.models import REGISTRY, RecommenderBase
+from recsys.models.base import ItemFeatures
+
+N = 24  # customers; items are 0..N-1 (the board) and N (the staple)
+STAPLE = N
+WORDS = {0: ["milk", "yoghurt", "cheese", "butter", "cream", "kefir"],
+         1: ["soap", "bleach", "detergent", "sponge", "polish", "scrub"]}
+FAST = {  # small settings so the whole contract suite stays fast
+    "als": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1},
+    "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05, "num_threads": 1},
+    "itemknn": {"num_threads": 1},
+    "hybrid": {"cf_params": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1}},
+}
+
+
+@dataclass
+class Board:
+    matrix: sparse.csr_matrix
+    items: ItemFeatures
+
+    @property
+    def n_items(self) -> int:
+        return self.matrix.shape[1]
+
+
+def make_board() -> Board:
+    dense = np.zeros((N, N + 1), np.float32)
+    for u in range(N):
+        dense[u, u % 2:N:2] = 1.0
+        dense[u, u] = 0.0
+        dense[u, (u + 2) % N] = 3.0
+    dense[:, STAPLE] = 1.0
+    texts, cats = [], []
+    for i in range(N):
+        words = WORDS[i % 2]
+        texts.append(" ".join(words[(i // 2 + k) % 6] for k in range(3)))
+        cats.append("Food > Dairy" if i % 2 == 0 else "Home > Cleaning")
+    texts.append("paper shopping bag")
+    cats.append("Store > Bags")
+    items = ItemFeatures(text=texts, category=np.array(cats, dtype=object),
+                         price=np.ones(N + 1, np.float32),
+                         first_sold_days=np.full(N + 1, 200.0, np.float32),
+                         repurchase_days=np.full(N + 1, 14.0, np.float32))
+    return Board(sparse.csr_matrix(dense), items)
+
+
+def build(name: str) -> RecommenderBase:
+    """An unfitted registry model with the suite's small settings."""
+    return REGISTRY[name](**FAST.get(name, {}))

@@ -1,0 +1,139 @@
+"""The event store: durable, idempotent, ordered, erasable; shared by several processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from recsys.errors import ConfigError
+from recsys.events import Consent, Erasure, Event, EventStore, default_url, fold_in_weight
+
+T0 = datetime(2024, 5, 1, 12, 0)
+
+
+def ev(event_id: str, customer: str = "c1", kind: str = "purchase", product: str = "p1",
+       **kw: object) -> Event:
+    return Event(event_id, customer, kind, T0, product, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EventStore:
+    return EventStore(default_url(tmp_path))
+
+
+def test_add_stores_new_events_and_reports_duplicates(store: EventStore) -> None:
+    first = store.add([ev("a"), ev("b", product="p2"), ev("a")])
+    assert [e.event_id for e in first.stored] == ["a", "b"]
+    assert first.duplicates == ["a"]
+    assert all(e.seq is not None for e in first.stored)
+    again = store.add([ev("b"), ev("c")])
+    assert [e.event_id for e in again.stored] == ["c"] and again.duplicates == ["b"]
+    assert store.count() == 3
+    assert [e.product_id for e in store.events("c1")] == ["p1", "p2", "p1"]
+
+
+def test_add_rejects_unknown_event_type(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="event_type must be one of"):
+        store.add([ev("x", kind="click")])
+    assert store.count() == 0
+
+
+def test_timezone_aware_timestamps_are_stored_as_naive_utc(store: EventStore) -> None:
+    aware = datetime(2024, 5, 1, 16, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.add([Event("t", "c1", "view", aware, "p1")])
+    assert store.events("c1")[0].timestamp == datetime(2024, 5, 1, 14, 0)
+
+
+def test_sqlite_store_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    store = EventStore(default_url(tmp_path))
+    store.add([ev("a")])
+    with store.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_erase_deletes_events_and_consent_and_lists_the_customer(store: EventStore) -> None:
+    store.add([ev("a"), ev("b", customer="c2")])
+    store.set_consent("c1", False)
+    deleted, seq = store.erase("c1")
+    assert deleted == 2  # one event, one consent record
+    assert store.events("c1") == [] and len(store.events("c2")) == 1
+    assert store.erased_customers() == {"c1"}
+    assert "c1" not in store.consents()
+    assert seq == store.last_seq()
+
+
+def test_journal_is_one_ordered_stream_and_seqs_are_never_reused(store: EventStore) -> None:
+    store.add([ev("a")])
+    store.set_consent("c1", False)
+    store.erase("c1")  # deletes the two highest rows but the erasure row
+    top = store.last_seq()
+    new = store.add([ev("b")]).stored[0]
+    assert new.seq is not None and new.seq > top
+    kinds = [type(c).__name__ for c in store.changes()]
+    assert kinds == ["Erasure", "Event"]
+    assert [c.seq for c in store.changes(after=top)] == [new.seq]
+
+
+def test_replay_skips_events_the_model_was_trained_on(store: EventStore) -> None:
+    store.add([ev("old")])
+    cut = datetime.now(UTC)
+    store.set_consent("c9", False)
+    store.add([ev("new")])
+    replayed = list(store.replay(since=cut))
+    assert [getattr(c, "event_id", None) for c in replayed] == [None, "new"]
+    assert isinstance(replayed[0], Consent) and not replayed[0].personalization
+    until = store.last_seq() - 1
+    assert all((c.seq or 0) <= until for c in store.replay(until=until))
+
+
+def test_consents_keep_the_latest_choice(store: EventStore) -> None:
+    store.set_consent("c1", False)
+    store.set_consent("c1", True)
+    store.set_consent("c2", False)
+    assert store.consents() == {"c1": True, "c2": False}
+
+
+def test_a_second_process_sees_committed_writes(tmp_path: Path) -> None:
+    store = EventStore(default_url(tmp_path))
+    code = ("import sys; from datetime import datetime; from recsys.events import *; "
+            "s = EventStore(sys.argv[1]); "
+            "r = s.add([Event('x', 'c7', 'view', datetime(2024, 1, 1), 'p3')]); "
+            "s.erase('c8'); print(len(r.stored))")
+    out = subprocess.run([sys.executable, "-c", code, default_url(tmp_path)], check=True,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "1"
+    assert [e.event_id for e in store.events("c7")] == ["x"]
+    assert isinstance(list(store.changes())[-1], Erasure)
+    assert store.add([ev("x", customer="c7")]).duplicates == ["x"]
+
+
+def test_unwritable_location_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot open the event store"):
+        EventStore(f"sqlite:///{blocker / 'sub' / 'events.db'}")
+
+
+def test_bad_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="event store URL is not usable"):
+        EventStore("nosuchdialect://x")
+
+
+def test_file_is_a_plain_sqlite_database(tmp_path: Path) -> None:
+    store = EventStore(default_url(tmp_path))
+    store.add([ev("a")])
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        assert conn.execute("select count(*) from recsys_events").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(("kind", "weight"), [("purchase", 1.5), ("view", 0.25),
+                                              ("add_to_cart", 0.25), ("coupon_redeemed", 0.0)])
+def test_fold_in_weight_by_event_type(kind: str, weight: float) -> None:
+    assert fold_in_weight(ev("a", kind=kind), purchase_weight=1.5, view_weight=0.25) == weight

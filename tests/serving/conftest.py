@@ -1,0 +1,134 @@
+"""API fixtures: tiny bundles written from the synthetic retailer, and app factories.
+
+``client`` is one app per test module over the ALS bundle (read-only tests use distinct
+customers); ``make_client`` builds an app with its own data dir for tests that need one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.bundle import PRODUCT_COLUMNS, Bundle, write_bundle
+from recsys.data.dataset import IdMap, build_interactions
+from recsys.data.features import item_features
+from recsys.data.schema import RetailData
+from recsys.data.synthetic import generate
+from recsys.models import REGISTRY
+from serving.main import create_app
+from serving.settings import Settings
+
+CLIENT_KEY, ADMIN_KEY = "client-test-key", "admin-test-key"
+HEADERS = {"X-API-Key": CLIENT_KEY}
+ADMIN = {"X-API-Key": ADMIN_KEY}
+MODEL_PARAMS: dict[str, dict[str, Any]] = {
+    "als": {"factors": 16, "iterations": 5, "random_state": 0, "num_threads": 1},
+    "hybrid": {"cf_params": {"factors": 16, "iterations": 5, "num_threads": 1}},
+}
+
+
+@pytest.fixture(scope="session")
+def retail() -> RetailData:
+    return generate(n_customers=300, n_products=120, seed=0)
+
+
+def build(data: RetailData, model: str, out: Path, *, seed: int = 0) -> Bundle:
+    """Fit ``REGISTRY[model]`` on ``data`` and write a bundle at ``out``."""
+    tx = data.transactions
+    products = IdMap(np.sort(data.products["product_id"].astype(str).unique()))
+    customers = IdMap(np.sort(tx["customer_id"].astype(str).unique()))
+    inter = build_interactions(tx, customers=customers, products=products)
+    params = dict(MODEL_PARAMS[model])
+    if "random_state" in params:
+        params["random_state"] = seed
+    fitted = REGISTRY[model](**params).fit(
+        inter.matrix, items=item_features(data.products, tx, products))
+    meta = data.products.drop_duplicates("product_id").set_index("product_id")
+    frame = meta.reindex(products.ids).rename_axis("product_id").reset_index()
+    consent = data.customers.drop_duplicates("customer_id").set_index("customer_id")[
+        "consent_personalization"]
+    customer_ids = pd.Series(customers.ids.astype(str))
+    end = tx["timestamp"].max()
+    popularity = {}
+    for window, days in (("all", None), ("28d", 28), ("7d", 7)):
+        recent = tx if days is None else tx[tx["timestamp"] > end - pd.Timedelta(days=days)]
+        idx = products.to_index(recent.drop_duplicates(["customer_id", "product_id"])
+                                ["product_id"].to_numpy(), missing="skip")
+        popularity[window] = np.bincount(idx, minlength=len(products)).astype(np.float32)
+    bundle = Bundle(
+        model=fitted, products=frame[list(PRODUCT_COLUMNS)],
+        customers=pd.DataFrame({"customer_id": customer_ids, "consent_personalization":
+                                customer_ids.map(consent).fillna(True).astype(bool)}),
+        history=inter.matrix, popularity=popularity, manifest={"seed": seed})
+    write_bundle(out, bundle)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def als_bundle(retail: RetailData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "als"
+    build(retail, "als", out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hybrid_bundle(retail: RetailData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "hybrid"
+    build(retail, "hybrid", out)
+    return out
+
+
+def settings_for(bundle: Path, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test app: keys set, one warm-up request, fast journal polling."""
+    values: dict[str, Any] = {
+        "bundle_path": bundle, "data_dir": data_dir, "api_keys": CLIENT_KEY,
+        "admin_key": ADMIN_KEY, "warmup_requests": 2, "events_poll_seconds": 0.05,
+        "recall_queries": 50, **overrides}
+    return Settings(**values)
+
+
+MakeClient = Callable[..., AbstractContextManager[TestClient]]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, als_bundle: Path) -> MakeClient:
+    """``with make_client(**settings) as client``: an app with this test's data dir."""
+
+    @contextmanager
+    def factory(bundle: Path | None = None, **overrides: Any) -> Iterator[TestClient]:
+        settings = settings_for(bundle or als_bundle, tmp_path / "data", **overrides)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client
+
+    return factory
+
+
+@pytest.fixture(scope="module")
+def client(als_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = settings_for(als_bundle, tmp_path_factory.mktemp("data"))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def bundle_copy(als_bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of the ALS bundle that a test may overwrite (reload tests)."""
+    return Path(shutil.copytree(als_bundle, tmp_path / "bundle"))
+
+
+def known_customers(bundle_dir: Path, k: int = 5) -> list[str]:
+    """Customers with training history and consent, from the bundle itself."""
+    frame = pd.read_parquet(bundle_dir / "customers.parquet")
+    return frame.loc[frame["consent_personalization"], "customer_id"].astype(str).tolist()[:k]
+
+
+def product_ids(bundle_dir: Path) -> list[str]:
+    return pd.read_parquet(bundle_dir / "products.parquet")["product_id"].astype(str).tolist()
