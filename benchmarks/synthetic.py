@@ -2,7 +2,8 @@
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/synthetic.py [--only NAME ...] [--write]
 
-Each scale runs in a fresh subprocess so its peak resident memory (``ru_maxrss``, which
+"seconds" is wall time, "cpu s" the process's CPU time (the honest number when the machine is
+shared). Each scale runs in a fresh subprocess so its peak resident memory (``ru_maxrss``, which
 includes the interpreter and imports, reported as "base") is its own. ``--write`` also times
 ``recsys.data.load.write_dataset`` to Parquet in a temporary directory (deleted afterwards);
 otherwise nothing is written. Prints a table.
@@ -38,13 +39,13 @@ def run_one(customers: int, products: int, lines: int, write: bool) -> dict[str,
     from recsys.data.synthetic import generate
 
     base = _rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     data = generate(customers, products, n_lines=lines, seed=0)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     tx = data.transactions
     out: dict[str, object] = {
         "lines": len(tx), "orders": int(tx["order_id"].nunique()), "offers": len(data.offers),
-        "redemptions": len(data.redemptions), "seconds": seconds, "base_mb": base,
+        "redemptions": len(data.redemptions), "seconds": seconds, "cpu_s": cpu, "base_mb": base,
         "peak_mb": _rss_mb(),
         "frame_mb": sum(getattr(data, t).memory_usage(deep=True).sum() for t in
                         ("transactions", "products", "customers", "offers")) / 2**20,
@@ -71,9 +72,10 @@ def main() -> None:
         print(json.dumps(run_one(*args.one, write=args.write)))
         return
     header = (f"{'scale':<9} {'customers':>9} {'products':>8} {'target':>10} {'lines':>10} "
-              f"{'orders':>9} {'redeem':>7} {'seconds':>7} {'base MiB':>8} {'peak MiB':>8} "
-              f"{'frames MiB':>10}" + (f" {'write s':>7} {'parquet MiB':>11} {'peak w MiB':>10}"
-                                       if args.write else ""))
+              f"{'orders':>9} {'redeem':>7} {'seconds':>7} {'cpu s':>7} {'base MiB':>8} "
+              f"{'peak MiB':>8} {'frames MiB':>10}")
+    if args.write:
+        header += f" {'write s':>7} {'parquet MiB':>11} {'peak w MiB':>10}"
     print(header)
     for name in args.only or SCALES:
         c, p, n = SCALES[name]
@@ -85,8 +87,8 @@ def main() -> None:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         row = (f"{name:<9} {c:>9,} {p:>8,} {n:>10,} {r['lines']:>10,} {r['orders']:>9,} "
-               f"{r['redemptions']:>7,} {r['seconds']:>7.1f} {r['base_mb']:>8.0f} "
-               f"{r['peak_mb']:>8.0f} {r['frame_mb']:>10.0f}")
+               f"{r['redemptions']:>7,} {r['seconds']:>7.1f} {r['cpu_s']:>7.1f} "
+               f"{r['base_mb']:>8.0f} {r['peak_mb']:>8.0f} {r['frame_mb']:>10.0f}")
         if args.write:
             row += f" {r['write_s']:>7.1f} {r['parquet_mb']:>11.0f} {r['peak_write_mb']:>10.0f}"
         print(row, flush=True)

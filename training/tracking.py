@@ -9,7 +9,11 @@ from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.tracking import MlflowClient
+
+from recsys.events import EventStore, default_url
 
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,12 @@ PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 def data_dir() -> Path:
     """The project's data dir (``RECSYS_DATA_DIR``, default ``./data``)."""
     return Path(os.environ.get("RECSYS_DATA_DIR", "data")).resolve()
+
+
+def event_store() -> EventStore:
+    """The API's event store (``RECSYS_EVENTS_URL``, default ``<data dir>/events.db``): the
+    source of erasures and consent that training and batch picks must honour."""
+    return EventStore(os.environ.get("RECSYS_EVENTS_URL") or default_url(data_dir()))
 
 
 def setup(experiment: str) -> str:
@@ -49,7 +59,8 @@ def log_bundle_model(bundle_dir: Path, registered_model: str) -> str:
         python_model=str(PYFUNC_CODE),
         artifacts={"bundle": str(bundle_dir)},
         registered_model_name=registered_model,
-        code_paths=None,
+        signature=ModelSignature(inputs=Schema([ColSpec("string", "customer_id")]),
+                                 params=ParamSchema([ParamSpec("n", "long", 10)])),
     )
     return str(info.registered_model_version)
 

@@ -33,8 +33,14 @@ from recsys.data.schema import RetailData
 from recsys.data.synthetic_catalog import build_catalog
 from recsys.data.synthetic_coupons import Campaigns, build_campaigns, draw_coupons
 from recsys.data.synthetic_lines import World, draw_orders, draw_products, price_lines
-from recsys.data.synthetic_people import (PETS, SEGMENTS, People, build_people, draw_affinity,
-                                          segment_weights)
+from recsys.data.synthetic_people import (
+    PETS,
+    SEGMENTS,
+    People,
+    build_people,
+    draw_affinity,
+    segment_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +64,16 @@ def _times(start: pd.Timestamp, seconds: np.ndarray) -> np.ndarray:
     return (start.value + seconds.astype(np.int64) * 1_000_000_000).view("datetime64[ns]")
 
 
-def _check(n_customers: int, n_products: int, n_lines: int | None, days: int) -> None:
+def _check(n_customers: int, n_products: int, n_lines: int | None, days: int, start: str) -> None:
     for name, value, low, high in (("n_customers", n_customers, 1, 2**31 - 1),
                                    ("n_products", n_products, 10, 2**31 - 1),
                                    ("days", days, 7, 20_000)):
         if not isinstance(value, int | np.integer) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+    try:
+        pd.Timestamp(start)
+    except (ValueError, TypeError):
+        raise ValueError(f"start must be a date such as '2024-01-01', not {start!r}") from None
     if n_lines is not None and (not isinstance(n_lines, int | np.integer) or n_lines < 1):
         raise ValueError(f"n_lines must be a positive integer or None, not {n_lines!r}")
 
@@ -130,7 +140,7 @@ def generate(n_customers: int = 2000, n_products: int = 500, *, n_lines: int | N
         products ``p…``, orders ``o…`` (numbered in time order), stores ``s…`` or ``"online"``,
         campaigns ``m…``, coupons ``k…``. ``customers.attributes`` holds the planted segment.
     """
-    _check(n_customers, n_products, n_lines, days)
+    _check(n_customers, n_products, n_lines, days, start)
     t0 = pd.Timestamp(start)
     n_stores = int(np.clip(n_customers // 5000, 2, 300))
     catalog = build_catalog(n_products, days, np.random.default_rng([seed, 1]))

@@ -89,9 +89,9 @@ class World:
         hit = score == best[catalog.category]
         evergreen[catalog.category[hit]] = np.flatnonzero(hit)
         dates = start + pd.to_timedelta(np.arange(days), unit="D")
-        doy = dates.dayofyear.to_numpy().astype(float)
+        doy = dates.day_of_year.to_numpy().astype(float)
         md = dates.month.to_numpy() * 100 + dates.day.to_numpy()
-        intensity = _WEEKDAY[dates.dayofweek.to_numpy()] * (
+        intensity = _WEEKDAY[dates.day_of_week.to_numpy()] * (
             1 + 0.08 * np.cos(2 * np.pi * (doy - 190) / 365.25))
         intensity *= np.where((md >= 1215) & (md <= 1224), 1.45, 1.0)
         intensity *= np.where((md >= 1120) & (md <= 1127), 1.25, 1.0)

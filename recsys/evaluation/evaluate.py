@@ -64,7 +64,8 @@ class EvalData:
     item_users : ndarray of float64, shape (n_items,)
         Number of training customers who bought each product (novelty, popularity bias).
     item_vectors : ndarray or sparse matrix, shape (n_items, d), or None
-        Vectors for intra-list diversity (default: one-hot of the category path).
+        Vectors for intra-list diversity (default: one-hot of the category path, or word
+        TF-IDF of the product text when the catalog has no categories).
     """
 
     split: TemporalSplit
@@ -108,16 +109,26 @@ class Report:
         return out
 
 
-def _category_vectors(items: ItemFeatures | None) -> sparse.csr_matrix | None:
-    """One-hot category path per item (unknown category: all-zero row)."""
-    if items is None or len(items.category) == 0:
+def _diversity_vectors(items: ItemFeatures | None) -> sparse.csr_matrix | None:
+    """One-hot category path per item; word TF-IDF of the text when no item has a category.
+
+    Items with neither get an all-zero row (left out of diversity).
+    """
+    if items is None:
         return None
     paths = np.asarray([c if isinstance(c, str) else "" for c in items.category], dtype=str)
-    names, codes = np.unique(paths, return_inverse=True)
     known = paths != ""
-    rows = np.nonzero(known)[0]
-    return sparse.csr_matrix((np.ones(len(rows)), (rows, codes[known])),
-                             shape=(len(codes), len(names)))
+    if known.any():
+        names, codes = np.unique(paths, return_inverse=True)
+        rows = np.nonzero(known)[0]
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, codes[known])),
+                                 shape=(len(paths), len(names)))
+    if any(t.strip() for t in items.text):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return sparse.csr_matrix(TfidfVectorizer(token_pattern=r"(?u)\b\w+\b")
+                                 .fit_transform(items.text))
+    return None
 
 
 def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
@@ -135,7 +146,8 @@ def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
     weighting, half_life_days
         Passed to ``build_interactions`` for the training matrix.
     item_vectors : array or sparse matrix, shape (n_items, d), optional
-        Overrides the category one-hots used for intra-list diversity; rows must follow the
+        Overrides the default vectors of intra-list diversity (category one-hots, else
+        title-word TF-IDF); rows must follow the
         product order ``train products (sorted), then cold products (sorted)``.
     """
     train_tx, test_tx = split.train, split.test
@@ -156,7 +168,7 @@ def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
     if products is not None:
         items = item_features(products, train_tx, product_map, as_of=split.cut)
     if item_vectors is None:
-        item_vectors = _category_vectors(items)
+        item_vectors = _diversity_vectors(items)
     elif item_vectors.shape[0] != len(product_map):
         raise ValueError(f"item_vectors has {item_vectors.shape[0]} rows; the split's catalog "
                          f"has {len(product_map)} products.")

@@ -211,14 +211,14 @@ def intra_list_diversity(ids: np.ndarray, item_vectors: np.ndarray | sparse.spma
     Parameters
     ----------
     item_vectors : ndarray or sparse matrix, shape (n_items, d)
-        Any item representation (e.g. a one-hot category matrix or content embeddings). An
-        all-zero vector has cosine 0 with everything.
+        Any item representation (e.g. a one-hot category matrix or content embeddings). Items
+        with an all-zero vector (nothing known about them) are left out of their list.
 
     Notes
     -----
-    Lists with fewer than two items are excluded. Computed without forming the ``k x k``
-    matrices: with unit vectors ``u``, the sum of pairwise cosines over ordered pairs
-    ``i != j`` is ``|sum u|^2 - sum |u|^2``.
+    Lists with fewer than two items with a vector are excluded; ``nan`` when no list has
+    two. Computed without forming the ``k x k`` matrices: with unit vectors ``u``, the sum of
+    pairwise cosines over ordered pairs ``i != j`` is ``|sum u|^2 - sum |u|^2``.
     """
     n_items = item_vectors.shape[0]
     top = _check(ids, k, n_items)
@@ -237,12 +237,11 @@ def intra_list_diversity(ids: np.ndarray, item_vectors: np.ndarray | sparse.spma
     summed = pick @ unit
     sq = (np.asarray(summed.multiply(summed).sum(axis=1)).ravel() if sparse.issparse(summed)
           else (summed**2).sum(axis=1))
-    self_sq = pick @ (norms > 0).astype(np.float64)
-    m = valid.sum(axis=1).astype(np.float64)
+    m = pick @ (norms > 0).astype(np.float64)  # items with a vector in each list
     keep = m >= 2
     if not keep.any():
         return float("nan")
-    mean_cos = (sq[keep] - self_sq[keep]) / (m[keep] * (m[keep] - 1.0))
+    mean_cos = (sq[keep] - m[keep]) / (m[keep] * (m[keep] - 1.0))
     return float((1.0 - mean_cos).mean())
 
 

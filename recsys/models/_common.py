@@ -147,5 +147,18 @@ def row_max_scale(scores: np.ndarray) -> np.ndarray:
     return out / top
 
 
+def same_category_first(values: np.ndarray, category: np.ndarray, items: np.ndarray
+                        ) -> np.ndarray:
+    """``(len(items), n_items)`` scores ranking items of each query's category first.
+
+    Within each group the order is that of ``values`` (non-negative); unknown categories
+    (code -1) match nothing.
+    """
+    cats = category[items]
+    same = (cats[:, None] >= 0) & (category[None, :] == cats[:, None])
+    bonus = float(np.max(values, initial=0.0)) + 1.0
+    return (values[None, :] + bonus * same).astype(np.float32)
+
+
 __all__ = ["Model", "check_interactions", "check_items", "feature", "encode_categories",
-           "row_max_scale"]
+           "row_max_scale", "same_category_first"]

@@ -13,6 +13,7 @@ from recsys.models._common import (
     check_items,
     encode_categories,
     feature,
+    same_category_first,
 )
 from recsys.models.base import ItemFeatures
 
@@ -80,12 +81,8 @@ class BuyAgain(Model):
         return scores
 
     def _item_similarity(self, items: np.ndarray) -> np.ndarray:
-        """Products of the same category that customers restock soonest."""
-        scores = np.tile(self.item_rate_, (len(items), 1))
-        cats = self.item_category_[items]
-        other = (cats[:, None] >= 0) & (self.item_category_[None, :] != cats[:, None])
-        scores[other] = -np.inf
-        return scores
+        """Products customers restock soonest, those of the item's category first."""
+        return same_category_first(self.item_rate_, self.item_category_, items)
 
 
 __all__ = ["BuyAgain"]

@@ -6,10 +6,10 @@ from typing import ClassVar, Literal, Self
 
 import numpy as np
 from implicit.nearest_neighbours import (
-    BM25Recommender,
-    CosineRecommender,
     ItemItemRecommender,
-    TFIDFRecommender,
+    bm25_weight,
+    normalize,
+    tfidf_weight,
 )
 from scipy import sparse
 
@@ -61,8 +61,8 @@ class ItemKNN(Model):
         check_items(items, matrix.shape[1])
         if self.neighbours < 1:
             raise ValueError(f"neighbours must be >= 1, not {self.neighbours!r}.")
-        knn = self._kernel()
-        knn.fit(matrix, show_progress=False)
+        knn = ItemItemRecommender(K=self.neighbours + 1, num_threads=self.num_threads)
+        knn.fit(self._weigh(matrix), show_progress=False)  # K counts the item itself
         sim = sparse.csr_matrix(knn.similarity, dtype=np.float32)
         sim.setdiag(0.0)
         sim.eliminate_zeros()
@@ -74,16 +74,18 @@ class ItemKNN(Model):
         self._restore()
         return self
 
-    def _kernel(self) -> ItemItemRecommender:
-        k = self.neighbours + 1  # implicit counts the item itself among its neighbours
+    def _weigh(self, matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Re-weight the customers x items matrix as implicit's recommenders of that name do."""
         if self.weighting == "cosine":
-            return CosineRecommender(K=k, num_threads=self.num_threads)
-        if self.weighting == "tfidf":
-            return TFIDFRecommender(K=k, num_threads=self.num_threads)
-        if self.weighting == "bm25":
-            return BM25Recommender(K=k, K1=self.bm25_k1, B=self.bm25_b,
-                                   num_threads=self.num_threads)
-        raise ValueError(f"weighting must be 'cosine', 'bm25' or 'tfidf', not {self.weighting!r}.")
+            weighted = normalize(matrix.T).T
+        elif self.weighting == "tfidf":
+            weighted = normalize(tfidf_weight(matrix.T)).T
+        elif self.weighting == "bm25":
+            weighted = bm25_weight(matrix.T, self.bm25_k1, self.bm25_b).T
+        else:
+            raise ValueError("weighting must be 'cosine', 'bm25' or 'tfidf', not "
+                             f"{self.weighting!r}.")
+        return sparse.csr_matrix(weighted, dtype=np.float64)  # all_pairs_knn wants doubles
 
     def _restore(self) -> None:
         n = int(self.n_items_)

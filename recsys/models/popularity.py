@@ -15,6 +15,7 @@ from recsys.models._common import (
     check_items,
     encode_categories,
     feature,
+    same_category_first,
 )
 from recsys.models.base import ItemFeatures, Ranked, top_n
 
@@ -74,12 +75,8 @@ class Popularity(Model):
         return np.broadcast_to(self.item_scores_, (history.shape[0], self.n_items_))
 
     def _item_similarity(self, items: np.ndarray) -> np.ndarray:
-        """Popularity within the item's category (all items when its category is unknown)."""
-        scores = np.tile(self.item_scores_, (len(items), 1))
-        cats = self.item_category_[items]
-        other = (cats[:, None] >= 0) & (self.item_category_[None, :] != cats[:, None])
-        scores[other] = -np.inf
-        return scores
+        """Best sellers of the item's category first, then the other best sellers."""
+        return same_category_first(self.item_scores_, self.item_category_, items)
 
     def popular_in(self, categories: Sequence[str], n: int = 10, *,
                    candidates: np.ndarray | None = None) -> Ranked:

@@ -243,11 +243,16 @@ class Engine:
 
     def _buy_again(self, history: sparse.csr_matrix, n: int, mask: np.ndarray
                    ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        """The customer's own products, by the model's buy-again part or by history weight."""
-        scorer = getattr(self.model, "buy_again_scores", None)
-        dense = scorer(history) if scorer else history.toarray()
-        dense = np.where((history.toarray() > 0) & mask[None, :], dense, -np.inf)
-        ranked = top_n(dense, n)
+        """The customer's own products, ranked by the model's buy-again part when it has one
+        (else by history weight)."""
+        part = getattr(self.model, "buyagain_", None)
+        if part is None and self.model.name == "buyagain":
+            part = self.model
+        if part is not None:
+            ranked = part.recommend(history, n, candidates=np.flatnonzero(mask))
+        else:
+            dense = history.toarray()
+            ranked = top_n(np.where((dense > 0) & mask[None, :], dense, -np.inf), n)
         return ranked, np.full(ranked.ids.shape, "buy_again", object), \
             np.full(ranked.ids.shape, -1, np.int32)
 

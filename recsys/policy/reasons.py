@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.schema import CATEGORY_SEP
+from recsys.models import Reason
+
+_CODE = {Reason.NEW_IN_CATEGORY_YOU_BUY: "new_in_category"}
 
 
 class ReasonWriter:
@@ -16,12 +19,11 @@ class ReasonWriter:
         self.leaf = products["category"].fillna("").astype(str).str.split(
             CATEGORY_SEP).str[-1].str.lower().to_numpy()
 
-    def codes(self, kinds: np.ndarray) -> np.ndarray:
-        """Map a model's integer reason kinds to string codes (``recsys.models`` REASONS)."""
-        from recsys.models.hybrid import REASONS
-
-        table = np.array(REASONS, dtype=object)
-        return table[np.asarray(kinds, dtype=np.int64)]
+    @staticmethod
+    def codes(kinds: np.ndarray) -> np.ndarray:
+        """Map the hybrid's ``Reason`` values to string codes (``BUY_AGAIN`` -> "buy_again")."""
+        table = {r.value: _CODE.get(r, r.name.lower()) for r in Reason}
+        return np.vectorize(lambda k: table.get(int(k), "personalized"), otypes=[object])(kinds)
 
     def _title(self, item: int) -> str:
         if item < 0:

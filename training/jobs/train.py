@@ -14,14 +14,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from recsys.data.clean import clean
-from recsys.data.load import load_dataset
 from recsys.data.schema import RetailData
 from recsys.data.split import TemporalSplit, temporal_split
 from training.config import TrainConfig
+from training.jobs import evaluate as evaluate_job
 from training.jobs.bundle import build_bundle
 from training.jobs.promote import Decision, mlflow_key, promote
-from training.tracking import champion_version, log_bundle_model, setup
+from training.tracking import champion_version, event_store, log_bundle_model, setup
 
 log = logging.getLogger(__name__)
 LIBRARIES = ("numpy", "scipy", "pandas", "implicit", "faiss-cpu", "mlflow", "scikit-learn",
@@ -40,11 +39,8 @@ class TrainResult:
 
 def load_clean(source: str) -> RetailData:
     """The dataset after cleaning, minus customers erased through the API."""
-    data, report = clean(load_dataset(source))
-    log.info("cleaning %s:\n%s", source, report)
-    from recsys.events import erased_customers
-
-    erased = erased_customers()
+    data = evaluate_job.load_clean(source)
+    erased = event_store().erased_customers()
     if erased:
         keep = ~data.transactions["customer_id"].isin(erased)
         data.transactions = data.transactions[keep]

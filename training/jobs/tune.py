@@ -41,6 +41,18 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
             "regularization": ("float", 1e-3, 1.0, True),
             "alpha": ("float", 1.0, 100.0, True),
             "iterations": ("int", 5, 30, False)},
+    "bpr": {"factors": ("int", 16, 256, True),
+            "learning_rate": ("float", 1e-3, 0.1, True),
+            "regularization": ("float", 1e-4, 0.1, True),
+            "iterations": ("int", 20, 200, True)},
+    "content": {"dims": ("int", 16, 256, True)},
+    # The hybrid's components keep their own (or given) parameters; the search is the blend.
+    "hybrid": {"content_weight": ("float", 0.0, 1.0, False),
+               "buyagain_weight": ("float", 0.1, 10.0, True),
+               "category_weight": ("float", 0.0, 1.0, False),
+               "new_weight": ("float", 0.0, 1.0, False),
+               "popularity_weight": ("float", 0.0, 0.5, False),
+               "trending_weight": ("float", 0.0, 0.5, False)},
 }
 
 OnTrial = Callable[[int, dict[str, Any], dict[str, float]], None]

@@ -78,7 +78,7 @@ def split():
 def products() -> pd.DataFrame:
     return pd.DataFrame({"product_id": [f"p{i}" for i in range(1, 6)],
                          "title": ["milk", "bread", "cheese", "jam", "oat milk"],
-                         "category": ["DAIRY", "BAKERY", "DAIRY", "", "DAIRY"]})
+                         "category": ["DAIRY", "BAKERY", "BAKERY", "", "DAIRY"]})
 
 
 def test_prepare_puts_cold_products_last_and_cold_customers_unknown(split) -> None:
@@ -131,8 +131,17 @@ def test_evaluate_passes_item_features_and_measures_diversity(split, products) -
     report = evaluate(model, data, k=3)
     assert len(model.items_seen_) == 5
     assert model.items_seen_.text[4] == "oat milk DAIRY"
-    # c1: [p1 DAIRY, p2 BAKERY] -> 1; c2: [p2 BAKERY, p3 DAIRY, p4 unknown] -> all pairs 0.
-    assert report.metrics["diversity@3"] == pytest.approx(1.0)
+    # c1: [p1 DAIRY, p2 BAKERY] -> 1; c2: [p2 BAKERY, p3 BAKERY, p4 unknown] -> 0 (p4 has
+    # no category and is left out); c3 gets no list.
+    assert report.metrics["diversity@3"] == pytest.approx(0.5)
+
+
+def test_diversity_falls_back_to_title_words_without_categories(split, products) -> None:
+    data = prepare(split, products=products.assign(category=""))
+    assert data.item_vectors is not None and data.item_vectors.shape[0] == 5
+    # "milk" and "oat milk" share a word; "bread" and "cheese" share none.
+    sim = (data.item_vectors @ data.item_vectors.T).toarray()
+    assert sim[0, 4] > 0 and sim[1, 2] == 0
 
 
 def test_exclude_seen_removes_repeat_hits(split) -> None:

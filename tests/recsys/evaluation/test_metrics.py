@@ -160,14 +160,15 @@ def test_diversity_matches_brute_force(data: st.DataObject) -> None:
     case = data.draw(ranking_cases())
     vec = data.draw(item_vectors(case.n_items))
 
+    def norm(a: int) -> float:
+        return math.sqrt(sum(x * x for x in vec[a]))
+
     def cos(a: int, b: int) -> float:
-        na, nb = math.sqrt(sum(x * x for x in vec[a])), math.sqrt(sum(x * x for x in vec[b]))
-        return 0.0 if na == 0 or nb == 0 else sum(x * y for x, y in zip(vec[a], vec[b],
-                                                                          strict=True)) / (na * nb)
+        return sum(x * y for x, y in zip(vec[a], vec[b], strict=True)) / (norm(a) * norm(b))
 
     per_list = []
     for lst in case.lists:
-        t = [i for i in _top(lst, case.k) if i >= 0]
+        t = [i for i in _top(lst, case.k) if i >= 0 and norm(i) > 0]
         pairs = [(a, b) for a in t for b in t if a != b]
         if pairs:
             per_list.append(1 - sum(cos(a, b) for a, b in pairs) / len(pairs))
@@ -198,6 +199,8 @@ def test_popularity_bias_matches_brute_force(data: st.DataObject) -> None:
 
 
 def test_diversity_of_one_hot_categories_counts_cross_category_pairs() -> None:
-    # Items 0,1 in category A, item 2 in B: list [0, 1, 2] has 2 of 3 pairs across categories.
-    cats = sparse.csr_matrix(np.array([[1, 0], [1, 0], [0, 1]], np.float32))
-    assert M.intra_list_diversity(np.array([[0, 1, 2]]), cats, 3) == pytest.approx(2 / 3)
+    # Items 0,1 in category A, item 2 in B, item 3 unknown: [0, 1, 2, 3] has 2 of 3 pairs
+    # across categories (item 3 is left out); [3, 0] has one item with a vector: no list.
+    cats = sparse.csr_matrix(np.array([[1, 0], [1, 0], [0, 1], [0, 0]], np.float32))
+    assert M.intra_list_diversity(np.array([[0, 1, 2, 3]]), cats, 4) == pytest.approx(2 / 3)
+    assert math.isnan(M.intra_list_diversity(np.array([[3, 0]]), cats, 2))

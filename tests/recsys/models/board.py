@@ -9,6 +9,7 @@ products, in text and category, so the content model sees the same two groups.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ N = 24  # customers; items are 0..N-1 (the board) and N (the staple)
 STAPLE = N
 WORDS = {0: ["milk", "yoghurt", "cheese", "butter", "cream", "kefir"],
          1: ["soap", "bleach", "detergent", "sponge", "polish", "scrub"]}
+TRIPLES = list(itertools.combinations(range(6), 3))  # distinct text per item of a parity
 FAST = {  # small settings so the whole contract suite stays fast
     "als": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05, "num_threads": 1},
@@ -49,7 +51,7 @@ def make_board() -> Board:
     texts, cats = [], []
     for i in range(N):
         words = WORDS[i % 2]
-        texts.append(" ".join(words[(i // 2 + k) % 6] for k in range(3)))
+        texts.append(" ".join(words[k] for k in TRIPLES[i // 2]))
         cats.append("Food > Dairy" if i % 2 == 0 else "Home > Cleaning")
     texts.append("paper shopping bag")
     cats.append("Store > Bags")

@@ -1,0 +1,83 @@
+"""Privacy: erasure (right to be forgotten) and consent to personalization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from recsys.events import EventStore
+from tests.serving.conftest import HEADERS, MakeClient, known_customers, product_ids
+
+
+def recs(client: TestClient, customer: str) -> dict:
+    response = client.get(f"/v1/customers/{customer}/recommendations", headers=HEADERS)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def store_of(tmp_path: Path) -> EventStore:
+    return EventStore(f"sqlite:///{tmp_path / 'data' / 'events.db'}")
+
+
+def buy(client: TestClient, customer: str, products: list[str], tag: str) -> None:
+    events = [{"event_id": f"{tag}-{i}", "customer_id": customer, "event_type": "purchase",
+               "product_id": p} for i, p in enumerate(products)]
+    assert client.post("/v1/events", json={"events": events}, headers=HEADERS).status_code == 200
+
+
+def test_erase_forgets_events_history_and_lists_the_customer(
+        make_client: MakeClient, als_bundle: Path, tmp_path: Path) -> None:
+    customer = known_customers(als_bundle)[0]
+    with make_client() as client:
+        buy(client, customer, product_ids(als_bundle)[:3], "pre")
+        assert recs(client, customer)["personalized"] is True
+        response = client.delete(f"/v1/customers/{customer}", headers=HEADERS)
+        assert response.status_code == 200
+        assert response.json()["records_deleted"] == 3
+        after = recs(client, customer)
+        assert after["personalized"] is False and after["fallback"] == "not_personalized"
+        # New events do not bring the erased training history back.
+        buy(client, customer, product_ids(als_bundle)[3:4], "post")
+        assert recs(client, customer)["personalized"] is False
+    store = store_of(tmp_path)
+    assert customer in store.erased_customers()
+    assert [e.event_id for e in store.events(customer)] == ["post-0"]
+    with make_client() as client:  # the erasure is replayed at start-up
+        assert recs(client, customer)["fallback"] == "not_personalized"
+
+
+def test_erase_of_an_event_only_customer_removes_their_personalization(
+        make_client: MakeClient, als_bundle: Path, tmp_path: Path) -> None:
+    with make_client() as client:
+        buy(client, "web-only", product_ids(als_bundle)[50:52], "w")
+        assert recs(client, "web-only")["personalized"] is True
+        assert client.delete("/v1/customers/web-only", headers=HEADERS).json()[
+            "records_deleted"] == 2
+        assert recs(client, "web-only")["personalized"] is False
+    assert store_of(tmp_path).events("web-only") == []
+
+
+def test_consent_opt_out_gives_non_personalized_results_until_opt_in(
+        make_client: MakeClient, als_bundle: Path) -> None:
+    customer = known_customers(als_bundle)[1]
+    with make_client() as client:
+        personal = recs(client, customer)
+        assert personal["personalized"] is True
+        out = client.put(f"/v1/customers/{customer}/consent", headers=HEADERS,
+                         json={"personalization": False})
+        assert out.status_code == 200 and out.json()["personalization"] is False
+        opted_out = recs(client, customer)
+        assert opted_out["fallback"] == "not_personalized"
+        assert recs(client, "never-seen")["items"] == opted_out["items"]  # what everyone gets
+    with make_client() as client:  # consent is durable
+        assert recs(client, customer)["fallback"] == "not_personalized"
+        client.put(f"/v1/customers/{customer}/consent", headers=HEADERS,
+                   json={"personalization": True})
+        assert recs(client, customer)["items"] == personal["items"]
+
+
+def test_bad_consent_bodies_are_422(client: TestClient) -> None:
+    for body in ({}, {"personalization": "perhaps"}, {"personalization": True, "x": 1}):
+        response = client.put("/v1/customers/c1/consent", json=body, headers=HEADERS)
+        assert response.status_code == 422, body

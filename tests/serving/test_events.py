@@ -1,0 +1,150 @@
+"""POST /v1/events: validated, stored durably, idempotent, folded in at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.events import EventStore
+from tests.serving.conftest import HEADERS, MakeClient, known_customers, product_ids
+
+
+def post(client: TestClient, events: list[dict]) -> dict:
+    response = client.post("/v1/events", json={"events": events}, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def recs(client: TestClient, customer: str, n: int = 5) -> dict:
+    response = client.get(f"/v1/customers/{customer}/recommendations", params={"n": n},
+                          headers=HEADERS)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def purchases(customer: str, products: list[str], prefix: str = "e") -> list[dict]:
+    return [{"event_id": f"{prefix}-{customer}-{i}", "customer_id": customer,
+             "event_type": "purchase", "product_id": p} for i, p in enumerate(products)]
+
+
+def test_events_make_a_new_customer_personalized_at_once(make_client: MakeClient,
+                                                         als_bundle: Path) -> None:
+    products = product_ids(als_bundle)
+    with make_client() as client:
+        before = recs(client, "new-shopper")
+        assert before["fallback"] == "cold_start"
+        result = post(client, purchases("new-shopper", products[40:43]))
+        assert result == {**result, "stored": 3, "duplicates": [], "folded": 3}
+        after = recs(client, "new-shopper")
+        assert after["personalized"] is True
+        assert [i["product_id"] for i in after["items"]] != \
+            [i["product_id"] for i in before["items"]]
+
+
+def test_events_change_a_known_customers_next_recommendation(make_client: MakeClient,
+                                                             als_bundle: Path) -> None:
+    customer = known_customers(als_bundle)[0]
+    products = product_ids(als_bundle)
+    with make_client() as client:
+        before = recs(client, customer, 10)
+        post(client, purchases(customer, products[-6:]))
+        after = recs(client, customer, 10)
+        assert after["items"] != before["items"]
+
+
+def test_resent_events_are_stored_and_folded_once(make_client: MakeClient,
+                                                  als_bundle: Path, tmp_path: Path) -> None:
+    batch = purchases("repeat-shopper", product_ids(als_bundle)[10:12])
+    with make_client() as client:
+        post(client, batch)
+        once = recs(client, "repeat-shopper")
+        again = post(client, batch)
+        assert again["stored"] == 0 and sorted(again["duplicates"]) == sorted(
+            e["event_id"] for e in batch)
+        assert recs(client, "repeat-shopper")["items"] == once["items"]
+    assert len(EventStore(f"sqlite:///{tmp_path / 'data' / 'events.db'}").events()) == 2
+
+
+def test_views_and_unknown_products_are_stored_but_fold_what_they_can(
+        make_client: MakeClient, als_bundle: Path) -> None:
+    product = product_ids(als_bundle)[5]
+    with make_client() as client:
+        result = post(client, [
+            {"event_id": "v1", "customer_id": "viewer", "event_type": "view",
+             "product_id": product, "timestamp": "2024-06-01T10:00:00+02:00"},
+            {"event_id": "v2", "customer_id": "viewer", "event_type": "add_to_cart",
+             "product_id": "not-in-catalog"},
+            {"event_id": "v3", "customer_id": "viewer", "event_type": "coupon_redeemed",
+             "coupon_id": "k001", "amount": 2.5}])
+        assert result["stored"] == 3 and result["folded"] == 1
+
+
+def test_events_survive_a_restart_and_are_replayed(make_client: MakeClient,
+                                                   als_bundle: Path) -> None:
+    with make_client() as client:
+        post(client, purchases("returning", product_ids(als_bundle)[20:23]))
+        expected = recs(client, "returning")
+    with make_client() as client:
+        assert expected["personalized"] is True
+        assert recs(client, "returning")["items"] == expected["items"]
+
+
+def test_a_second_worker_sees_events_through_the_journal(make_client: MakeClient,
+                                                         als_bundle: Path) -> None:
+    with make_client() as first, make_client() as second:
+        cold = recs(second, "cross-worker")
+        assert cold["fallback"] == "cold_start"
+        post(first, purchases("cross-worker", product_ids(als_bundle)[30:33]))
+        deadline = time.monotonic() + 5
+        while recs(second, "cross-worker")["fallback"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert recs(second, "cross-worker")["items"] == recs(first, "cross-worker")["items"]
+
+
+@pytest.mark.parametrize(("event", "fragment"), [
+    ({"event_type": "click", "product_id": "p001"}, "'view', 'add_to_cart', 'purchase'"),
+    ({"event_type": "purchase"}, "a purchase event needs a product_id"),
+    ({"event_type": "coupon_redeemed"}, "needs a coupon_id"),
+    ({"event_type": "view", "product_id": "p001", "quantity": "lots"}, "valid number"),
+    ({"event_type": "view", "product_id": "p001", "quantity": -1}, "greater than 0"),
+    ({"event_type": "view", "product_id": "p001", "timestamp": "yesterday"}, "datetime"),
+    ({"event_type": "view", "product_id": 17}, "valid string"),
+    ({"event_type": "view", "product_id": "p001", "price": 3}, "Extra inputs"),
+])
+def test_invalid_events_are_422_with_a_reason(client: TestClient, event: dict,
+                                              fragment: str) -> None:
+    body = {"events": [{"event_id": "bad-1", "customer_id": "c1", **event}]}
+    response = client.post("/v1/events", json=body, headers=HEADERS)
+    assert response.status_code == 422
+    assert fragment in response.text
+
+
+@pytest.mark.parametrize("body", [{"events": []}, {}, {"events": "view"}, []])
+def test_malformed_batches_are_422(client: TestClient, body: object) -> None:
+    assert client.post("/v1/events", json=body, headers=HEADERS).status_code == 422
+
+
+def test_bad_json_is_422(client: TestClient) -> None:
+    response = client.post("/v1/events", content=b'{"events": [', headers={
+        **HEADERS, "Content-Type": "application/json"})
+    assert response.status_code == 422 and "JSON decode error" in response.text
+
+
+def test_oversized_batch_is_413_and_stores_nothing(make_client: MakeClient,
+                                                   tmp_path: Path) -> None:
+    with make_client(max_events_per_batch=5) as client:
+        response = client.post("/v1/events", headers=HEADERS,
+                               json={"events": purchases("big", ["p001"] * 6)})
+        assert response.status_code == 413
+        assert "at most 5 events; got 6" in response.json()["detail"]
+    assert EventStore(f"sqlite:///{tmp_path / 'data' / 'events.db'}").count() == 0
+
+
+def test_oversized_body_is_413(make_client: MakeClient) -> None:
+    with make_client(max_body_bytes=2048) as client:
+        response = client.post("/v1/events", headers=HEADERS,
+                               json={"events": purchases("huge", ["p001"] * 100)})
+        assert response.status_code == 413
