@@ -21,7 +21,7 @@ run: env  ## train on The Complete Journey, register + promote, then serve on 12
 	$(BIN)/recsys serve --demo
 
 test: env  ## the whole test suite (real-data tests skip without ../shared/data)
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: env
 	$(BIN)/ruff check recsys training serving tests benchmarks

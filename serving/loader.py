@@ -199,13 +199,27 @@ def _download(settings: Settings, uri: str, dst: str) -> tuple[Path, str | None]
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BundleError(f"cannot fetch {uri} from MLflow ({first}); train and promote a "
                           "model (`recsys retrain`) or set RECSYS_BUNDLE_PATH.") from exc
-    except OSError as exc:
-        raise BundleError(f"cannot download {uri}: {exc}") from exc
-    bundle_dir = Path(local) / "artifacts" / "bundle"
-    if not bundle_dir.is_dir():
-        raise BundleError(f"{uri} has no artifacts/bundle directory; it was not logged by "
-                          "`recsys train`.")
-    return bundle_dir, version
+    except Exception as exc:  # network, storage: any failure keeps the current model
+        raise BundleError(f"cannot download {uri}: {type(exc).__name__}: {exc}") from exc
+    return _bundle_in(Path(local), uri), version
+
+
+def _bundle_in(model_dir: Path, uri: str) -> Path:
+    """The ``bundle`` artifact of a downloaded pyfunc model. MLflow stores it under the
+    logged folder's own name, so the path is read from the MLmodel file."""
+    import yaml
+
+    try:
+        meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+        relative = meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise BundleError(f"{uri} has no 'bundle' artifact in its MLmodel file; it was not "
+                          "logged by `recsys train`.") from exc
+    bundle_dir = (model_dir / str(relative)).resolve()
+    if not bundle_dir.is_relative_to(model_dir.resolve()) or not bundle_dir.is_dir():
+        raise BundleError(f"{uri}: bundle artifact path {relative!r} is not a directory "
+                          "inside the model.")
+    return bundle_dir
 
 
 def _build_index(settings: Settings, bundle: Bundle) -> ItemIndex | None:

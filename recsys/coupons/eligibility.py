@@ -82,13 +82,69 @@ class Audience:
                    avg_basket=col("avg_basket", np.nan, np.float64))
 
 
-def _allowed(values: NDArray[np.object_], lists: list[tuple[str, ...] | None]
-             ) -> NDArray[np.bool_]:
-    """``(n, n_coupons)``: value of row i is in list j (``None`` lists allow everything)."""
-    uniq, inv = np.unique(values.astype(str), return_inverse=True)
-    table = np.array([np.ones(len(uniq), bool) if lst is None else np.isin(uniq, lst)
-                      for lst in lists]).reshape(len(lists), len(uniq))
-    return table[:, inv].T
+class EligibilityRules:
+    """The catalog's hard rules compiled to arrays, reusable across chunks and requests.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        coupons = catalog.coupons
+        self.n_coupons = len(coupons)
+        self.valid_from = np.array([c.valid_from for c in coupons], dtype="datetime64[D]")
+        self.valid_to = np.array([c.valid_to for c in coupons], dtype="datetime64[D]")
+        self.cap = np.array([c.per_customer_cap for c in coupons], np.int64)
+        self.welcome = np.array([c.purpose == "welcome" for c in coupons], bool)
+        self.birthday = np.array([c.purpose == "birthday" for c in coupons], bool)
+        self._lists = {attr: [getattr(c.eligible, key) for c in coupons]
+                       for attr, key in (("segment", "segments"), ("stage", "stages"),
+                                         ("tier", "tiers"))}
+        self._cache: dict[str, dict[str, NDArray[np.bool_]]] = {a: {} for a in self._lists}
+
+    def _column(self, attr: str, value: str) -> NDArray[np.bool_]:
+        """``(n_coupons,)``: which coupons admit ``value`` of ``attr`` (cached)."""
+        col = self._cache[attr].get(value)
+        if col is None:
+            col = np.array([lst is None or value in lst for lst in self._lists[attr]], bool)
+            self._cache[attr][value] = col
+        return col
+
+    def mask(self, audience: Audience, at: dt.date, *,
+             issued: sparse.spmatrix | None = None, redeemed: sparse.spmatrix | None = None,
+             welcome_received: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+        """See :func:`eligibility`."""
+        n, m = len(audience), self.n_coupons
+        day = np.datetime64(at, "D")
+        window = (self.valid_from <= day) & (day <= self.valid_to)
+        mask = window[None, :] & audience.consent_marketing[:, None]
+        for attr, lists in self._lists.items():
+            if all(lst is None for lst in lists):
+                continue
+            values = getattr(audience, attr)
+            if n == 1:
+                mask &= self._column(attr, str(values[0]))[None, :]
+                continue
+            uniq, inv = np.unique(values.astype(str), return_inverse=True)
+            table = np.stack([self._column(attr, u) for u in uniq]) if len(uniq) else \
+                np.zeros((0, m), bool)
+            mask &= table[inv]
+        if self.birthday.any():
+            mask[:, self.birthday] &= (audience.birth_month == at.month)[:, None]
+        got_welcome = np.zeros(n, bool) if welcome_received is None else \
+            np.asarray(welcome_received, bool).copy()
+        if issued is not None:
+            _check_shape("issued", issued, (n, m))
+            counts = np.asarray(issued.todense())
+            mask &= counts < self.cap
+            got_welcome |= (counts[:, self.welcome] > 0).any(axis=1)
+        if self.welcome.any():
+            mask[:, self.welcome] &= ~got_welcome[:, None]
+        if redeemed is not None:
+            _check_shape("redeemed", redeemed, (n, m))
+            mask &= ~np.asarray(redeemed.todense(), dtype=bool)
+        return mask
 
 
 def eligibility(catalog: Catalog, audience: Audience, at: dt.date, *,
@@ -112,30 +168,8 @@ def eligibility(catalog: Catalog, audience: Audience, at: dt.date, *,
     -------
     ndarray of bool, shape (n, n_coupons)
     """
-    coupons = catalog.coupons
-    n, m = len(audience), len(coupons)
-    window = np.array([c.valid_from <= at <= c.valid_to for c in coupons], bool)
-    mask = np.broadcast_to(window & True, (n, m)) & audience.consent_marketing[:, None]
-    for attr, key in (("segment", "segments"), ("stage", "stages"), ("tier", "tiers")):
-        lists = [getattr(c.eligible, key) for c in coupons]
-        if any(lst is not None for lst in lists):
-            mask &= _allowed(getattr(audience, attr), lists)
-    birthday = np.array([c.purpose == "birthday" for c in coupons], bool)
-    if birthday.any():
-        mask[:, birthday] &= (audience.birth_month == at.month)[:, None]
-    welcome = np.array([c.purpose == "welcome" for c in coupons], bool)
-    got_welcome = np.zeros(n, bool) if welcome_received is None else welcome_received.copy()
-    if issued is not None:
-        _check_shape("issued", issued, (n, m))
-        counts = np.asarray(issued.todense())
-        mask &= counts < np.array([c.per_customer_cap for c in coupons])
-        got_welcome |= (counts[:, welcome] > 0).any(axis=1)
-    if welcome.any():
-        mask[:, welcome] &= ~got_welcome[:, None]
-    if redeemed is not None:
-        _check_shape("redeemed", redeemed, (n, m))
-        mask &= ~np.asarray(redeemed.todense(), dtype=bool)
-    return mask
+    return EligibilityRules(catalog).mask(audience, at, issued=issued, redeemed=redeemed,
+                                          welcome_received=welcome_received)
 
 
 def _check_shape(name: str, matrix: sparse.spmatrix, shape: tuple[int, int]) -> None:
@@ -164,4 +198,4 @@ def admitting_rule(coupon: Coupon, stage: str = "", segment: str = "", tier: str
     return f"{text} for {' in '.join(who) if who else 'all customers'}"
 
 
-__all__ = ["PURPOSE_TEXT", "Audience", "eligibility", "admitting_rule"]
+__all__ = ["PURPOSE_TEXT", "Audience", "EligibilityRules", "eligibility", "admitting_rule"]

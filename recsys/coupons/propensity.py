@@ -26,11 +26,8 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from scipy import sparse
 
@@ -77,6 +74,37 @@ def prior_propensity(affinity: NDArray[np.floating], stage: NDArray[np.object_],
     return 1.0 / (1.0 + np.exp(-logit))
 
 
+class ScaledLogistic(ClassifierMixin, BaseEstimator):
+    """Median imputation, standardisation and a logistic regression in one estimator, so
+    ``sample_weight`` reaches the regression (a ``Pipeline`` would drop it under
+    ``CalibratedClassifierCV``)."""
+
+    def __init__(self, *, C: float = 1.0) -> None:
+        self.C = C
+
+    def _z(self, X: NDArray[np.floating]) -> NDArray[np.float64]:
+        Z = np.where(np.isnan(X), self.median_, X)
+        return (Z - self.mean_) / self.scale_
+
+    def fit(self, X: NDArray[np.floating], y: NDArray[np.integer],
+            sample_weight: NDArray[np.floating] | None = None) -> ScaledLogistic:
+        X = np.asarray(X, dtype=np.float64)
+        self.median_ = np.nan_to_num(np.nanmedian(X, axis=0))
+        Z = np.where(np.isnan(X), self.median_, X)
+        self.mean_ = Z.mean(axis=0)
+        self.scale_ = np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
+        self.lr_ = LogisticRegression(C=self.C, max_iter=2000).fit(
+            self._z(X), y, sample_weight=sample_weight)
+        self.classes_ = self.lr_.classes_
+        return self
+
+    def decision_function(self, X: NDArray[np.floating]) -> NDArray[np.float64]:
+        return np.asarray(self.lr_.decision_function(self._z(np.asarray(X, np.float64))))
+
+    def predict_proba(self, X: NDArray[np.floating]) -> NDArray[np.float64]:
+        return np.asarray(self.lr_.predict_proba(self._z(np.asarray(X, np.float64))))
+
+
 class RedemptionModel(ClassifierMixin, BaseEstimator):
     """A calibrated redemption classifier over offer features.
 
@@ -101,8 +129,8 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
 
     def __init__(self, *, method: Literal["hgb", "logistic"] = "hgb",
                  calibration: Literal["isotonic", "sigmoid"] = "isotonic", cv: int = 3,
-                 negative_rate: float = 1.0, max_iter: int = 200, learning_rate: float = 0.05,
-                 max_leaf_nodes: int = 15, min_samples_leaf: int = 200,
+                 negative_rate: float = 0.1, max_iter: int = 150, learning_rate: float = 0.1,
+                 max_leaf_nodes: int = 15, min_samples_leaf: int = 100,
                  l2_regularization: float = 1.0, C: float = 1.0, random_state: int = 0) -> None:
         self.method = method
         self.calibration = calibration
@@ -124,8 +152,7 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
                 l2_regularization=self.l2_regularization, early_stopping=False,
                 random_state=self.random_state)
         if self.method == "logistic":
-            return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                                 LogisticRegression(C=self.C, max_iter=2000))
+            return ScaledLogistic(C=self.C)
         raise ValueError(f"method must be 'hgb' or 'logistic', not {self.method!r}.")
 
     def fit(self, X: pd.DataFrame, y: NDArray[np.integer]) -> RedemptionModel:
@@ -284,5 +311,5 @@ def top_fraction_lift(y: NDArray[np.integer], score: NDArray[np.floating],
     return float(hits / k / y.mean())
 
 
-__all__ = ["prior_propensity", "RedemptionModel", "OfferTable", "build_offer_table",
+__all__ = ["prior_propensity", "ScaledLogistic", "RedemptionModel", "OfferTable", "build_offer_table",
            "top_fraction_lift"]

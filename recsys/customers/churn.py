@@ -25,16 +25,21 @@ from sklearn.linear_model import LogisticRegression
 
 from recsys.customers.config import ChurnConfig
 from recsys.customers.history import NS_PER_DAY, History
-from recsys.customers.summary import summarize, window_totals
+from recsys.customers.bgnbd import BGNBD, unique_rft
+from recsys.customers.summary import Summary, summarize, window_totals
 from recsys.errors import DataError, NotFittedError
 
 log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 
-def churn_features(history: History, cut_ns: int, *, trend_days: int
+def churn_features(history: History, cut_ns: int, *, trend_days: int, horizon_days: int
                    ) -> tuple[NDArray[np.int64], pd.DataFrame]:
     """Features of every customer with an order up to ``cut_ns``.
+
+    Besides the raw behaviour, a BG/NBD model fitted on the same history (no labels needed)
+    contributes ``p_alive`` and P(no purchase within ``horizon_days``): the classifier then
+    learns what the parametric model misses.
 
     Returns
     -------
@@ -47,17 +52,19 @@ def churn_features(history: History, cut_ns: int, *, trend_days: int
     recent, n_recent = window_totals(history, cut_ns - trend, cut_ns)
     prior, n_prior = window_totals(history, cut_ns - 2 * trend, cut_ns - trend)
     with np.errstate(invalid="ignore", divide="ignore"):
+        active_days = np.maximum(s.tenure_days, 1.0)
         cols: dict[str, FloatArray] = {
             "recency_days": s.recency_days, "tenure_days": s.tenure_days,
-            "n_orders": s.n_orders.astype(float), "n_days": s.n_days.astype(float),
-            "spend": s.total, "order_value": s.total / np.maximum(s.n_orders, 1),
-            "mean_gap": s.mean_gap, "gap_std": s.gap_std, "last_gap": s.last_gap,
+            "days_per_week": 7.0 * s.n_days / active_days,
+            "spend_per_week": 7.0 * s.total / active_days,
+            "order_value": s.total / np.maximum(s.n_orders, 1),
+            "mean_gap": s.mean_gap, "gap_cv": s.gap_std / s.mean_gap, "last_gap": s.last_gap,
             "recency_over_gap": s.recency_days / s.mean_gap,
             "spend_recent": recent, "orders_recent": n_recent.astype(float),
             "spend_trend": np.nan_to_num((recent - prior) / (np.abs(recent) + np.abs(prior))),
             "orders_trend": (n_recent - n_prior) / np.maximum(n_recent + n_prior, 1),
         }
-        if history.line_category is not None:
+        if history.category_customer is not None:
             cols["n_categories"] = _distinct_categories(history, cut_ns)
         if history.coupon_customer is not None:
             assert history.coupon_ts is not None
@@ -66,16 +73,31 @@ def churn_features(history: History, cut_ns: int, *, trend_days: int
                                     minlength=history.n_customers).astype(float)
             cols["coupons"] = n_coupons
             cols["coupons_per_order"] = n_coupons / np.maximum(s.n_orders, 1)
-    return idx, pd.DataFrame({k: np.asarray(v, dtype=np.float64)[idx] for k, v in cols.items()})
+    frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64)[idx] for k, v in cols.items()})
+    frame["p_alive"], frame["p_no_purchase"] = _bgnbd_features(s, idx, horizon_days)
+    return idx, frame
+
+
+def _bgnbd_features(s: Summary, idx: NDArray[np.int64], horizon_days: int
+                    ) -> tuple[FloatArray, FloatArray]:
+    x = (s.n_days - 1)[idx].astype(np.float64)
+    t_x = (s.last_day - s.first_day)[idx]
+    T = s.cut_day - s.first_day[idx]
+    ux, ut, uT, counts, inverse = unique_rft(x, t_x, T)
+    try:
+        model = BGNBD().fit(ux, ut, uT, weights=counts)
+    except DataError:
+        nan = np.full(len(idx), np.nan)
+        return nan, nan
+    return (model.p_alive(ux, ut, uT)[inverse],
+            model.prob_no_purchase(horizon_days, ux, ut, uT)[inverse])
 
 
 def _distinct_categories(history: History, cut_ns: int) -> FloatArray:
-    assert history.line_ts is not None and history.line_category is not None
-    assert history.line_customer is not None
-    mask = history.line_ts <= cut_ns
-    n_cat = int(history.line_category.max(initial=0)) + 1
-    pairs = np.unique(history.line_customer[mask] * n_cat + history.line_category[mask])
-    return np.bincount(pairs // n_cat, minlength=history.n_customers).astype(np.float64)
+    assert history.category_customer is not None and history.category_first_ts is not None
+    seen = history.category_first_ts <= cut_ns
+    return np.bincount(history.category_customer[seen],
+                       minlength=history.n_customers).astype(np.float64)
 
 
 def churn_labels(history: History, cut_ns: int, horizon_days: int,
@@ -128,7 +150,8 @@ class ChurnModel:
             cut = end_ns - (self.horizon_days + i * self.window_step_days) * NS_PER_DAY
             if cut <= first:
                 break
-            who, feats = churn_features(history, cut, trend_days=self.trend_days)
+            who, feats = churn_features(history, cut, trend_days=self.trend_days,
+                                         horizon_days=self.horizon_days)
             labels = churn_labels(history, cut, self.horizon_days, who)
             if len(labels) >= self.min_window_customers and 0 < labels.mean() < 1:
                 out.append((cut, feats, labels))
@@ -199,7 +222,8 @@ class ChurnModel:
         (n_customers,) float64, NaN for customers without an order by the cut
         """
         cut = history.as_of_ns if cut_ns is None else int(cut_ns)
-        who, feats = churn_features(history, cut, trend_days=self.trend_days)
+        who, feats = churn_features(history, cut, trend_days=self.trend_days,
+                                         horizon_days=self.horizon_days)
         out = np.full(history.n_customers, np.nan)
         out[who] = self.predict_features(feats)
         return out

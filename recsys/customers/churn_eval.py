@@ -107,7 +107,8 @@ def evaluate_churn(history: History, *, config: CustomersConfig | None = None,
         raise DataError(f"evaluation cut {pd.Timestamp(cut_ns)} + {horizon} days is after "
                         f"as_of {history.as_of}: the outcome is not known yet")
     model = ChurnModel.from_config(config.churn).fit(history, end_ns=cut_ns)
-    who, feats = churn_features(history, cut_ns, trend_days=config.churn.trend_days)
+    who, feats = churn_features(history, cut_ns, trend_days=config.churn.trend_days,
+                                horizon_days=horizon)
     y = churn_labels(history, cut_ns, horizon, who)
     if len(np.unique(y)) < 2:
         raise DataError("the evaluation window has only one outcome; AUC is undefined")

@@ -82,7 +82,7 @@ class GammaGamma:
         start = np.log([1.0, 2.0, float(np.average(m, weights=w))])
         res = minimize(_neg_ll_and_grad, start, args=(x, m, w), jac=True, method="L-BFGS-B",
                        bounds=[(-20.0, 20.0)] * 3,
-                       options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-15})
+                       options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13})
         if not res.success:
             log.warning("Gamma-Gamma optimizer stopped early: %s", res.message)
         self.params_ = np.exp(res.x)

@@ -42,7 +42,8 @@ class History:
     ts : (n_orders,) int64 nanoseconds since the epoch (naive local time)
     amount : (n_orders,) float64 order value
     as_of : the reference moment; no order is later
-    line_customer, line_ts, line_category : (n_lines,) arrays, or None without products
+    category_customer, category_first_ts : (n_pairs,) int64 per (customer, category) bought:
+        the customer and the first time they bought the category; None without products
     coupon_customer, coupon_ts : (n_redemptions,) arrays, or None without redemptions
     """
 
@@ -51,9 +52,8 @@ class History:
     ts: NDArray[np.int64]
     amount: NDArray[np.float64]
     as_of: pd.Timestamp
-    line_customer: NDArray[np.int64] | None = None
-    line_ts: NDArray[np.int64] | None = None
-    line_category: NDArray[np.int64] | None = None
+    category_customer: NDArray[np.int64] | None = None
+    category_first_ts: NDArray[np.int64] | None = None
     coupon_customer: NDArray[np.int64] | None = None
     coupon_ts: NDArray[np.int64] | None = None
 
@@ -174,8 +174,10 @@ def _lines(tx: pd.DataFrame, cust: NDArray[np.int64], ts: NDArray[np.int64],
     cat = cat.astype(str).replace("", np.nan)
     codes = pd.factorize(tx["product_id"].astype(str).map(cat))[0]  # -1 = unknown category
     ok = codes >= 0
-    return {"line_customer": cust[ok].astype(np.int64), "line_ts": ts[ok],
-            "line_category": codes[ok].astype(np.int64)}
+    pairs = pd.DataFrame({"c": cust[ok], "k": codes[ok], "ts": ts[ok]})
+    first = pairs.groupby(["c", "k"], sort=False)["ts"].min().reset_index()
+    return {"category_customer": first["c"].to_numpy(np.int64),
+            "category_first_ts": first["ts"].to_numpy(np.int64)}
 
 
 def _coupons(redemptions: pd.DataFrame | None, customer_ids: pd.Index,

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.data.schema import RetailData
 
@@ -95,39 +97,77 @@ def non_product_mask(product_ids: pd.Series) -> np.ndarray:
     -------
     ndarray of bool, shape (n,)
     """
-    codes = product_ids.astype("str").fillna("").str.strip().str.upper()
-    flagged = codes.isin(FEE_CODES).to_numpy() | codes.str.startswith(VOUCHER_PREFIX).to_numpy()
-    has_digit = codes.str.contains(r"\d", regex=True).to_numpy()
-    distinct = pd.Series(codes.unique())
-    if len(distinct) and distinct.str.contains(r"\d", regex=True).mean() > 0.5:
+    distinct = pd.Series(product_ids.dropna().unique(), dtype="str")  # rule per distinct code
+    codes = distinct.str.strip().str.upper()
+    flagged = codes.isin(FEE_CODES) | codes.str.startswith(VOUCHER_PREFIX)
+    has_digit = codes.str.contains(r"\d", regex=True)
+    if len(codes) and has_digit.mean() > 0.5:
         flagged |= ~has_digit
-    return flagged
+    if not flagged.any():
+        return np.zeros(len(product_ids), dtype=bool)
+    return isin(product_ids, distinct[flagged.to_numpy()])
 
 
-def _cancellations(tx: pd.DataFrame) -> np.ndarray:
-    """Cancellation/return lines plus the purchase each undoes (see module doc, step 2)."""
-    cancel = (tx["order_id"].astype("str").str.startswith("C").fillna(False).to_numpy()
-              | (tx["quantity"] < 0).to_numpy())
+def isin(values: pd.Series, allowed: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """``values.isin(allowed)`` as a bool array, through pyarrow (several times faster than
+    pandas' own ``isin`` on pyarrow-backed strings); missing values are never in."""
+    value_set = pa.array(np.asarray(allowed, dtype=object), type=pa.large_string(),
+                         from_pandas=True)
+    found = pc.is_in(pa.array(values.astype("str").array), value_set=value_set)
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _cancellations(tx: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+    """Cancellation/return lines plus the purchase each undoes (see module doc, step 2).
+
+    Only rows still in ``keep`` take part in the matching.
+    """
+    cancel = keep & (tx["order_id"].astype("str").str.startswith("C").fillna(False).to_numpy()
+                     | (tx["quantity"] < 0).to_numpy())
     drop = cancel.copy()
     if not cancel.any():
         return drop
-    keys = ["customer_id", "product_id", "qty"]
-    pos = np.flatnonzero(~cancel & (tx["quantity"] > 0).to_numpy())
+    pos = np.flatnonzero(keep & ~cancel & (tx["quantity"] > 0).to_numpy())
     neg = np.flatnonzero(cancel)
-    left = pd.DataFrame({"timestamp": tx["timestamp"].to_numpy()[neg],
-                         "customer_id": tx["customer_id"].to_numpy()[neg],
-                         "product_id": tx["product_id"].to_numpy()[neg],
-                         "qty": np.abs(tx["quantity"].to_numpy()[neg])}).dropna()
-    right = pd.DataFrame({"timestamp": tx["timestamp"].to_numpy()[pos],
-                          "customer_id": tx["customer_id"].to_numpy()[pos],
-                          "product_id": tx["product_id"].to_numpy()[pos],
-                          "qty": tx["quantity"].to_numpy()[pos], "row": pos}).dropna()
+
+    def side(rows: np.ndarray) -> pd.DataFrame:
+        part = tx.iloc[rows]
+        return pd.DataFrame({"timestamp": part["timestamp"].to_numpy(),
+                             "customer_id": part["customer_id"].to_numpy(),
+                             "product_id": part["product_id"].to_numpy(),
+                             "qty": np.abs(part["quantity"].to_numpy()), "row": rows}).dropna()
+
+    left, right = side(neg).drop(columns="row"), side(pos)
     if left.empty or right.empty:
         return drop
     matched = pd.merge_asof(left.sort_values("timestamp"), right.sort_values("timestamp"),
-                            on="timestamp", by=keys, direction="backward")["row"].dropna()
+                            on="timestamp", by=["customer_id", "product_id", "qty"],
+                            direction="backward")["row"].dropna()
     drop[matched.astype(np.int64).unique()] = True
     return drop
+
+
+def _duplicates(tx: pd.DataFrame) -> np.ndarray:
+    """``tx.duplicated()``, computed exactly but only over rows whose numbers collide.
+
+    Exact duplicates share timestamp, quantity and amount; hashing those three numbers first
+    leaves few candidate rows for the (slow) comparison of the string columns.
+    """
+    ts = tx["timestamp"].to_numpy().view(np.int64)
+    amount = np.where(np.isnan(tx["amount"].to_numpy()), np.nan, tx["amount"].to_numpy())
+    quantity = np.where(np.isnan(tx["quantity"].to_numpy()), np.nan, tx["quantity"].to_numpy())
+    key = (ts * np.int64(1_000_003)) ^ (amount.view(np.int64) * np.int64(998_244_353)) \
+        ^ quantity.view(np.int64)
+    candidates = np.flatnonzero(pd.Series(key).duplicated(keep=False).to_numpy())
+    out = np.zeros(len(tx), dtype=bool)
+    out[candidates] = tx.iloc[candidates].duplicated().to_numpy()
+    return out
+
+
+def _record(report: CleaningReport, step: CleaningStep) -> None:
+    report.steps.append(step)
+    log.info("clean %s: %s removed %d of %d %s", report.source, step.name, step.removed,
+             step.rows_before, step.table)
 
 
 def clean(data: RetailData) -> tuple[RetailData, CleaningReport]:
@@ -150,32 +190,39 @@ def clean(data: RetailData) -> tuple[RetailData, CleaningReport]:
     products = data.products
     known = pd.Index(products["product_id"].dropna().unique()) if len(products) else None
 
-    def missing_ids(t: pd.DataFrame) -> np.ndarray:
+    def missing_ids(t: pd.DataFrame, _keep: np.ndarray) -> np.ndarray:
         cid, pid = t["customer_id"], t["product_id"]
         return (cid.isna() | (cid == "") | pid.isna() | (pid == "")).to_numpy()
 
-    steps: list[tuple[str, str, Callable[[pd.DataFrame], np.ndarray]]] = [
+    # Each rule sees the whole table and the rows kept so far; the table is filtered once
+    # before the duplicate check (string takes on millions of rows are the slow part).
+    Rule = Callable[[pd.DataFrame, np.ndarray], np.ndarray]
+    steps: list[tuple[str, str, Rule]] = [
         ("missing_ids", "no customer id (guest) or no product id", missing_ids),
         ("cancellations", "order id starts with C or quantity < 0, plus the purchase each "
          "undoes", _cancellations),
         ("non_positive_quantity", "quantity <= 0 or missing",
-         lambda t: ~(t["quantity"] > 0).to_numpy()),
+         lambda t, _k: ~(t["quantity"] > 0).to_numpy()),
         ("non_positive_amount", "amount <= 0 (zero or negative price; unknown kept)",
-         lambda t: (t["amount"] <= 0).to_numpy()),
+         lambda t, _k: (t["amount"] <= 0).to_numpy()),
         ("non_product_codes", "postage, fees, vouchers (code without digit, fee code, gift_*)",
-         lambda t: non_product_mask(t["product_id"])),
+         lambda t, _k: non_product_mask(t["product_id"])),
     ]
     if known is not None:
         steps.append(("unknown_products", "product id not in the product table",
-                      lambda t: ~t["product_id"].isin(known).to_numpy()))
-    steps.append(("duplicate_lines", "exact duplicate of an earlier line",
-                  lambda t: t.duplicated().to_numpy()))
+                      lambda t, _k: ~isin(t["product_id"], known)))
+    keep = np.ones(len(tx), dtype=bool)
     for name, reason, rule in steps:
-        before = len(tx)
-        tx = tx[~rule(tx)].reset_index(drop=True)
-        report.steps.append(CleaningStep(name, reason, before, len(tx)))
-        log.info("clean %s: %s removed %d of %d lines", data.name, name, before - len(tx),
-                 before)
+        before = int(keep.sum())
+        keep &= ~rule(tx, keep)
+        _record(report, CleaningStep(name, reason, before, int(keep.sum())))
+    if not keep.all():
+        tx = tx[keep].reset_index(drop=True)
+    dup = _duplicates(tx)
+    if dup.any():
+        tx = tx[~dup].reset_index(drop=True)
+    _record(report, CleaningStep("duplicate_lines", "exact duplicate of an earlier line",
+                                 len(tx) + int(dup.sum()), len(tx)))
     out = replace(data, transactions=tx)
     if len(products):
         keep = ~non_product_mask(products["product_id"])

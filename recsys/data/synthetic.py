@@ -68,7 +68,8 @@ def _check(n_customers: int, n_products: int, n_lines: int | None, days: int, st
     for name, value, low, high in (("n_customers", n_customers, 1, 2**31 - 1),
                                    ("n_products", n_products, 10, 2**31 - 1),
                                    ("days", days, 7, 20_000)):
-        if not isinstance(value, int | np.integer) or not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) \
+                or not low <= value <= high:
             raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
     try:
         pd.Timestamp(start)
@@ -122,8 +123,9 @@ def generate(n_customers: int = 2000, n_products: int = 500, *, n_lines: int | N
     n_products : int
         Catalog size, at least 10.
     n_lines : int, optional
-        Target number of transaction lines (the result lands within a few percent); default
-        ``LINES_PER_CUSTOMER_YEAR * n_customers * days / 365``.
+        Target number of transaction lines; default ``LINES_PER_CUSTOMER_YEAR * n_customers *
+        days / 365``. The result lands within a few percent (visit rates are calibrated on a
+        pilot run of the first chunk).
     days : int
         Length of the period; every transaction timestamp is in ``[start, start + days)``.
     start : str
@@ -170,8 +172,8 @@ def generate(n_customers: int = 2000, n_products: int = 500, *, n_lines: int | N
         o, ln, of, rd = _chunk(setup, lo, scale)
         ln = (ln[0] + n_orders, *ln[1:])
         n_orders += len(o[0])
-        orders.append(o)
-        lines.append(ln)
+        orders.append(list(o))
+        lines.append(list(ln))
         offers.append(of)
         reds.append(rd)
     data = RetailData(
@@ -189,38 +191,52 @@ def generate(n_customers: int = 2000, n_products: int = 500, *, n_lines: int | N
     return data
 
 
+def _pop(chunks: list[list[np.ndarray]], k: int) -> np.ndarray:
+    """Concatenate column ``k`` of every chunk, releasing the chunk's copy as it goes."""
+    parts = []
+    for chunk in chunks:
+        parts.append(chunk[k])
+        chunk[k] = None
+    return np.concatenate(parts)
+
+
 def _transactions(orders: list, lines: list, t0: pd.Timestamp, n_customers: int,
                   n_products: int, n_stores: int) -> pd.DataFrame:
-    """Concatenate chunks and renumber orders in time order (lines stay grouped by order)."""
-    cust, t, store = (np.concatenate(c) for c in zip(*orders, strict=True))
-    line_order, prod, qty, amount = (np.concatenate(c) for c in zip(*lines, strict=True))
-    del orders[:], lines[:]
-    n_orders, n_lines = len(t), len(line_order)
+    """Concatenate chunks and renumber orders in time order (lines stay grouped by order).
+
+    Columns are built one at a time and their sources freed, to keep the peak near the size of
+    the result.
+    """
+    t = _pop(orders, 1)
+    n_orders = len(t)
     perm = np.argsort(t, kind="stable")
-    size = np.bincount(line_order, minlength=n_orders)
-    del line_order
+    size = np.bincount(_pop(lines, 0), minlength=n_orders)
     size_new = size[perm]
     shift = np.cumsum(size_new) - size_new - (np.cumsum(size) - size)[perm]
     del size
-    new_order = np.repeat(np.arange(n_orders, dtype=np.int32), size_new)
-    line_perm = np.arange(n_lines, dtype=np.int64)
+    line_perm = np.arange(size_new.sum(), dtype=np.int64)
     line_perm -= np.repeat(shift, size_new)
+    del shift
+    columns = {"product_id": _take(_ids("p", n_products), _pop(lines, 1)[line_perm])}
+    columns["quantity"] = _pop(lines, 2)[line_perm].astype(np.float64)
+    columns["amount"] = _pop(lines, 3)[line_perm]
+    del line_perm
+    new_order = np.repeat(np.arange(n_orders, dtype=np.int32), size_new)
     old_order = perm.astype(np.int32)[new_order]
-    del perm, shift, size_new
+    del perm, size_new
+    columns["order_id"] = _take(_ids("o", n_orders), new_order)
+    del new_order
+    columns["timestamp"] = _times(t0, t[old_order])
+    del t
+    columns["customer_id"] = _take(_ids("c", n_customers), _pop(orders, 0)[old_order])
     stores = pa.concat_arrays([_ids("s", n_stores), pa.array(["online"], pa.large_string())])
-    columns = {
-        "order_id": _take(_ids("o", n_orders), new_order),
-        "customer_id": _take(_ids("c", n_customers), cust[old_order]),
-        "product_id": _take(_ids("p", n_products), prod[line_perm]),
-        "quantity": qty[line_perm].astype(np.float64),
-        "amount": amount[line_perm],
-        "timestamp": _times(t0, t[old_order]),
-        "store_id": _take(stores, store[old_order]),
-    }
-    return pd.DataFrame(columns, copy=False)
+    columns["store_id"] = _take(stores, _pop(orders, 2)[old_order])
+    order = ("order_id", "customer_id", "product_id", "quantity", "amount", "timestamp",
+             "store_id")
+    return pd.DataFrame({c: columns.pop(c) for c in order}, copy=False)
 
 
-def _coupon_tables(camp, offers: list, reds: list, t0: pd.Timestamp, n_customers: int,
+def _coupon_tables(camp: Campaigns, offers: list, reds: list, t0: pd.Timestamp, n_customers: int,
                    n_products: int) -> dict[str, pd.DataFrame]:
     n_camp, n_coupons = len(camp.ptr) - 1, len(camp.coupon_category)
     camp_ids, coupon_ids = _ids("m", n_camp), _ids("k", n_coupons)

@@ -167,7 +167,8 @@ def build_catalog(n_products: int, days: int, rng: np.random.Generator) -> Catal
     for d in np.unique(dept):
         rows = np.flatnonzero((dept == d) & (tier > 0))
         names = np.array(_brands(rng, int(np.clip(len(rows) // 25, 2, 300)), taken), dtype=object)
-        brand[rows] = names[np.minimum(rng.zipf(1.6, len(rows)) - 1, len(names) - 1)]
+        share = np.arange(1.0, len(names) + 1) ** -0.8  # a few big brands, a long tail
+        brand[rows] = names[rng.choice(len(names), size=len(rows), p=share / share.sum())]
     median = np.array([VOCAB[k][3] for k in category])
     rel = np.exp(rng.normal(0, 0.35, n)) * TIER_PRICE[tier] * type_price[product_type]
     price = np.maximum(np.round(median * rel, 1) - 0.01, 0.29)

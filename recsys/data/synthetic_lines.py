@@ -1,11 +1,11 @@
 """Orders and basket lines for one chunk of synthetic customers, all vectorised.
 
 Part of ``recsys.data.synthetic``. Order days follow a day-of-week, seasonal and holiday
-intensity inside each customer's active window; a line is one of the customer's staples with
-the customer's repeat probability (grocery baskets are mostly repeats), otherwise a category
-drawn from the customer's affinity (modulated by the category's season) and a product drawn
-from the category's power-law popularity tilted by the segment's price sensitivity. Products
-only sell between their launch and end days.
+intensity inside each customer's active window. Each line of a basket is, with the customer's
+repeat probability, one of their staples (distinct within the order; grocery baskets are mostly
+repeats), otherwise a category drawn from the customer's affinity (tilted by the category's
+season) and a product drawn from the category's power-law popularity tilted by the segment's
+price sensitivity. Products only sell between their launch and end days.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def _slices(data: EvalData) -> dict[str, sparse.csr_matrix]:
 
 def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
              cold_k: int = 20, exclude_seen: bool = False, name: str | None = None,
-             products: pd.DataFrame | None = None) -> Report:
+             products: pd.DataFrame | None = None, fit: bool = True) -> Report:
     """Fit ``model`` on the training period and score its top-k lists on the test period.
 
     Parameters
@@ -218,6 +218,9 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
         Row label; default ``model.name``.
     products : DataFrame, optional
         Only used when ``data`` is a TemporalSplit.
+    fit : bool
+        False: ``model`` is already fitted on ``data.train`` (e.g. only parameters read at
+        scoring time changed) and is only scored; ``fit_seconds`` is then 0.
 
     Returns
     -------
@@ -226,8 +229,9 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
     if isinstance(data, TemporalSplit):
         data = prepare(data, products=products)
     start = time.perf_counter()
-    model.fit(data.train.matrix, items=data.items)
-    fit_s = time.perf_counter() - start
+    if fit:
+        model.fit(data.train.matrix, items=data.items)
+    fit_s = time.perf_counter() - start if fit else 0.0
     start = time.perf_counter()
     ranked = model.recommend(data.history, max(k, cold_k), users=data.users,
                              exclude=data.history if exclude_seen else None)

@@ -24,14 +24,24 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def local_store(tmp_path, monkeypatch):
-    """A private embedded MLflow store (and data dir) per test."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(REPO)
-    yield tmp_path
+@pytest.fixture(scope="module")
+def local_store(tmp_path_factory):
+    """A private embedded MLflow store (and data dir) shared by this module's tests."""
+    tmp_path = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("RECSYS_DATA_DIR", str(tmp_path / "data"))
+        mp.chdir(REPO)
+        yield tmp_path
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def champion(local_store):
+    """The first retrain on an empty registry: promoted as the first champion."""
+    path = _config(local_store)
+    result, decision = retrain(load_config(path), path)
+    return path, result, decision
 
 
 def _config(tmp_path: Path, **overrides) -> Path:
@@ -44,11 +54,10 @@ def _config(tmp_path: Path, **overrides) -> Path:
     return path
 
 
-def test_train_register_promote_and_reload_gives_identical_recommendations(local_store):
-    path = _config(local_store)
-    cfg = load_config(path)
-    result, decision = retrain(cfg, path)
+def test_first_retrain_promotes_and_a_fresh_process_gets_identical_recommendations(champion):
+    _, result, decision = champion
     assert decision.promoted, decision.reason
+    assert decision.reason.endswith("first champion")
     in_memory = Engine(read_bundle(result.bundle_dir))
     customers = in_memory.customers.ids[:25].tolist()
     expected = [[p.product_id for p in r.picks] for r in in_memory.recommend_many(customers)]
@@ -67,22 +76,31 @@ def test_train_register_promote_and_reload_gives_identical_recommendations(local
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
 
 
-def test_retrain_on_unchanged_data_keeps_the_champion(local_store):
-    path = _config(local_store)
-    cfg = load_config(path)
-    first, decision = retrain(cfg, path)
-    assert decision.promoted
-    second, again = retrain(cfg, path)
+def test_run_logs_metrics_baselines_and_split(champion):
+    _, result, _ = champion
+    run = mlflow.tracking.MlflowClient().get_run(result.run_id)
+    assert run.data.metrics["ndcg_at_10"] == pytest.approx(result.scores["als"]["ndcg@10"])
+    assert "baseline.popularity.ndcg_at_10" in run.data.metrics
+    assert np.isfinite(run.data.metrics["fit_seconds"])
+    assert run.data.tags["split_fingerprint"].count(":") == 1
+    assert int(run.data.params["test_rows"]) > 0
+
+
+def test_retrain_on_unchanged_data_keeps_the_champion_and_force_is_recorded(champion):
+    path, first, _ = champion
+    second, again = retrain(load_config(path), path)
     assert not again.promoted
     assert "does not beat the champion" in again.reason
     client = mlflow.tracking.MlflowClient()
-    assert client.get_model_version_by_alias("rs-test", "champion").version == first.version
+    assert str(client.get_model_version_by_alias("rs-test", "champion").version) == first.version
     forced = promote("rs-test", second.version, force=True)
     assert forced.promoted and forced.reason.startswith("forced despite")
     assert client.get_model_version("rs-test", second.version).tags["promotion_forced"] == "true"
+    assert str(client.get_model_version_by_alias("rs-test", "champion").version) == \
+        second.version
 
 
-def test_gate_rejects_a_model_that_does_not_beat_popularity(local_store):
+def test_gate_rejects_a_model_that_does_not_beat_popularity(champion, local_store):
     # Popularity against itself ties, and a tie is not a win.
     path = _config(local_store, model={"name": "popularity", "params": {}})
     result = train(load_config(path), path)
@@ -98,13 +116,3 @@ def test_missing_alias_is_a_clear_error(local_store, tmp_path):
     setup("rs-test")
     with pytest.raises(BundleError, match="alias 'champion'"):
         fetch_bundle("no-such-model", None, tmp_path / "dl")
-
-
-def test_bundle_scores_match_logged_metrics_shape(local_store):
-    path = _config(local_store)
-    result = train(load_config(path), path)
-    run = mlflow.tracking.MlflowClient().get_run(result.run_id)
-    assert run.data.metrics["ndcg_at_10"] == pytest.approx(result.scores["als"]["ndcg@10"])
-    assert "baseline.popularity.ndcg_at_10" in run.data.metrics
-    assert np.isfinite(run.data.metrics["fit_seconds"])
-    assert run.data.tags["split_fingerprint"].count(":") == 1

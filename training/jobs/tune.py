@@ -55,6 +55,14 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
                "trending_weight": ("float", 0.0, 0.5, False)},
 }
 
+# Parameters a model reads when scoring, not in ``fit``: when a search varies only these, the
+# model is fitted once and re-scored per trial (the hybrid's blend weights; its components are
+# the expensive part). tests/training/test_evaluate_cli.py checks that this equals refitting.
+SCORE_TIME_PARAMS: dict[str, frozenset[str]] = {
+    "hybrid": frozenset({"cf_weight", "content_weight", "buyagain_weight", "category_weight",
+                         "new_weight", "popularity_weight", "trending_weight"}),
+}
+
 OnTrial = Callable[[int, dict[str, Any], dict[str, float]], None]
 
 
@@ -143,11 +151,17 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
                              weighting=weighting, half_life_days=half_life_days)
     objective_key = f"{metric}@{k}"
     trials: list[dict[str, Any]] = []
+    fit_once = set(space) <= SCORE_TIME_PARAMS.get(model_name, frozenset())
+    fitted: list[Any] = []  # the single fitted model when ``fit_once``
 
     def objective(trial: optuna.Trial) -> float:
         params = {p: _suggest(trial, p, d) for p, d in space.items()}
-        report = evaluate(make_model(model_name, **fixed, **params), validation, k,
-                          name=model_name)
+        model = fitted[0] if fitted else make_model(model_name, **fixed, **params)
+        for p, v in params.items():  # what sklearn's set_params does
+            setattr(model, p, v)
+        report = evaluate(model, validation, k, name=model_name, fit=not fitted)
+        if fit_once and not fitted:
+            fitted.append(model)
         if objective_key not in report.metrics:
             raise ConfigError(f"unknown metric {metric!r}; use one of ndcg, recall, precision, "
                               "map, hit_rate, mrr, coverage.")
@@ -167,4 +181,4 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
                       float(study.best_value), trials, validation.split.summary())
 
 
-__all__ = ["SEARCH_SPACES", "OnTrial", "TuneResult", "validation_split", "tune"]
+__all__ = ["SEARCH_SPACES", "SCORE_TIME_PARAMS", "OnTrial", "TuneResult", "validation_split", "tune"]
