@@ -61,7 +61,7 @@ class ItemIndex:
         xq = self.unit[item: item + 1]
         if allowed is None or allowed.all():
             k = min(n + 1, self.n_items)
-            D, I = self.index.search(xq, k, params=self._params(None))
+            scores, ids = self.index.search(xq, k, params=self._params(None))
         else:
             keep = allowed.copy()
             keep[item] = False
@@ -70,10 +70,9 @@ class ItemIndex:
             k = min(n, int(keep.sum()))
             if k == 0:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
-            D, I = self.index.search(xq, k, params=self._params(selector))
-        ids, scores = I[0], D[0]
-        found = (ids >= 0) & (ids != item)
-        return ids[found][:n], scores[found][:n]
+            scores, ids = self.index.search(xq, k, params=self._params(selector))
+        found = (ids[0] >= 0) & (ids[0] != item)
+        return ids[0][found][:n], scores[0][found][:n]
 
     def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters:
         if self.kind == "hnsw":

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: threads come from requests
+# Before numpy/faiss load their BLAS: concurrency comes from requests, not from one product.
+# faiss bundles an OpenMP OpenBLAS, which reads OMP_NUM_THREADS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import anyio  # noqa: E402
 import faiss  # noqa: E402
@@ -32,7 +35,11 @@ from serving.routers import (  # noqa: E402
     recommendations,
 )
 from serving.runtime import Runtime  # noqa: E402
-from serving.security import require_admin_key, require_client_key  # noqa: E402
+from serving.security import (  # noqa: E402
+    BodyLimitMiddleware,
+    require_admin_key,
+    require_client_key,
+)
 from serving.settings import Settings, get_settings  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -66,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not app.state.admin_keys:
         log.warning("no admin key configured: /admin routes are disabled")
     errors.install(app)
-    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: sees every answer
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_client_key)])
     for module in V1_ROUTERS:
         v1.include_router(module.router)

@@ -1,6 +1,9 @@
 """The server's live state: the models (swapped atomically), the event store and how one
 feeds the other.
 
+A reload request reaches every worker process through a marker file in the data dir that
+each worker's poller watches.
+
 Every change (event, consent, erasure) is first committed to the store's journal, then
 applied to the live engines. Other worker processes pick it up by polling the journal, so
 the next request reflects it whichever worker answers. One lock serialises applying changes
@@ -12,9 +15,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from recsys.errors import BundleError, ConfigError, RecsysError
 from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore, fold_in_weight
@@ -51,6 +56,7 @@ class Runtime:
         self._erased: set[str] = set()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._reload_token = self._read_marker()  # reload requests already honoured
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -76,6 +82,7 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
+        """A model serves and events can be stored (a missing challenger is only reported)."""
         return self.models is not None and self.store is not None
 
     def _problem(self, what: str, message: str) -> None:
@@ -83,9 +90,12 @@ class Runtime:
         log.error("not ready: %s: %s", what, message)
 
     # -- models -----------------------------------------------------------------------------
-    def reload(self, wait: bool = False) -> bool:
+    def reload(self, wait: bool = False, broadcast: bool = False) -> bool:
         """Load the current champion (and challenger) and swap them in; False when a reload
-        is already running. The old models serve until the swap and stay on failure."""
+        is already running. The old models serve until the swap and stay on failure.
+        ``broadcast`` also asks the other worker processes sharing the data dir to reload."""
+        if broadcast:
+            self._request_reload()
         if not self._reloading.acquire(blocking=False):
             return False
         self._reloading.release()
@@ -117,6 +127,8 @@ class Runtime:
             self.metrics.reload_failed.set(0)
 
     def _load(self) -> Models:
+        """Both models, or a ``BundleError``. Only at start-up may a broken challenger be
+        left out (champion-only traffic, reported on /ready) rather than serve nothing."""
         s = self.settings
         champion = load_served(s, CHAMPION, s.bundle_path or s.model_uri)
         challenger = None
@@ -125,7 +137,11 @@ class Runtime:
             try:
                 challenger = load_served(s, CHALLENGER, source)
             except BundleError as exc:
-                raise BundleError(f"challenger: {exc}") from exc
+                if self.models is not None:
+                    raise BundleError(f"challenger: {exc}") from exc
+                self._problem("challenger", f"{exc}; all traffic goes to the champion")
+        if challenger is not None:
+            self.problems.pop("challenger", None)
         return Models(champion, challenger, s.challenger_share, s.ab_salt)
 
     def _swap(self, models: Models) -> None:
@@ -146,6 +162,28 @@ class Runtime:
         self.metrics.set_models({
             m.variant: (m.version, m.index.kind if m.index else None,
                         m.index.recall if m.index else None) for m in models.all()})
+
+    @property
+    def _marker(self) -> Path:
+        return self.settings.data_dir / "reload.request"
+
+    def _request_reload(self) -> None:
+        """Write a new token to the marker file that every worker's poller watches."""
+        token = uuid.uuid4().hex
+        self._reload_token = token  # before writing: our own poller must not reload twice
+        try:
+            self._marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._marker.with_suffix(f".{token}")
+            tmp.write_text(token)
+            tmp.replace(self._marker)
+        except OSError as exc:
+            log.warning("cannot ask other workers to reload (%s); only this one reloads", exc)
+
+    def _read_marker(self) -> str | None:
+        try:
+            return self._marker.read_text().strip()
+        except OSError:
+            return None
 
     # -- changes ----------------------------------------------------------------------------
     def add_events(self, events: Sequence[Event]) -> tuple[AddResult, int]:
@@ -224,6 +262,10 @@ class Runtime:
     def _poll(self) -> None:
         """Apply what other processes wrote to the journal."""
         while not self._stop.wait(self.settings.events_poll_seconds):
+            token = self._read_marker()
+            if token != self._reload_token:  # another worker got POST /admin/reload
+                self._reload_token = token
+                self.reload()
             if self.store is None or self.models is None:
                 continue
             try:

@@ -8,10 +8,12 @@ never logged.
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Annotated
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 HEADER = "X-API-Key"
 client_key_header = APIKeyHeader(name=HEADER, scheme_name="ApiKey", auto_error=False,
@@ -56,4 +58,26 @@ async def require_admin_key(request: Request,
     _check(key, keys, "admin key")
 
 
-__all__ = ["HEADER", "key_matches", "require_client_key", "require_admin_key"]
+class BodyLimitMiddleware:
+    """Refuse a declared ``Content-Length`` above the limit with a 413 that names it, before
+    reading anything. Bodies without a length are cut by FastAPI's own ``max_body_size``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                body = json.dumps({"detail": f"request body of {int(declared)} bytes is over "
+                                             f"the {self.max_bytes}-byte limit"}).encode()
+                await send({"type": "http.response.start", "status": 413, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+__all__ = ["HEADER", "key_matches", "require_client_key", "require_admin_key",
+           "BodyLimitMiddleware"]

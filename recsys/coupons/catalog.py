@@ -85,6 +85,9 @@ class Margin(BaseModel):
     target_share: float = Field(0.3, gt=0, le=1)  # expected share of it on the coupon's target
     gross_margin: float = Field(0.3, ge=0, le=1)
     incrementality: float = Field(0.3, ge=0, le=1)  # share of redeeming baskets caused by it
+    # Expected future margin a redemption adds beyond its basket (a converted prospect's or a
+    # won-back customer's next orders; e.g. the CLV uplift), in currency.
+    future_margin: float = Field(0.0, ge=0)
 
 
 class Coupon(BaseModel):
@@ -94,7 +97,8 @@ class Coupon(BaseModel):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     kind: Kind
     purpose: Purpose = "cross_sell"
-    value: float = Field(gt=0)  # percent (0-100], currency, or points multiplier (> 1)
+    # percent (0-100], currency, or points multiplier (> 1); buy_x_get_y uses buy/get instead
+    value: float | None = Field(None, gt=0)
     buy: int | None = Field(None, ge=1)  # buy_x_get_y only
     get: int | None = Field(None, ge=1)
     target: Target = Target()
@@ -112,9 +116,11 @@ class Coupon(BaseModel):
     def _check(self) -> Coupon:
         if self.valid_to < self.valid_from:
             raise ValueError(f"valid_to {self.valid_to} is before valid_from {self.valid_from}")
-        if self.kind == "percent_off" and self.value > 100:
+        if self.value is None and self.kind != "buy_x_get_y":
+            raise ValueError(f"value is required for a {self.kind} coupon")
+        if self.kind == "percent_off" and (self.value or 0) > 100:
             raise ValueError("value of a percent_off coupon must be in (0, 100]")
-        if self.kind == "points_multiplier" and self.value <= 1:
+        if self.kind == "points_multiplier" and (self.value or 0) <= 1:
             raise ValueError("value of a points_multiplier coupon must be > 1")
         if (self.kind == "buy_x_get_y") != (self.buy is not None and self.get is not None):
             raise ValueError("buy and get are required for buy_x_get_y and only allowed there")

@@ -28,6 +28,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from scipy import sparse
 
@@ -124,6 +125,9 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
         Gradient-boosting parameters (``method="hgb"``).
     C : float
         Inverse regularisation (``method="logistic"``).
+    n_threads : int, optional
+        OpenMP threads while fitting and predicting (``None``: the environment's default).
+        On a shared machine 1 is much faster than oversubscribed cores.
     random_state : int
     """
 
@@ -131,7 +135,8 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
                  calibration: Literal["isotonic", "sigmoid"] = "isotonic", cv: int = 3,
                  negative_rate: float = 0.1, max_iter: int = 150, learning_rate: float = 0.1,
                  max_leaf_nodes: int = 15, min_samples_leaf: int = 100,
-                 l2_regularization: float = 1.0, C: float = 1.0, random_state: int = 0) -> None:
+                 l2_regularization: float = 1.0, C: float = 1.0, n_threads: int | None = None,
+                 random_state: int = 0) -> None:
         self.method = method
         self.calibration = calibration
         self.cv = cv
@@ -142,6 +147,7 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.C = C
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def _estimator(self) -> Any:
@@ -175,7 +181,8 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
         # Features never observed (e.g. cf_affinity without a CF model) carry no signal and
         # break gradient-boosting binning; they are left out and ignored at predict time.
         used = [c for c in X.columns if X[c].notna().any()]
-        self.model_.fit(X[used].to_numpy(np.float32)[keep], y[keep], sample_weight=weight)
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            self.model_.fit(X[used].to_numpy(np.float32)[keep], y[keep], sample_weight=weight)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.features_used_ = np.asarray(used, dtype=object)
         self.classes_ = np.array([0, 1])
@@ -193,7 +200,8 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
         if missing:
             raise ValueError(f"X lacks the training features {missing}.")
         cols = list(self.features_used_)
-        return np.asarray(self.model_.predict_proba(X[cols].to_numpy(np.float32)))
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            return np.asarray(self.model_.predict_proba(X[cols].to_numpy(np.float32)))
 
     def redemption_probability(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """P(redeem) per row of ``X``, shape ``(n,)``."""

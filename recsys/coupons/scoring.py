@@ -16,7 +16,8 @@ points_multiplier   ``(value - 1) x points_per_currency x points_value x T``
 buy_x_get_y         ``get / (buy + get) x T``
 ==================  ===========================================================
 
-The incremental margin of a redemption is ``basket x gross_margin x incrementality``.
+The incremental margin of a redemption is ``basket x gross_margin x incrementality +
+future_margin``.
 """
 
 from __future__ import annotations
@@ -62,14 +63,15 @@ def _redemption_cost(catalog: Catalog, c: Coupon) -> tuple[float, float]:
     spend = basket if c.target.sitewide else basket * m.target_share
     if c.cost.model == "fixed":
         return c.cost.per_redemption, spend
+    value = c.value or 0.0  # only buy_x_get_y goes without a value
     if c.kind == "percent_off":
-        cost = c.value / 100.0 * spend
+        cost = value / 100.0 * spend
     elif c.kind == "amount_off":
-        cost = min(c.value, spend)
+        cost = min(value, spend)
     elif c.kind == "free_shipping":
-        cost = c.value
+        cost = value
     elif c.kind == "points_multiplier":
-        cost = (c.value - 1.0) * catalog.points_per_currency * catalog.points_value * spend
+        cost = (value - 1.0) * catalog.points_per_currency * catalog.points_value * spend
     else:  # buy_x_get_y; the catalog validator guarantees buy and get
         cost = (c.get or 0) / ((c.buy or 0) + (c.get or 0)) * spend
     return cost, spend
@@ -81,7 +83,8 @@ def economics(catalog: Catalog) -> Economics:
     for c in catalog.coupons:
         m = catalog.margin_of(c)
         cost, spend = _redemption_cost(catalog, c)
-        inc.append(max(m.basket_value, c.min_basket) * m.gross_margin * m.incrementality)
+        inc.append(max(m.basket_value, c.min_basket) * m.gross_margin * m.incrementality
+                   + m.future_margin)
         red.append(cost)
         issue.append(c.cost.per_issue)
         depth.append(cost / spend)

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from recsys.customers.config import ChurnConfig
 from recsys.customers.history import NS_PER_DAY, History
@@ -111,7 +112,8 @@ class ChurnModel:
     """Calibrated gradient-boosting churn classifier over rolling windows.
 
     Parameters mirror ``ChurnConfig`` (see ``configs/customers.yaml``); ``params`` go to
-    ``HistGradientBoostingClassifier``.
+    ``HistGradientBoostingClassifier``; ``n_threads`` caps its OpenMP threads (on a busy
+    machine one thread is often faster than oversubscribed cores).
 
     Attributes
     ----------
@@ -126,7 +128,7 @@ class ChurnModel:
                  window_step_days: int = 30, trend_days: int = 90,
                  calibration: str = "isotonic", min_window_customers: int = 50,
                  max_train_rows: int = 200_000, random_state: int = 0,
-                 params: dict[str, Any] | None = None) -> None:
+                 n_threads: int | None = None, params: dict[str, Any] | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_windows = n_windows
         self.window_step_days = window_step_days
@@ -135,6 +137,7 @@ class ChurnModel:
         self.min_window_customers = min_window_customers
         self.max_train_rows = max_train_rows
         self.random_state = random_state
+        self.n_threads = n_threads
         self.params = params
 
     @classmethod
@@ -179,13 +182,14 @@ class ChurnModel:
             keep = np.sort(rng.choice(len(y), self.max_train_rows, replace=False))
             X, y = X.iloc[keep], y[keep]
         self.feature_names_ = list(X.columns)
-        self.estimator_ = HistGradientBoostingClassifier(
-            random_state=self.random_state, **(self.params or {})).fit(X, y)
+        with threadpool_limits(self.n_threads, user_api="openmp"):
+            self.estimator_ = HistGradientBoostingClassifier(
+                random_state=self.random_state, **(self.params or {})).fit(X, y)
         _, X_cal, y_cal = wins[0]
         if len(y_cal) > self.max_train_rows:
             keep = np.sort(rng.choice(len(y_cal), self.max_train_rows, replace=False))
             X_cal, y_cal = X_cal.iloc[keep], y_cal[keep]
-        raw = self.estimator_.predict_proba(X_cal)[:, 1]
+        raw = self._raw(X_cal)
         if self.calibration == "isotonic":
             self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self.calibrator_.fit(raw, y_cal)
@@ -209,10 +213,14 @@ class ChurnModel:
                              f"{self.feature_names_}; pass the same products/redemptions")
         if len(features) == 0:
             return np.zeros(0)
-        raw = self.estimator_.predict_proba(features)[:, 1]
+        raw = self._raw(features)
         if isinstance(self.calibrator_, IsotonicRegression):
             return np.asarray(self.calibrator_.predict(raw), dtype=np.float64)
         return self.calibrator_.predict_proba(_logit(raw)[:, None])[:, 1]
+
+    def _raw(self, features: pd.DataFrame) -> FloatArray:
+        with threadpool_limits(self.n_threads, user_api="openmp"):
+            return self.estimator_.predict_proba(features)[:, 1]
 
     def predict(self, history: History, cut_ns: int | None = None) -> FloatArray:
         """Churn risk of every customer of ``history`` at ``cut_ns`` (default ``as_of``).

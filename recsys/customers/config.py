@@ -147,8 +147,10 @@ class ChurnConfig(_Frozen):
     min_window_customers: int = Field(50, ge=2)
     max_train_rows: int = Field(200_000, ge=100)  # rows sampled for fitting (speed)
     random_state: int = 0
+    n_threads: int | None = Field(None, ge=1)  # OpenMP threads of the classifier; None = all
+    # Shallow, slow-learning trees: windows hold a few thousand customers on real datasets.
     params: dict[str, Any] = Field(default_factory=lambda: {
-        "max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 40,
+        "max_iter": 300, "learning_rate": 0.02, "max_depth": 3, "min_samples_leaf": 100,
         "l2_regularization": 1.0})
 
 

@@ -68,7 +68,8 @@ class History:
         return int(self.as_of.value)
 
 
-def _check(transactions: pd.DataFrame) -> None:
+def check_transactions(transactions: pd.DataFrame) -> None:
+    """Raise ``DataError`` naming what is wrong when columns, dtypes or values are bad."""
     missing = [c for c in REQUIRED if c not in transactions.columns]
     if missing:
         raise DataError(f"transactions lack column(s) {missing}; canonical transactions have "
@@ -128,7 +129,7 @@ def build_history(transactions: pd.DataFrame, *, as_of: object | None = None,
     DataError
         Missing columns, wrong dtypes, missing values.
     """
-    _check(transactions)
+    check_transactions(transactions)
     stamp = resolve_as_of(transactions, as_of)
     ts_all = _ns(transactions["timestamp"])
     keep = ts_all <= stamp.value
@@ -194,4 +195,5 @@ def _coupons(redemptions: pd.DataFrame | None, customer_ids: pd.Index,
     return {"coupon_customer": code[ok].astype(np.int64), "coupon_ts": ts[ok]}
 
 
-__all__ = ["NS_PER_DAY", "FutureRowsWarning", "History", "build_history", "resolve_as_of"]
+__all__ = ["NS_PER_DAY", "FutureRowsWarning", "History", "build_history", "check_transactions",
+           "resolve_as_of"]

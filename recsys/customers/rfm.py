@@ -23,7 +23,7 @@ from scipy.stats import rankdata
 
 from recsys.customers.config import RFMConfig
 from recsys.customers.history import NS_PER_DAY, History, build_history
-from recsys.customers.summary import summarize, window_totals
+from recsys.customers.summary import Summary, summarize, window_totals
 
 ScoreArray = NDArray[np.int8]
 
@@ -81,9 +81,13 @@ def assign_segments(r: ScoreArray, f: ScoreArray, m: ScoreArray,
     return np.asarray(names, dtype=object)[code]
 
 
-def rfm_arrays(history: History, config: RFMConfig) -> dict[str, np.ndarray]:
-    """RFM values, scores and segments of every customer of ``history`` (aligned arrays)."""
-    summary = summarize(history)
+def rfm_arrays(history: History, config: RFMConfig,
+               summary: Summary | None = None) -> dict[str, np.ndarray]:
+    """RFM values, scores and segments of every customer of ``history`` (aligned arrays).
+
+    ``summary`` is ``summarize(history)`` when the caller already has it.
+    """
+    summary = summary or summarize(history)
     recency = summary.recency_days
     if config.window_days is None:
         frequency, monetary = summary.n_orders, summary.total

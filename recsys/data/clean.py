@@ -158,7 +158,12 @@ def _duplicates(tx: pd.DataFrame) -> np.ndarray:
     quantity = np.where(np.isnan(tx["quantity"].to_numpy()), np.nan, tx["quantity"].to_numpy())
     key = (ts * np.int64(1_000_003)) ^ (amount.view(np.int64) * np.int64(998_244_353)) \
         ^ quantity.view(np.int64)
-    candidates = np.flatnonzero(pd.Series(key).duplicated(keep=False).to_numpy())
+    order = np.argsort(key)
+    same = key[order][1:] == key[order][:-1]
+    collide = np.zeros(len(tx), dtype=bool)
+    collide[order[1:][same]] = True
+    collide[order[:-1][same]] = True
+    candidates = np.flatnonzero(collide)
     out = np.zeros(len(tx), dtype=bool)
     out[candidates] = tx.iloc[candidates].duplicated().to_numpy()
     return out

@@ -33,6 +33,7 @@ ACCEPTED = ("'completejourney'; 'synthetic' or 'synthetic:customers=N,products=M
             "amount]) layout")
 # Anonymous (guest) lines are real data; ``clean`` drops them with a count.
 NULLABLE = {("transactions", "customer_id")}
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -43,7 +44,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
     try:
         if name.endswith(".parquet"):
             return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
+        if name.endswith(_CSV_SUFFIXES):
             return pd.read_csv(path, dtype="str", keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -67,6 +68,9 @@ def _columns(path: Path) -> list[str]:
             return list(pq.read_schema(path).names)
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot be read as parquet: {exc}") from None
+    if not path.name.lower().endswith(_CSV_SUFFIXES):
+        raise DataError(f"{path}: unsupported file type; use .csv, .csv.gz or .parquet "
+                        "(convert spreadsheets such as Online Retail II's .xlsx to CSV first)")
     return list(_read_raw_head(path).columns)
 
 

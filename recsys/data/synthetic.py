@@ -99,8 +99,9 @@ def _chunk(setup: _Setup, lo: int, scale: float) -> tuple[tuple[np.ndarray, ...]
     rng = np.random.default_rng([setup.seed, 4, lo // CHUNK])
     aff = draw_affinity(setup.centres, people.segment[rows], people.pet[rows], rng)
     orders = draw_orders(world, people, rows, scale, rng)
-    line_order, prod = draw_products(world, people, rows, aff, orders, rng)
-    cc = draw_coupons(setup.campaigns, people, rows, aff, setup.population, orders, rng)
+    line_order, prod, owner, staple = draw_products(world, people, rows, aff, orders, rng)
+    cc = draw_coupons(setup.campaigns, people, rows, aff, setup.population, orders, owner,
+                      staple, rng)
     coupon = np.r_[np.zeros(len(prod), bool), np.ones(len(cc.red_order), bool)]
     o, p, q, a = price_lines(world, people, rows, orders, np.r_[line_order, cc.red_order],
                              np.r_[prod, cc.red_product], coupon, rng)

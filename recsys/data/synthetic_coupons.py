@@ -4,9 +4,10 @@ Part of ``recsys.data.synthetic``. Campaigns run for two to six weeks; each has 
 apply to the products of one product type or of one brand within a category. Campaigns are
 offered to a random share of the customers active in their window who consent to marketing.
 A customer redeems an offered coupon with a probability that grows with their affinity to the
-coupon's category (relative to the population's) and their segment's coupon proneness, at a
+coupon's category (relative to the population's), is several times higher when the coupon
+covers one of their staple products, and scales with their segment's coupon proneness, at a
 low base rate, and only on an order they place inside the window: the redemption adds a
-discounted line of a coupon product to that order.
+discounted line of a coupon product (the staple, if covered) to that order.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from recsys.data.synthetic_catalog import Catalog
 from recsys.data.synthetic_lines import DAY, Orders
 from recsys.data.synthetic_people import SEGMENTS, People
 
-BASE_REDEMPTION = 0.03   # P(redeem) of an average-affinity customer, before the order gate
+BASE_REDEMPTION = 0.015  # P(redeem) of an average-affinity customer, before the order gate
 AFFINITY_EXPONENT = 1.0  # P(redeem) ~ (affinity / population affinity) ** exponent
+STAPLE_BOOST = 4.0       # P(redeem) x (1 + boost) when the coupon covers one of their staples
+MAX_REDEMPTION = 0.6
 MAX_COUPON_PRODUCTS = 40
 
 
@@ -85,9 +88,29 @@ class ChunkCoupons:
     red_product: np.ndarray     # (n_red,) int64
 
 
+def _staple_match(camp: Campaigns, cust: np.ndarray, coupon: np.ndarray, owner: np.ndarray,
+                  staple: np.ndarray) -> np.ndarray:
+    """For each (customer, coupon) pair, a staple of the customer the coupon covers, or -1."""
+    n_staples = np.bincount(owner, minlength=int(cust.max(initial=0)) + 1)
+    per = n_staples[cust]
+    pair = np.repeat(np.arange(len(cust)), per)
+    first = np.cumsum(n_staples) - n_staples
+    offset = np.arange(len(pair)) - np.repeat(np.cumsum(per) - per, per)
+    prod = staple[np.repeat(first[cust], per) + offset]
+    n_prod = int(camp.products.max(initial=0)) + 1
+    row_coupon = np.repeat(np.arange(len(camp.coupon_category)), np.diff(camp.product_ptr))
+    keys = row_coupon * n_prod + camp.products  # sorted: coupons in order, products sorted
+    query = coupon[pair] * n_prod + prod
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    hit = keys[at] == query
+    match = np.full(len(cust), -1, dtype=np.int64)
+    match[pair[hit][::-1]] = prod[hit][::-1]  # the first matching staple wins
+    return match
+
+
 def draw_coupons(camp: Campaigns, people: People, rows: slice, affinity: np.ndarray,
-                 population_affinity: np.ndarray, orders: Orders,
-                 rng: np.random.Generator) -> ChunkCoupons:
+                 population_affinity: np.ndarray, orders: Orders, owner: np.ndarray,
+                 staple: np.ndarray, rng: np.random.Generator) -> ChunkCoupons:
     """Offers to the chunk's customers and the redemptions they make; see the module doc."""
     join, churn = people.join_day[rows], people.churn_day[rows]
     eligible = (people.consent_marketing[rows][:, None] & (join[:, None] < camp.end_day)
@@ -101,20 +124,29 @@ def draw_coupons(camp: Campaigns, people: People, rows: slice, affinity: np.ndar
     cat = camp.coupon_category[coupon]
     lift = affinity[cust, cat] / population_affinity[cat]
     proneness = np.array([s.coupon for s in SEGMENTS])[people.segment[rows][cust]]
-    p = np.minimum(BASE_REDEMPTION * lift ** AFFINITY_EXPONENT * proneness, 0.6)
-    hit = np.flatnonzero(rng.random(len(p)) < p)
+    p = BASE_REDEMPTION * lift ** AFFINITY_EXPONENT * proneness
+    # Thinning: draw with the staple boost for everyone, then keep a candidate whose coupon
+    # covers none of their staples with probability 1 / (1 + boost). Only candidates need
+    # the (costlier) staple lookup.
+    p_high = np.minimum(p * (1 + STAPLE_BOOST), MAX_REDEMPTION)
+    hit = np.flatnonzero(rng.random(len(p)) < p_high)
     cust, coupon = cust[hit], coupon[hit]
+    match = _staple_match(camp, cust, coupon, owner, staple)
+    p_true = np.minimum(p[hit] * np.where(match >= 0, 1 + STAPLE_BOOST, 1.0), MAX_REDEMPTION)
+    keep = rng.random(len(hit)) * p_high[hit] < p_true
+    cust, coupon, match = cust[keep], coupon[keep], match[keep]
     campaign = np.repeat(np.arange(len(camp.ptr) - 1), np.diff(camp.ptr))[coupon]
     key = orders.key()
     lo = np.searchsorted(key, cust * (1 << 40) + camp.start_day[campaign] * DAY)
     hi = np.searchsorted(key, cust * (1 << 40) + camp.end_day[campaign] * DAY)
     shops = hi > lo
-    cust, coupon, lo, hi = cust[shops], coupon[shops], lo[shops], hi[shops]
+    cust, coupon, match, lo, hi = cust[shops], coupon[shops], match[shops], lo[shops], hi[shops]
     order = lo + (rng.random(len(lo)) * (hi - lo)).astype(np.int64)
     n_prod = np.diff(camp.product_ptr)[coupon]
     pick = camp.product_ptr[coupon] + (rng.random(len(coupon)) * n_prod).astype(np.int64)
+    product = np.where(match >= 0, match, camp.products[pick])
     return ChunkCoupons(oc.astype(np.int64), oj.astype(np.int64), cust.astype(np.int64),
-                        coupon, order, camp.products[pick])
+                        coupon, order, product)
 
 
 __all__ = ["Campaigns", "ChunkCoupons", "build_campaigns", "draw_coupons", "BASE_REDEMPTION"]

@@ -165,8 +165,12 @@ def draw_orders(world: World, people: People, rows: slice, scale: float,
 
 
 def draw_products(world: World, people: People, rows: slice, affinity: np.ndarray,
-                  orders: Orders, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Basket lines of ``orders``: ``(order index, product index)``, both int64."""
+                  orders: Orders, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Basket lines of ``orders`` and the customers' staples.
+
+    Returns ``(line order index, line product index, staple owner, staple product)``, all int64;
+    staple owners are chunk-local customer indices, sorted.
+    """
     n_cust, n_cat = affinity.shape
     aff = GroupedCDF.build(np.repeat(np.arange(n_cust), n_cat), affinity.ravel(), n_cust)
     seg_c = people.segment[rows].astype(np.int64)
@@ -198,7 +202,7 @@ def draw_products(world: World, people: People, rows: slice, affinity: np.ndarra
     ex_prod = world.explore(aff, orders.cust[ex_order], seg_c[orders.cust[ex_order]],
                             orders.day[ex_order], rng)
     line_order, prod = np.r_[st_order, ex_order], np.r_[st_prod, ex_prod]
-    return line_order, prod
+    return line_order, prod, owner, staple
 
 
 def price_lines(world: World, people: People, rows: slice, orders: Orders,

@@ -133,7 +133,8 @@ def _diversity_vectors(items: ItemFeatures | None) -> sparse.csr_matrix | None:
 
 def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
             weighting: Weighting = "log", half_life_days: float | None = None,
-            item_vectors: np.ndarray | sparse.spmatrix | None = None) -> EvalData:
+            item_vectors: np.ndarray | sparse.spmatrix | None = None,
+            max_test_customers: int | None = None, random_state: int = 0) -> EvalData:
     """Build the training matrix, test relevance and item features of a split.
 
     Parameters
@@ -147,8 +148,11 @@ def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
         Passed to ``build_interactions`` for the training matrix.
     item_vectors : array or sparse matrix, shape (n_items, d), optional
         Overrides the default vectors of intra-list diversity (category one-hots, else
-        title-word TF-IDF); rows must follow the
-        product order ``train products (sorted), then cold products (sorted)``.
+        title-word TF-IDF); rows must follow the product order ``train products (sorted),
+        then cold products (sorted)``.
+    max_test_customers : int, optional
+        Score a uniform random sample (seeded by ``random_state``) of this many test
+        customers instead of all, to make tuning trials cheaper; training is unaffected.
     """
     train_tx, test_tx = split.train, split.test
     train_products = np.unique(np.asarray(train_tx["product_id"], dtype=str))
@@ -159,6 +163,10 @@ def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
                                weighting=weighting, half_life_days=half_life_days,
                                as_of=split.cut)
     test = build_interactions(test_tx, products=product_map, weighting="binary")
+    if max_test_customers is not None and len(test.customers) > max_test_customers:
+        rng = np.random.default_rng(random_state)
+        rows = np.sort(rng.choice(len(test.customers), max_test_customers, replace=False))
+        test = Interactions(test.matrix[rows], IdMap(test.customers.ids[rows]), test.products)
     users = customer_map.to_index(test.customers.ids, missing="mark")
     warm = users >= 0
     pick = sparse.csr_matrix((np.ones(warm.sum()), (np.nonzero(warm)[0], users[warm])),

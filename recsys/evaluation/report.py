@@ -182,5 +182,5 @@ def evaluate_many(models: Mapping[str, Mapping[str, Any]] | Sequence[str],
     return Comparison(reports, prepared.split.summary())
 
 
-__all__ = ["Comparison", "evaluate_many", "default_columns", "comparison_table", "to_markdown", "write_table", "plot_bars",
-           "plot_popularity"]
+__all__ = ["Comparison", "evaluate_many", "default_columns", "comparison_table", "to_markdown",
+           "write_table", "plot_bars", "plot_popularity"]

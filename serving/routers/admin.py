@@ -14,8 +14,8 @@ router = APIRouter(tags=["admin"])
 @router.post("/reload", response_model=ReloadPublic, status_code=202)
 def reload(runtime: RuntimeDep, request_id: RequestIdDep, response: Response,
            wait: bool = False) -> ReloadPublic:
-    """Reload the models; ``wait=true`` answers after the swap (or the failure)."""
-    started = runtime.reload(wait=wait)
+    """Reload the models in every worker; ``wait=true`` answers after this worker's swap."""
+    started = runtime.reload(wait=wait, broadcast=True)
     if wait:
         response.status_code = 200
     status = runtime.reload_status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from serving.deps import MetricsDep, RuntimeDep
+from serving.deps import MetricsDep
 from serving.runtime import Runtime
 from serving.schemas import HealthPublic, ModelPublic, ReadyPublic
 

@@ -148,3 +148,8 @@ def test_oversized_body_is_413(make_client: MakeClient) -> None:
         response = client.post("/v1/events", headers=HEADERS,
                                json={"events": purchases("huge", ["p001"] * 100)})
         assert response.status_code == 413
+        assert "over the 2048-byte limit" in response.json()["detail"]
+        chunked = client.post("/v1/events", headers={**HEADERS, "Content-Type":
+                                                     "application/json"},
+                              content=iter([b'{"events": [', b" " * 3000, b"]}"]))
+        assert chunked.status_code == 413

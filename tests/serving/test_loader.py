@@ -83,7 +83,8 @@ def test_champion_is_loaded_from_the_mlflow_registry(als_bundle: Path, tmp_path:
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path("training/pyfunc_model.py").resolve()),
-            artifacts={"bundle": str(als_bundle)}, registered_model_name="serving-test")
+            artifacts={"bundle": str(als_bundle)}, registered_model_name="serving-test",
+            pip_requirements=["loyalty-recsys"])  # skips MLflow's slow requirement inference
     version = str(info.registered_model_version)
     uri = "models:/serving-test@champion"
     settings = settings_for(None, tmp_path / "data", bundle_path=None, model_uri=uri,  # type: ignore[arg-type]

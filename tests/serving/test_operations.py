@@ -77,6 +77,20 @@ def test_reload_under_concurrent_requests_fails_none(make_client: MakeClient, bu
     assert versions[old] > 0 and versions[new] > 0
 
 
+def test_reload_reaches_every_worker(make_client: MakeClient, bundle_copy: Path,
+                                     hybrid_bundle: Path) -> None:
+    new = version_of(hybrid_bundle)
+    with make_client(bundle=bundle_copy) as first, make_client(bundle=bundle_copy) as second:
+        shutil.rmtree(bundle_copy)
+        shutil.copytree(hybrid_bundle, bundle_copy)
+        reloaded = first.post("/admin/reload", params={"wait": True}, headers=ADMIN)
+        assert reloaded.json()["models"][0]["model_version"] == new
+        deadline = time.monotonic() + 20
+        while second.get("/ready").json()["models"][0]["model_version"] != new:
+            assert time.monotonic() < deadline, "the second worker did not reload"
+            time.sleep(0.05)
+
+
 def test_failed_reload_keeps_the_old_model_and_reports_it(make_client: MakeClient,
                                                           bundle_copy: Path) -> None:
     version = version_of(bundle_copy)
@@ -137,7 +151,7 @@ def test_ab_routing_is_stable_and_attributed(make_client: MakeClient,
             seen[customer] = (body["variant"], body["model_version"])
             assert body["variant"] == variant_of(customer, 0.5, "loyalty-recsys")
         assert {v for v, _ in seen.values()} == {"champion", "challenger"}
-        assert {v: m for v, m in seen.values()} == {"champion": version_of(als_bundle),
+        assert dict(seen.values()) == {"champion": version_of(als_bundle),
                                                     "challenger": version_of(hybrid_bundle)}
         again = client.get(f"/v1/customers/{customers[0]}/recommendations", headers=HEADERS)
         assert again.json()["variant"] == seen[customers[0]][0]
@@ -145,6 +159,17 @@ def test_ab_routing_is_stable_and_attributed(make_client: MakeClient,
         assert 'variant="challenger"' in metrics and 'recsys_model_info{variant="challenger"' \
             in metrics
         assert len(client.get("/ready").json()["models"]) == 2
+
+
+def test_broken_challenger_at_start_up_leaves_champion_only_traffic(
+        make_client: MakeClient, tmp_path: Path) -> None:
+    with make_client(challenger_bundle_path=tmp_path / "missing", challenger_share=0.5) as client:
+        ready = client.get("/ready").json()
+        assert ready["ready"] is True and len(ready["models"]) == 1
+        assert "manifest.json is missing" in ready["problems"]["challenger"]
+        variants = {client.get(f"/v1/customers/x{i}/recommendations", headers=HEADERS).json()[
+            "variant"] for i in range(20)}
+        assert variants == {"champion"}
 
 
 def test_bucket_is_uniform_and_salted() -> None:

@@ -10,8 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from recsys.data.split import temporal_split
+from recsys.evaluation.evaluate import prepare
+from recsys.models import make_model
 from training.cli import app
-from training.jobs.tune import SEARCH_SPACES, tune, validation_split
+from training.jobs.tune import SCORE_TIME_PARAMS, SEARCH_SPACES, tune, validation_split
 
 runner = CliRunner()
 
@@ -85,10 +87,7 @@ def test_tune_cli_prints_trials_and_config_snippet(dataset: Path) -> None:
 
 
 def test_tune_uses_validation_period_before_the_test_cut(dataset: Path) -> None:
-    tx = pd.read_csv(dataset, parse_dates=["timestamp"])
-    for col in ("customer_id", "product_id"):
-        tx[col] = tx[col].astype(str)
-    split = temporal_split(tx, test_days=21)
+    split = _split(dataset)
     val = validation_split(split, 21)
     assert val.test["timestamp"].max() < split.cut
     assert val.train["timestamp"].max() < val.cut
@@ -104,3 +103,35 @@ def test_tune_uses_validation_period_before_the_test_cut(dataset: Path) -> None:
     assert result.best_value == max(m["ndcg@5"] for _, _, m in seen)
     again = tune("buyagain", split, 4, validation_days=21, k=5, seed=3)
     assert again.best_params == result.best_params  # seeded search is reproducible
+
+
+def _split(dataset: Path):  # type: ignore[no-untyped-def]
+    tx = pd.read_csv(dataset, parse_dates=["timestamp"])
+    for col in ("customer_id", "product_id"):
+        tx[col] = tx[col].astype(str)
+    return temporal_split(tx, test_days=21)
+
+
+def test_score_time_params_equal_a_refit(dataset: Path) -> None:
+    # Guards SCORE_TIME_PARAMS: changing these after fit must equal fitting with them.
+    data = prepare(_split(dataset))
+    weights = {"cf_weight": 0.3, "buyagain_weight": 2.0, "popularity_weight": 0.4,
+               "trending_weight": 0.0, "category_weight": 0.7}
+    assert set(weights) <= SCORE_TIME_PARAMS["hybrid"]
+    fresh = make_model("hybrid", cf="itemknn", **weights).fit(data.train.matrix)
+    reused = make_model("hybrid", cf="itemknn").fit(data.train.matrix)
+    for name, value in weights.items():
+        setattr(reused, name, value)
+    a = fresh.recommend(data.history, 10, users=data.users)
+    b = reused.recommend(data.history, 10, users=data.users)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+
+
+def test_tune_fits_hybrid_once_when_only_blend_weights_move(dataset: Path) -> None:
+    fit_times: list[float] = []
+    result = tune("hybrid", _split(dataset), 3, lambda n, p, m: fit_times.append(m["fit_s"]),
+                  validation_days=21, k=5, base_params={"cf": "itemknn"})
+    assert fit_times[0] > 0 and fit_times[1:] == [0.0, 0.0]
+    assert result.best_params["cf"] == "itemknn"
+    assert set(result.best_params) == {"cf"} | set(SEARCH_SPACES["hybrid"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +38,9 @@ def server(tmp_path_factory):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
          "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # No background job runners: this test needs tracking, registry and artifacts only.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -48,10 +52,10 @@ def server(tmp_path_factory):
                 pytest.fail("mlflow server exited during start-up")
             time.sleep(0.5)
     else:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("mlflow server did not answer /health within 120 s")
     yield url, root
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)  # the server and its gunicorn/uvicorn workers
     proc.wait(timeout=30)
 
 

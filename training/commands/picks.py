@@ -32,8 +32,8 @@ def picks_cmd(
 
     from recsys.bundle import read_bundle
     from recsys.policy.pipeline import Engine
-    from training.jobs.picks import select_audience, write_picks
-    from training.tracking import fetch_bundle, setup
+    from training.jobs.picks import apply_changes, select_audience, write_picks
+    from training.tracking import event_store, fetch_bundle, setup
 
     with fail_cleanly():
         setup("loyalty-recsys-picks")
@@ -43,9 +43,7 @@ def picks_cmd(
             else:
                 source_run = ""
             engine = Engine(read_bundle(bundle))
-        from recsys.events import apply_events  # erasures, consent and fresh events
-
-        apply_events(engine)
+        apply_changes(engine, event_store().replay())  # erasures, consent, fresh events
         with mlflow.start_run(run_name=f"picks-{audience}") as run:
             total = len(select_audience(engine, audience))
             with tqdm(total=total, unit="customer", desc="picks") as bar:

@@ -1,9 +1,114 @@
-"""`recsys serve` commands."""
+"""`recsys serve`: run the recommendation API with uvicorn."""
 
 from __future__ import annotations
 
+import copy
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DEMO_KEY, DEMO_ADMIN_KEY = "demo-api-key", "demo-admin-key"
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("RECSYS_DATA_DIR", "data")).resolve()
+
+
+def _key_file(path: Path) -> str:
+    """The key stored in ``path``, created (readable by the owner only) when missing."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def demo_keys(data_dir: Path) -> str | None:
+    """Set up demo keys under ``data_dir`` unless keys are configured; returns the client key
+    when it is a demo key (so a curl line can show it)."""
+    if not (os.environ.get("RECSYS_ADMIN_KEY") or os.environ.get("RECSYS_ADMIN_KEY_FILE")):
+        _key_file(data_dir / DEMO_ADMIN_KEY)
+        os.environ["RECSYS_ADMIN_KEY_FILE"] = str(data_dir / DEMO_ADMIN_KEY)
+    if os.environ.get("RECSYS_API_KEYS") or os.environ.get("RECSYS_API_KEYS_FILE"):
+        return None
+    key = _key_file(data_dir / DEMO_KEY)
+    os.environ["RECSYS_API_KEYS_FILE"] = str(data_dir / DEMO_KEY)
+    return key
+
+
+def _example_customer(bundle: Path | None) -> str:
+    """A customer of the bundle for the curl line (any id works: unknown ones get the
+    cold-start answer)."""
+    if bundle is not None and (bundle / "customers.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        ids = pq.read_table(bundle / "customers.parquet", columns=["customer_id"])
+        if ids.num_rows:
+            return str(ids.column(0)[0].as_py())
+    return "demo-customer"
+
+
+def _log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging plus our packages at ``level`` (uvicorn's access log stays off: its
+    lines carry customer ids in paths)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("serving", "recsys"):
+        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(),
+                                   "propagate": False}
+    return config
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+        workers: Annotated[int, typer.Option(
+            min=1, help="Worker processes (2 on a 2-core machine).")] = 1,
+        bundle: Annotated[Path | None, typer.Option(
+            exists=True, file_okay=False,
+            help="Serve this bundle directory instead of the MLflow champion.")] = None,
+        demo: Annotated[bool, typer.Option(
+            help="Create demo API keys under the data dir if none are configured and print "
+                 "a working curl line.")] = False,
+        log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    ) -> None:
+        """Serve the recommendation API (the MLflow champion, or --bundle)."""
+        import uvicorn
+        from pydantic import ValidationError
+
+        from serving.settings import Settings
+
+        data_dir = _data_dir()
+        if bundle is not None:
+            os.environ["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())
+        key = demo_keys(data_dir) if demo else None
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            typer.echo(f"error: {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
+                       err=True)
+            raise typer.Exit(2) from None
+        if workers > 1:  # one /metrics view over all workers
+            metrics_dir = data_dir / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        base = f"http://{host}:{port}"
+        customer = _example_customer(settings.bundle_path)
+        shown = key if key is not None else "$RECSYS_API_KEY"
+        typer.echo(f"serving {settings.bundle_path or settings.model_uri} on {base} "
+                   f"({workers} worker{'s' if workers > 1 else ''}); readiness: {base}/ready")
+        typer.echo(f'try: curl -H "X-API-Key: {shown}" '
+                   f'"{base}/v1/customers/{customer}/recommendations?n=5"')
+        uvicorn.run("serving.main:create_app", factory=True, host=host, port=port,
+                    workers=workers, access_log=False, log_config=_log_config(log_level),
+                    log_level=log_level, timeout_graceful_shutdown=10)

@@ -69,10 +69,11 @@ def customer_table(data: RetailData, customers: IdMap, cfg: TrainConfig) -> pd.D
         values = known[col] if col in known else pd.Series(dtype=bool)
         frame[col] = frame["customer_id"].map(values).fillna(True).astype(bool)
     if cfg.customers_config and Path(cfg.customers_config).is_file():
-        from recsys.customers import load_customers_config, profile_customers
+        from recsys.customers import parse_customers_config, profile_customers
 
-        profile = profile_customers(data.transactions,
-                                    config=load_customers_config(cfg.customers_config),
+        config = parse_customers_config(Path(cfg.customers_config).read_text(),
+                                        cfg.customers_config)
+        profile = profile_customers(data.transactions, config=config,
                                     products=data.products, redemptions=data.redemptions)
         frame = frame.merge(profile, on="customer_id", how="left")
     return frame

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.errors import DataError
+from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.policy.pipeline import Engine
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
@@ -32,6 +33,21 @@ class PicksSummary:
     skipped_no_consent: int
     coverage: float  # distinct products picked / catalog size
     chunks_resumed: int
+
+
+def apply_changes(engine: Engine, changes: Iterable[Change]) -> None:
+    """Bring the engine up to date with the API's journal: events, consent, erasures."""
+    policy = engine.policy
+    for change in changes:
+        if isinstance(change, Erasure):
+            engine.erase(change.customer_id)
+        elif isinstance(change, Consent):
+            engine.set_consent(change.customer_id, change.personalization)
+        elif change.product_id:
+            weight = fold_in_weight(change, purchase_weight=policy.fold_in_weight,
+                                    view_weight=policy.view_weight)
+            if weight:
+                engine.add_interactions(change.customer_id, [change.product_id], [weight])
 
 
 def select_audience(engine: Engine, audience: str) -> np.ndarray:

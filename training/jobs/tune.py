@@ -44,7 +44,7 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "bpr": {"factors": ("int", 16, 256, True),
             "learning_rate": ("float", 1e-3, 0.1, True),
             "regularization": ("float", 1e-4, 0.1, True),
-            "iterations": ("int", 20, 200, True)},
+            "iterations": ("int", 20, 150, True)},
     "content": {"dims": ("int", 16, 256, True)},
     # The hybrid's components keep their own (or given) parameters; the search is the blend.
     "hybrid": {"content_weight": ("float", 0.0, 1.0, False),
@@ -140,7 +140,8 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
     from recsys.models import REGISTRY, make_model
 
     if model_name not in REGISTRY:
-        raise ConfigError(f"unknown model {model_name!r}; choose from {', '.join(sorted(REGISTRY))}.")
+        raise ConfigError(f"unknown model {model_name!r}; choose from "
+                          f"{', '.join(sorted(REGISTRY))}.")
     if n_trials < 1:
         raise ConfigError(f"n_trials must be at least 1, not {n_trials}.")
     space = SEARCH_SPACES.get(model_name, {})
@@ -181,4 +182,5 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
                       float(study.best_value), trials, validation.split.summary())
 
 
-__all__ = ["SEARCH_SPACES", "SCORE_TIME_PARAMS", "OnTrial", "TuneResult", "validation_split", "tune"]
+__all__ = ["SEARCH_SPACES", "SCORE_TIME_PARAMS", "OnTrial", "TuneResult", "validation_split",
+           "tune"]

@@ -316,3 +316,11 @@ def test_cli_help_on_each_command() -> None:
     for cmd in ("describe", "validate"):
         result = runner.invoke(data_cli.app, [cmd, "--help"])
         assert result.exit_code == 0 and "SOURCE" in result.stdout
+
+
+def test_spreadsheet_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "online_retail_II.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(DataError, match=r"unsupported file type; use \.csv, \.csv\.gz or "
+                                        r"\.parquet \(convert spreadsheets"):
+        load_dataset(path)

@@ -192,22 +192,37 @@ def test_text_and_prices_carry_the_category(data):
 
 
 def test_redemptions_rise_with_affinity(data, tx):
-    coupons = data.coupons.merge(data.products[["product_id", "category"]], on="product_id")
-    coupon_cat = coupons.groupby("coupon_id")["category"].first().str.split(CATEGORY_SEP).str[1]
-    pairs = data.offers.merge(data.coupons[["campaign_id", "coupon_id"]].drop_duplicates(),
+    """Per offered (customer, coupon): history before the campaign predicts redemption."""
+    coupons = data.coupons.merge(data.campaigns[["campaign_id", "start"]], on="campaign_id")
+    coupon_cat = coupons["product_id"].map(
+        data.products.set_index("product_id")["category"].str.split(CATEGORY_SEP).str[1])
+    pairs = data.offers.merge(coupons[["campaign_id", "coupon_id", "start"]].drop_duplicates(),
                               on="campaign_id")
-    pairs["category"] = pairs["coupon_id"].map(coupon_cat)
-    share = pd.crosstab(tx["customer_id"], tx["category"], normalize="index").stack()
-    pairs["affinity"] = share.reindex(pd.MultiIndex.from_frame(
-        pairs[["customer_id", "category"]])).fillna(0.0).to_numpy()
+    pairs["category"] = pairs["coupon_id"].map(coupon_cat.groupby(coupons["coupon_id"]).first())
     redeemed = pd.MultiIndex.from_frame(data.redemptions[["customer_id", "coupon_id"]])
-    pairs["redeemed"] = pd.MultiIndex.from_frame(pairs[["customer_id", "coupon_id"]]).isin(
-        redeemed)
+    key = pd.MultiIndex.from_frame(pairs[["customer_id", "coupon_id"]])
+    pairs["redeemed"] = key.isin(redeemed)
+    # Category share of each customer's purchases before the campaign started.
+    pairs["share"] = 0.0
+    for start, idx in pairs.groupby("start").groups.items():
+        before = tx[tx["timestamp"] < start]
+        share = pd.crosstab(before["customer_id"], before["category"], normalize="index").stack()
+        at = pd.MultiIndex.from_frame(pairs.loc[idx, ["customer_id", "category"]])
+        pairs.loc[idx, "share"] = share.reindex(at).fillna(0.0).to_numpy()
+    # Did they buy one of the coupon's products before the campaign started?
+    bought = coupons.merge(tx[["customer_id", "product_id", "timestamp"]], on="product_id")
+    bought = bought[bought["timestamp"] < bought["start"]]
+    pairs["bought"] = key.isin(pd.MultiIndex.from_frame(bought[["customer_id", "coupon_id"]]))
+
     rate = pairs["redeemed"].mean()
     assert 0.005 < rate < 0.03
-    low, high = pairs["affinity"].quantile([1 / 3, 2 / 3])
-    assert pairs.loc[pairs["affinity"] >= high, "redeemed"].mean() > 2 * pairs.loc[
-        pairs["affinity"] <= low, "redeemed"].mean()
+    none = pairs.loc[pairs["share"] == 0, "redeemed"].mean()
+    positive = pairs["share"] > 0
+    high = pairs.loc[positive & (pairs["share"] >= pairs.loc[positive, "share"].median()),
+                     "redeemed"].mean()
+    assert high > 3 * none
+    assert pairs.loc[pairs["bought"], "redeemed"].mean() > 2 * pairs.loc[~pairs["bought"],
+                                                                         "redeemed"].mean()
 
 
 @pytest.mark.parametrize("kwargs", [{"n_customers": 0}, {"n_products": 5}, {"days": 3},

@@ -150,6 +150,18 @@ def test_exclude_seen_removes_repeat_hits(split) -> None:
     assert report.metrics["coverage@3"] == 0.0
 
 
+def test_prepare_samples_test_customers_reproducibly(split) -> None:
+    a = prepare(split, max_test_customers=2, random_state=1)
+    b = prepare(split, max_test_customers=2, random_state=1)
+    assert len(a.test_customers) == 2 and a.relevant.shape[0] == a.history.shape[0] == 2
+    assert a.test_customers.ids.tolist() == b.test_customers.ids.tolist()
+    full = prepare(split)
+    rows = full.test_customers.to_index(a.test_customers.ids)
+    assert (full.relevant[rows] != a.relevant).nnz == 0
+    assert a.users.tolist() == full.users[rows].tolist()
+    assert a.train.shape == full.train.shape
+
+
 def test_prepare_rejects_misaligned_item_vectors(split) -> None:
     with pytest.raises(ValueError, match="5 products"):
         prepare(split, item_vectors=np.ones((3, 2)))

@@ -13,8 +13,8 @@ from scipy import sparse
 from recsys.evaluation import metrics as M
 from tests.strategies import RankingCase, item_vectors, popularity, ranking_cases
 
-settings.register_profile("metrics", max_examples=150, deadline=None)
-settings.load_profile("metrics")
+# Local settings (not a global profile, which would change other files' tests too).
+examples = settings(max_examples=150, deadline=None)
 
 
 # -- brute force, one row at a time, straight from the textbook definitions ----------------
@@ -50,12 +50,14 @@ FUNCS = {"precision": M.precision_at_k, "recall": M.recall_at_k, "ndcg": M.ndcg_
 
 
 @pytest.mark.parametrize("name", sorted(FUNCS))
+@examples
 @given(case=ranking_cases())
 def test_metric_matches_brute_force(name: str, case: RankingCase) -> None:
     expected = bf_means(case, case.k)[name]
     assert close(FUNCS[name](case.ids, case.relevant, case.k), expected)
 
 
+@examples
 @given(case=ranking_cases())
 def test_ranking_metrics_counts_only_rows_with_relevant_items(case: RankingCase) -> None:
     out = M.ranking_metrics(case.ids, case.relevant, case.k)
@@ -64,6 +66,7 @@ def test_ranking_metrics_counts_only_rows_with_relevant_items(case: RankingCase)
         assert close(out[f"{name}@{case.k}"], value)
 
 
+@examples
 @given(case=ranking_cases())
 def test_metrics_lie_in_unit_interval(case: RankingCase) -> None:
     rows = M.per_user(case.ids, case.relevant, case.k)
@@ -72,6 +75,7 @@ def test_metrics_lie_in_unit_interval(case: RankingCase) -> None:
         assert ((v >= 0) & (v <= 1 + 1e-12)).all()
 
 
+@examples
 @given(case=ranking_cases())
 def test_perfect_ranking_scores_one(case: RankingCase) -> None:
     # Put each row's relevant items first (any order), the rest after.
@@ -87,6 +91,7 @@ def test_perfect_ranking_scores_one(case: RankingCase) -> None:
     np.testing.assert_allclose(rows["precision"][has], expected_p[has])
 
 
+@examples
 @given(case=ranking_cases(), extra=st.integers(1, 5))
 def test_invariant_to_trailing_padding(case: RankingCase, extra: int) -> None:
     padded = np.pad(case.ids, ((0, 0), (0, extra)), constant_values=-1)
@@ -95,6 +100,7 @@ def test_invariant_to_trailing_padding(case: RankingCase, extra: int) -> None:
     assert all(close(a[key], b[key]) for key in a)
 
 
+@examples
 @given(case=ranking_cases(), seed=st.integers(0, 2**31 - 1))
 def test_invariant_to_user_order(case: RankingCase, seed: int) -> None:
     perm = np.random.default_rng(seed).permutation(len(case.sets))
@@ -134,6 +140,7 @@ def test_bad_inputs_are_named() -> None:
 
 
 # -- beyond accuracy -------------------------------------------------------------------------
+@examples
 @given(case=ranking_cases())
 def test_coverage_matches_brute_force(case: RankingCase) -> None:
     seen = {i for lst in case.lists for i in _top(lst, case.k) if i >= 0}
@@ -146,6 +153,7 @@ def _bf_list_mean(case: RankingCase, value: list[float]) -> float:
     return sum(means) / len(means) if means else math.nan
 
 
+@examples
 @given(data=st.data())
 def test_novelty_matches_brute_force(data: st.DataObject) -> None:
     case = data.draw(ranking_cases())
@@ -155,6 +163,7 @@ def test_novelty_matches_brute_force(data: st.DataObject) -> None:
     assert close(M.novelty(case.ids, pop, n_users, case.k), _bf_list_mean(case, info))
 
 
+@examples
 @given(data=st.data())
 def test_diversity_matches_brute_force(data: st.DataObject) -> None:
     case = data.draw(ranking_cases())
@@ -180,6 +189,7 @@ def test_diversity_matches_brute_force(data: st.DataObject) -> None:
         got_sparse == pytest.approx(expected, abs=1e-9)
 
 
+@examples
 @given(data=st.data())
 def test_popularity_bias_matches_brute_force(data: st.DataObject) -> None:
     case = data.draw(ranking_cases())

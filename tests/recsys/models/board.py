@@ -65,3 +65,17 @@ def make_board() -> Board:
 def build(name: str) -> RecommenderBase:
     """An unfitted registry model with the suite's small settings."""
     return REGISTRY[name](**FAST.get(name, {}))
+
+
+def with_new_product(board: Board) -> tuple[Board, int]:
+    """The board plus a dairy product nobody bought yet (launch: no sales, no first sale)."""
+    new = board.n_items
+    matrix = sparse.hstack([board.matrix, sparse.csr_matrix((N, 1), dtype=np.float32)]).tocsr()
+    it = board.items
+    items = ItemFeatures(
+        text=[*it.text, "kefir cream milk"],
+        category=np.append(it.category, "Food > Dairy").astype(object),
+        price=np.append(it.price, 1.0).astype(np.float32),
+        first_sold_days=np.append(it.first_sold_days, np.nan).astype(np.float32),
+        repurchase_days=np.append(it.repurchase_days, np.nan).astype(np.float32))
+    return Board(matrix, items), new

@@ -1,0 +1,54 @@
+"""Buy-again ordering: frequency and recency (history weight), then the repurchase cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from recsys.models import BuyAgain
+from recsys.models.base import ItemFeatures
+
+
+def items(repurchase_days: list[float]) -> ItemFeatures:
+    n = len(repurchase_days)
+    return ItemFeatures(text=[""] * n, category=np.array([""] * n, dtype=object),
+                        repurchase_days=np.array(repurchase_days, np.float32))
+
+
+def test_more_frequent_or_recent_purchases_rank_first() -> None:
+    history = sparse.csr_matrix(np.array([[3.0, 0.0, 1.0, 2.0, 0.0]], np.float32))
+    model = BuyAgain().fit(history, items=items([14.0] * 5))
+    ranked = model.recommend(history, 5)
+    np.testing.assert_array_equal(ranked.ids[0], [0, 3, 2, -1, -1])
+    assert np.isneginf(ranked.scores[0, 3:]).all()  # never bought: never recommended
+
+
+def test_short_repurchase_cycle_beats_long_one_at_equal_weight() -> None:
+    history = sparse.csr_matrix(np.array([[1.0, 1.0, 1.0]], np.float32))
+    # detergent every 60 days, milk every 7, candles never bought twice (nan)
+    model = BuyAgain(horizon_days=28.0).fit(history, items=items([60.0, 7.0, np.nan]))
+    np.testing.assert_array_equal(model.recommend(history, 3).ids[0], [1, 0, 2])
+    rate = model.item_rate_
+    np.testing.assert_allclose(rate[:2], 1 - np.exp(-28.0 / np.array([60.0, 7.0])), rtol=1e-6)
+
+
+def test_frequency_power_trades_weight_against_cycle() -> None:
+    history = sparse.csr_matrix(np.array([[4.0, 1.0]], np.float32))
+    features = items([120.0, 7.0])
+    assert BuyAgain(frequency_power=2.0).fit(history, items=features).recommend(
+        history, 1).ids[0, 0] == 0
+    assert BuyAgain(frequency_power=0.0).fit(history, items=features).recommend(
+        history, 1).ids[0, 0] == 1
+
+
+def test_without_item_features_it_ranks_by_weight() -> None:
+    history = sparse.csr_matrix(np.array([[1.0, 5.0, 2.0]], np.float32))
+    np.testing.assert_array_equal(BuyAgain().fit(history).recommend(history, 3).ids[0],
+                                  [1, 2, 0])
+
+
+@pytest.mark.parametrize("params", [{"horizon_days": 0.0}, {"unknown_interval_days": -1.0}])
+def test_bad_parameters_are_rejected(params: dict) -> None:
+    with pytest.raises(ValueError):
+        BuyAgain(**params).fit(sparse.csr_matrix(np.ones((2, 2), np.float32)))
