@@ -129,7 +129,8 @@ def main() -> None:
         rows = {f"{c}x{p}": structure(c, p) for c, p in ((2_000, 500), (20_000, 5_000))}
         print(f"{'measure':<16}" + "".join(f"{k:>14}" for k in rows))
         for m in next(iter(rows.values())):
-            print(f"{m:<16}" + "".join(f"{r[m]:>14,.4g}" for r in rows.values()))
+            print(f"{m:<16}" + "".join(f"{r[m]:>14,}" if isinstance(r[m], int)
+                                       else f"{r[m]:>14.4f}" for r in rows.values()))
         return
     if args.one:
         print(json.dumps(run_one(*args.one, write=args.write)))

@@ -64,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: the environment, via ``get_settings``)."""
     settings = settings or get_settings()
     app = FastAPI(title="loyalty-recsys", version="1", lifespan=lifespan,
-                  max_body_size=settings.max_body_bytes,
                   description="Product and coupon recommendations for retail loyalty.")
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()

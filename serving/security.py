@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-API-Key"
 client_key_header = APIKeyHeader(name=HEADER, scheme_name="ApiKey", auto_error=False,
@@ -59,24 +59,57 @@ async def require_admin_key(request: Request,
 
 
 class BodyLimitMiddleware:
-    """Refuse a declared ``Content-Length`` above the limit with a 413 that names it, before
-    reading anything. Bodies without a length are cut by FastAPI's own ``max_body_size``."""
+    """Refuse request bodies over ``max_bytes`` with a 413 that names the limit.
+
+    A declared ``Content-Length`` is checked before anything is read; a body without one
+    (chunked) is read up to the limit first and replayed to the app.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                body = json.dumps({"detail": f"request body of {int(declared)} bytes is over "
-                                             f"the {self.max_bytes}-byte limit"}).encode()
-                await send({"type": "http.response.start", "status": 413, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-                await send({"type": "http.response.body", "body": body})
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(send, f"request body of {int(declared)} bytes is over the "
+                                         f"{self.max_bytes}-byte limit")
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self._refuse(send, f"request body is over the {self.max_bytes}-byte "
+                                         "limit")
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Send, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 __all__ = ["HEADER", "key_matches", "require_client_key", "require_admin_key",

@@ -6,6 +6,7 @@ dependencies inside the command, so ``recsys --help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns when BLAS is threaded
@@ -29,6 +30,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress (INFO).")
+         ) -> None:
+    """loyalty-recsys: recommendations, segments and coupons for retail loyalty."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
 generate.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(customers.app, name="customers")

@@ -22,8 +22,10 @@ discount_depth                    redemption cost / target spend (NaN where unkn
 duration_days                     length of the validity window
 ================================  ============================================================
 
-``cf`` is a callable ``cf(customer_idx, coupon_products, as_of) -> (n, n_coupons)`` so a model
-trained before ``as_of`` can be plugged in (e.g. mean ALS score over the coupon's products).
+``cf`` is a callable ``cf(customer_ids, coupon_products, product_ids, as_of) -> (n, n_coupons)``
+(external ids at the boundary; ``coupon_products`` is ``(n_coupons, n_products)`` 0/1 over
+``product_ids``) so a model trained before ``as_of`` can be plugged in, e.g. the mean ALS
+score of the customer over the coupon's products.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ FEATURES: tuple[str, ...] = (
     "recency_ratio", "frequency", "monetary", "avg_basket", "coupon_breadth",
     "coupon_popularity", "coupon_past_redemptions", "discount_depth", "duration_days")
 
-CF = Callable[[NDArray[np.int32], sparse.csr_matrix, pd.Timestamp], NDArray[np.floating]]
+CF = Callable[[NDArray[np.object_], sparse.csr_matrix, NDArray[np.object_], pd.Timestamp],
+             NDArray[np.floating]]
 _NS_PER_DAY = 86_400e9
 
 
@@ -119,6 +122,8 @@ class CustomerHistory:
     """Everything about customers known at ``as_of`` (matrices have one row per customer)."""
 
     as_of: pd.Timestamp
+    customer_ids: NDArray[np.object_]  # (n_customers,) row order
+    product_ids: NDArray[np.object_]  # (n_products,) column order
     spend: sparse.csr_matrix  # (n_customers, n_products)
     recent: sparse.csr_matrix  # same, last ``recent_days``
     category_spend: sparse.csr_matrix  # (n_customers, n_categories)
@@ -154,7 +159,8 @@ def customer_history(log: PurchaseLog, as_of: pd.Timestamp, *,
         "avg_basket": np.divide(total, orders, out=np.full(n, np.nan), where=has),
         "past_redemptions": np.log1p(past),
     }
-    return CustomerHistory(as_of=as_of, spend=spend, recent=log.spend(lo_recent, hi),
+    return CustomerHistory(as_of=as_of, customer_ids=log.customers.ids,
+                           product_ids=log.products.ids, spend=spend, recent=log.spend(lo_recent, hi),
                            category_spend=(spend @ log.category_onehot()).tocsr(),
                            stats=stats)
 
@@ -232,7 +238,8 @@ def offer_features(history: CustomerHistory, coupons: CouponSide, rows: NDArray[
     if cf is None:
         cf_block = np.full((n, m), np.nan)
     elif callable(cf):
-        cf_block = np.asarray(cf(rows.astype(np.int32), coupons.products, history.as_of))
+        cf_block = np.asarray(cf(history.customer_ids[rows], coupons.products,
+                                 history.product_ids, history.as_of))
     else:
         cf_block = np.asarray(cf)
     if cf_block.shape != (n, m):

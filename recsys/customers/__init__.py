@@ -13,8 +13,12 @@ from recsys.customers.config import CustomersConfig, parse_customers_config
 from recsys.customers.history import FutureRowsWarning, History, build_history
 from recsys.customers.kpis import KPIReport, cohort_retention, kpi_report
 from recsys.customers.lifecycle import STAGES, assign_stages, assign_tiers
-from recsys.customers.profile import (PROFILE_COLUMNS, empty_profile, group_summary,
-                                      profile_customers)
+from recsys.customers.profile import (
+    PROFILE_COLUMNS,
+    empty_profile,
+    group_summary,
+    profile_customers,
+)
 from recsys.customers.rfm import assign_segments, quantile_scores, rfm
 
 __all__ = [

@@ -24,9 +24,9 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from recsys.customers.bgnbd import BGNBD, unique_rft
 from recsys.customers.config import ChurnConfig
 from recsys.customers.history import NS_PER_DAY, History
-from recsys.customers.bgnbd import BGNBD, unique_rft
 from recsys.customers.summary import Summary, summarize, window_totals
 from recsys.errors import DataError, NotFittedError
 

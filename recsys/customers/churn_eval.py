@@ -11,6 +11,7 @@ reach past the evaluation cut. Baselines, scored on the same rows:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ def calibration_table(y: NDArray[np.int8], p: NDArray[np.float64], n_bins: int =
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_p = np.bincount(b, weights=p, minlength=n_bins) / n
         obs = np.bincount(b, weights=y.astype(float), minlength=n_bins) / n
-    labels = [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:])]
+    labels = [f"{lo:.1f}-{hi:.1f}" for lo, hi in pairwise(edges)]
     table = pd.DataFrame({"bin": labels, "n": n, "mean_predicted": mean_p, "observed": obs})
     return table[table["n"] > 0].reset_index(drop=True)
 

@@ -7,6 +7,7 @@ never as literals in code). The defaults equal the shipped YAML file, and a test
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, Literal
 
 import yaml
@@ -58,7 +59,7 @@ class RFMConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> RFMConfig:
         q = self.quantiles
-        if not q or any(not 0 < v < 1 for v in q) or any(b <= a for a, b in zip(q, q[1:])):
+        if not q or any(not 0 < v < 1 for v in q) or any(b <= a for a, b in pairwise(q)):
             raise ValueError("quantiles must be strictly increasing values in (0, 1)")
         names = [s.name for s in self.segments]
         if len(set(names)) != len(names):
@@ -117,7 +118,7 @@ class TierConfig(_Frozen):
         spends = [lv.min_spend for lv in self.levels]
         if not spends or spends[0] != 0:
             raise ValueError("levels must start with a tier at min_spend 0")
-        if any(b <= a for a, b in zip(spends, spends[1:])):
+        if any(b <= a for a, b in pairwise(spends)):
             raise ValueError(f"tier min_spend must be strictly increasing, got {spends}")
         if len({lv.name for lv in self.levels}) != len(spends):
             raise ValueError("tier names must be unique")

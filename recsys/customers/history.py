@@ -138,7 +138,6 @@ def build_history(transactions: pd.DataFrame, *, as_of: object | None = None,
         msg = (f"{n_future} of {len(keep)} transaction rows are dated after as_of={stamp} and "
                "were left out")
         warnings.warn(msg, FutureRowsWarning, stacklevel=2)
-        log.warning(msg)
     tx = transactions.loc[keep] if n_future else transactions
     ts_line = ts_all[keep] if n_future else ts_all
     cust_codes, customer_ids = pd.factorize(tx["customer_id"].astype(str), sort=True)

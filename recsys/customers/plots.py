@@ -24,8 +24,8 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> Figure:
     image = ax.imshow(np.ma.masked_invalid(shares), cmap="viridis", vmin=0, vmax=1,
                       aspect="auto")
     ax.set_xticks(range(shares.shape[1]), [c.removeprefix("m") for c in cohorts.columns[1:]])
-    ax.set_yticks(range(len(shares)),
-                  [f"{c} (n={n})" for c, n in zip(cohorts.index, cohorts["customers"])])
+    labels = [f"{c} (n={n})" for c, n in zip(cohorts.index, cohorts["customers"], strict=True)]
+    ax.set_yticks(range(len(shares)), labels)
     for (i, j), v in np.ndenumerate(shares):
         if np.isfinite(v):
             ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7,

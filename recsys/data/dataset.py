@@ -86,6 +86,13 @@ class Interactions:
         return self.matrix.nnz / n if n else 0.0
 
 
+def _indices(ids: pd.Series, idmap: IdMap) -> np.ndarray:
+    """``idmap`` indices of every line, looking each distinct id up once (-1: unknown)."""
+    codes, uniques = pd.factorize(ids)
+    known = idmap.to_index(np.asarray(uniques, dtype=object), missing="mark")
+    return np.append(known, np.int32(-1))[codes]  # code -1 (missing id) maps to -1
+
+
 def build_interactions(
     transactions: pd.DataFrame,
     *,
@@ -115,8 +122,8 @@ def build_interactions(
     tx = transactions
     cust = customers or IdMap(np.sort(tx["customer_id"].astype(str).unique()))
     prod = products or IdMap(np.sort(tx["product_id"].astype(str).unique()))
-    rows = cust.to_index(tx["customer_id"].to_numpy(), missing="mark")
-    cols = prod.to_index(tx["product_id"].to_numpy(), missing="mark")
+    rows = _indices(tx["customer_id"], cust)
+    cols = _indices(tx["product_id"], prod)
     keep = (rows >= 0) & (cols >= 0)
     if weighting == "monetary":
         w = tx["amount"].to_numpy(dtype=np.float64).clip(min=0)
@@ -131,7 +138,8 @@ def build_interactions(
         w = w * np.power(0.5, np.clip(age, 0, None) / half_life_days)
     if weighting in ("count", "log") and "order_id" in tx:
         # Several lines of one product in one order count once.
-        dup = tx.duplicated(["order_id", "customer_id", "product_id"]).to_numpy()
+        dup = pd.DataFrame({"o": pd.factorize(tx["order_id"])[0], "r": rows, "c": cols}
+                           ).duplicated().to_numpy()
         keep &= ~dup
     m = sparse.csr_matrix(
         (w[keep].astype(np.float32), (rows[keep], cols[keep])),

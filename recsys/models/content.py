@@ -22,8 +22,11 @@ class ContentTFIDF(Model):
     language and survives typos and compound words. TF-IDF (sublinear tf, L2 rows) is reduced
     to ``dims`` latent dimensions by truncated SVD; each product gets a unit vector. A
     customer's profile is the weighted sum of the vectors of their history; items score by
-    cosine to it. Sales play no part, so products never sold are recommended and get
-    neighbours like any other.
+    cosine to it. Sales play no part in the similarity, so products never sold are
+    recommended and get neighbours like any other; they only break ties: catalogs often hold
+    many products with the same text (sizes, flavours), and ``popularity_weight`` adds
+    ``w * log1p(buyers) / log1p(max buyers)`` so the best seller among identical texts comes
+    first.
 
     Nothing is pickled: the state holds the n-gram vocabulary (a string array), the idf
     weights and the SVD basis, so ``embed`` computes vectors for products added after
@@ -37,6 +40,8 @@ class ContentTFIDF(Model):
         Vocabulary cap (most frequent n-grams).
     dims : int
         SVD dimensions (capped below the vocabulary size and the catalog size).
+    popularity_weight : float
+        Weight of the tie-breaking popularity term (0: pure content).
     random_state : int
         Seed of the randomised SVD.
 
@@ -47,17 +52,21 @@ class ContentTFIDF(Model):
     vocabulary_ : ndarray of str, shape (n_ngrams,)
     idf_ : ndarray of float32, shape (n_ngrams,)
     components_ : ndarray of float32, shape (dims, n_ngrams)
+    item_popularity_ : ndarray of float32, shape (n_items,)
+        ``log1p(buyers)`` scaled to [0, 1].
     """
 
     name: ClassVar[str] = "content"
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "item_vectors_", "vocabulary_",
-                                              "idf_", "components_")
+                                              "idf_", "components_", "item_popularity_")
 
     def __init__(self, *, ngram_range: tuple[int, int] = (3, 5), max_features: int = 50_000,
-                 dims: int = 64, random_state: int = 0) -> None:
+                 dims: int = 64, popularity_weight: float = 0.01, random_state: int = 0
+                 ) -> None:
         self.ngram_range = ngram_range
         self.max_features = max_features
         self.dims = dims
+        self.popularity_weight = popularity_weight
         self.random_state = random_state
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
@@ -88,6 +97,8 @@ class ContentTFIDF(Model):
         self.components_ = svd.components_.astype(np.float32)
         self.n_items_ = matrix.shape[1]
         self.item_vectors_ = self._project(weighted)
+        buyers = np.log1p(np.bincount(matrix.indices, minlength=self.n_items_))
+        self.item_popularity_ = (buyers / max(buyers.max(), 1e-12)).astype(np.float32)
         return self
 
     def _tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
@@ -128,6 +139,8 @@ class ContentTFIDF(Model):
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         scores = (profile / norms) @ self.item_vectors_.T
+        if self.popularity_weight:
+            scores += np.float32(self.popularity_weight) * self.item_popularity_
         scores[~self._known_rows(history, users)] = -np.inf
         return scores
 

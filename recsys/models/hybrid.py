@@ -34,6 +34,7 @@ COMPONENTS: dict[str, Reason] = {
     "buyagain": Reason.BUY_AGAIN, "category": Reason.POPULAR_IN_CATEGORY,
     "new": Reason.NEW_IN_CATEGORY_YOU_BUY, "popularity": Reason.POPULAR,
     "trending": Reason.TRENDING}
+_BLOCK_CELLS = 1 << 22  # customers x items per blend block: bounds the memory of the parts
 _OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_new_", "item_seen_",
               "has_content_")
 
@@ -217,8 +218,16 @@ class Hybrid(Model):
             total[coo.row, coo.col] = -np.inf
         return total, which
 
+    def _block_rows(self) -> int:
+        return max(1, min(SCORE_CHUNK, _BLOCK_CELLS // int(self.n_items_)))
+
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        return self._blend(history, users)[0]
+        step = self._block_rows()
+        out = np.empty(history.shape, np.float32)
+        for start in range(0, history.shape[0], step):
+            rows = slice(start, start + step)
+            out[rows] = self._blend(history[rows], None if users is None else users[rows])[0]
+        return out
 
     def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
                                users: IntArray | None = None,
@@ -252,8 +261,9 @@ class Hybrid(Model):
         if candidates is not None:
             allowed = np.zeros(self.n_items_, bool)
             allowed[candidates] = True
-        for start in range(0, batch, SCORE_CHUNK):
-            rows = slice(start, min(start + SCORE_CHUNK, batch))
+        step = self._block_rows()
+        for start in range(0, batch, step):
+            rows = slice(start, min(start + step, batch))
             block = history[rows]
             total, which = self._blend(block, None if users is None else users[rows], track=True)
             if allowed is not None:

@@ -152,4 +152,8 @@ def test_oversized_body_is_413(make_client: MakeClient) -> None:
         chunked = client.post("/v1/events", headers={**HEADERS, "Content-Type":
                                                      "application/json"},
                               content=iter([b'{"events": [', b" " * 3000, b"]}"]))
-        assert chunked.status_code == 413
+        assert chunked.status_code == 413 and "2048-byte limit" in chunked.json()["detail"]
+        small = client.post("/v1/events", headers={**HEADERS, "Content-Type":
+                                                   "application/json"},
+                            content=iter([b'{"events": [', b"]}"]))
+        assert small.status_code == 422  # read in full and passed on

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -88,7 +87,6 @@ def _print_scores(scores: dict[str, dict[str, float]]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app.command("train")(train_cmd)
     app.command("promote")(promote_cmd)
     app.command("retrain")(retrain_cmd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 from sklearn.metrics import roc_auc_score
 
 from recsys.coupons.catalog import Prior
@@ -115,15 +116,20 @@ def test_offer_features_ignore_everything_after_the_campaign_start() -> None:
 def test_offer_table_takes_a_cf_callable() -> None:
     seen = []
 
-    def cf(rows: np.ndarray, products: object, as_of: pd.Timestamp) -> np.ndarray:
-        seen.append(as_of)
-        return np.tile(np.arange(products.shape[0], dtype=float), (len(rows), 1))  # type: ignore[attr-defined]
+    def cf(customers: np.ndarray, products: sparse.csr_matrix, product_ids: np.ndarray,
+           as_of: pd.Timestamp) -> np.ndarray:
+        seen.append((as_of, sorted(customers)))
+        assert products.shape[1] == len(product_ids)
+        # affinity 1 for customer "a", whatever the coupon; ids are external strings
+        return np.tile(np.array([[float(c == "a")] for c in customers]), products.shape[0])
 
     table = build_offer_table(_retail(), cf=cf)
-    assert seen == [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-04-01")]
-    assert set(table.X.cf_affinity[table.campaign_id == "c1"]) == {0.0, 1.0}
+    assert seen == [(pd.Timestamp("2024-03-01"), ["a", "b", "c"]),
+                    (pd.Timestamp("2024-04-01"), ["a", "c"])]
+    c1 = table.campaign_id == "c1"
+    assert (table.X.cf_affinity[c1] == (table.customer_id[c1] == "a")).all()
 
-    def wrong(rows: np.ndarray, products: object, as_of: pd.Timestamp) -> np.ndarray:
+    def wrong(*args: object) -> np.ndarray:
         return np.zeros((1, 1))
 
     with pytest.raises(ValueError, match="cf must give shape"):

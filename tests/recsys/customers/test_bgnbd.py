@@ -125,7 +125,7 @@ def test_unique_rft_inverse_rebuilds_rows() -> None:
     T = rng.integers(5, 9, 500).astype(float)
     t_x = np.where(x > 0, np.minimum(rng.integers(0, 9, 500), T), 0.0)
     ux, ut, uT, counts, inv = unique_rft(x, t_x, T)
-    assert len(ux) == len({*zip(x, t_x, T)}) and counts.sum() == 500
+    assert len(ux) == len({*zip(x, t_x, T, strict=True)}) and counts.sum() == 500
     np.testing.assert_array_equal(np.stack([ux[inv], ut[inv], uT[inv]]), np.stack([x, t_x, T]))
 
 

@@ -20,7 +20,7 @@ def spend_data() -> tuple[np.ndarray, np.ndarray]:
     n = 8000
     x = rng.integers(1, 12, n).astype(float)
     nu = rng.gamma(Q, 1.0 / G, n)  # per-customer scale, Gamma(q, gamma)
-    m = np.array([rng.gamma(P, 1.0 / v, int(k)).mean() for v, k in zip(nu, x)])
+    m = np.array([rng.gamma(P, 1.0 / v, int(k)).mean() for v, k in zip(nu, x, strict=True)])
     return x, m
 
 

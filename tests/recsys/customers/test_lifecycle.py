@@ -14,7 +14,7 @@ CFG = LifecycleConfig(new_days=30, min_gap_days=7, at_risk_gap_multiple=2,
 
 def stages(rows: list[tuple], churn_risk: list[float] | None = None) -> list[str]:
     """rows: (recency, tenure, n_days, n_orders, mean_gap, f, m)."""
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=True))
     return list(assign_stages(
         recency_days=np.array(cols[0], float), tenure_days=np.array(cols[1], float),
         n_days=np.array(cols[2]), n_orders=np.array(cols[3]), mean_gap=np.array(cols[4], float),
