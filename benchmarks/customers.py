@@ -133,13 +133,9 @@ def churn(threads: int | None) -> None:
               f"({secs:.1f} s)\n")
         print(md(report.scores.round(4), index=False))
         print("\nCalibration (equal-width bins of predicted churn probability):\n")
-        wide = report.calibration.pivot_table(index="bin", columns="method",
-                                              values=["n", "observed"], sort=True)
-        mean_p = report.calibration.pivot_table(index="bin", columns="method",
-                                                values="mean_predicted")
-        wide = pd.concat({"n": wide["n"], "mean_predicted": mean_p,
-                          "observed": wide["observed"]}, axis=1)
-        print(md(wide.round(3)))
+        for method, table in report.calibration.groupby("method", sort=False):
+            print(f"\n{method}:\n")
+            print(md(table.drop(columns="method").round(3), index=False))
 
 
 def scale(n_customers: int, threads: int | None) -> None:

@@ -171,7 +171,7 @@ class EventStore:
             insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
             stmt = insert(journal).on_conflict_do_nothing(index_elements=["event_id"]) \
                 .returning(journal.c.event_id, journal.c.seq)
-            return {str(eid): int(seq) for eid, seq in conn.execute(stmt, rows).tuples()}
+            return {str(eid): int(seq) for eid, seq in conn.execute(stmt, rows)}
         # Other databases: skip ids already present; a concurrent writer of the same id makes
         # the transaction fail with IntegrityError, which the caller may retry.
         ids = [r["event_id"] for r in rows]
