@@ -246,6 +246,8 @@ class Runtime:
             engine, policy = served.engine, served.engine.policy
             rows: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
             for ev in events:
+                if ev.event_type == "coupon_redeemed" and ev.coupon_id:
+                    engine.add_redemption(ev.customer_id, ev.coupon_id)
                 weight = fold_in_weight(ev, purchase_weight=policy.fold_in_weight,
                                         view_weight=policy.view_weight)
                 # Engine.add_interactions lifts an erasure, which would bring back the

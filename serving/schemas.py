@@ -41,12 +41,14 @@ class Attributed(BaseModel):
 
 
 class CouponPublic(BaseModel):
-    """One coupon chosen for the customer."""
+    """One coupon chosen for the customer: the rule that admits it and why it was chosen."""
 
     coupon_id: str
     kind: str
-    value: float
-    score: float
+    value: float | None = Field(description="amount or percent; null for free shipping")
+    score: float = Field(description="expected value: P(redeem) x incremental margin - cost")
+    p_redeem: float
+    rule: str
     reason: str
 
 

@@ -15,9 +15,11 @@ import numpy as np
 from scipy import sparse
 
 from recsys.bundle import Bundle
+from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
 from recsys.models.base import Ranked, top_n
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
+from recsys.policy.coupons import CouponChooser, CouponPick
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 
@@ -64,7 +66,9 @@ class Engine:
         self._extra: dict[str, dict[int, float]] = {}
         self._consent: dict[str, bool] = {}
         self._erased: set[str] = set()
+        self._redeemed: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self.coupon_chooser = CouponChooser.from_bundle(bundle)
 
     @property
     def version(self) -> str:
@@ -86,10 +90,16 @@ class Engine:
             self._erased.discard(customer_id)
         return folded
 
+    def add_redemption(self, customer_id: str, coupon_id: str) -> None:
+        """Record a redeemed coupon: it is not offered to the customer again."""
+        with self._lock:
+            self._redeemed.setdefault(customer_id, set()).add(coupon_id)
+
     def erase(self, customer_id: str) -> None:
         """Forget the customer: no personalization from the bundle or from events."""
         with self._lock:
             self._extra.pop(customer_id, None)
+            self._redeemed.pop(customer_id, None)
             self._erased.add(customer_id)
 
     def set_consent(self, customer_id: str, personalization: bool) -> None:
@@ -221,6 +231,26 @@ class Engine:
         return Result(self._picks(ids[0], scores[0], codes[0], np.full(n, -1, np.int32)),
                       personalized=True)
 
+    def coupons(self, customer_id: str, n: int = 3) -> list[CouponPick]:
+        """The best coupons for one customer now, quoted against the full budgets."""
+        return self.coupons_many([customer_id], n)[0]
+
+    def coupons_many(self, customer_ids: Sequence[str], n: int = 1, *,
+                     budget: BudgetState | None = None) -> list[list[CouponPick]]:
+        """Coupons for many customers; pass one ``budget`` (``coupon_budget()``) to share and
+        spend it across calls, as a batch campaign does. Empty lists without a catalog."""
+        if self.coupon_chooser is None:
+            return [[] for _ in customer_ids]
+        history, _, allowed = self._histories(customer_ids)
+        with self._lock:
+            redeemed = [set(self._redeemed.get(c, ())) for c in customer_ids]
+        return self.coupon_chooser.choose(customer_ids, history, allowed, n,
+                                          redeemed=redeemed, state=budget)
+
+    def coupon_budget(self) -> BudgetState | None:
+        """A fresh campaign budget from the catalog (None without a catalog)."""
+        return None if self.coupon_chooser is None else self.coupon_chooser.budget()
+
     # -- internals --------------------------------------------------------------------------
     def _personal(self, history: sparse.csr_matrix, users: np.ndarray, n: int,
                   mask: np.ndarray, mode: str, exclude_purchased: bool,
@@ -280,4 +310,4 @@ class Engine:
                 for i, s, c, a in zip(ids, scores, codes, anchors, strict=True) if i >= 0]
 
 
-__all__ = ["Pick", "Result", "Engine"]
+__all__ = ["Pick", "Result", "Engine", "CouponPick"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 
 from serving.deps import CustomerId, ModelsDep, N
 from serving.loader import Served
@@ -14,13 +14,9 @@ router = APIRouter(tags=["coupons"])
 
 def coupon_picks(served: Served, customer_id: str, n: int) -> list[CouponPublic]:
     """The engine's coupon choice for the customer (consent is the engine's rule)."""
-    choose = getattr(served.engine, "coupons", None)
-    if choose is None:
-        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
-                            "coupon selection is not available in this release of the engine")
-    return [CouponPublic(coupon_id=str(c.coupon_id), kind=str(c.kind), value=float(c.value),
-                         score=float(c.score), reason=str(c.reason))
-            for c in choose(customer_id, n)]
+    return [CouponPublic(coupon_id=c.coupon_id, kind=c.kind, value=c.value, score=c.score,
+                         p_redeem=c.p_redeem, rule=c.rule, reason=c.reason)
+            for c in served.engine.coupons(customer_id, n)]
 
 
 @router.get("/customers/{customer_id}/coupons", response_model=CouponsPublic)

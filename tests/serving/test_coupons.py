@@ -4,29 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from recsys.policy.pipeline import Engine
 from tests.serving.conftest import HEADERS, MakeClient, known_customers
 
-HAS_COUPONS = hasattr(Engine, "coupons")
-needs_coupons = pytest.mark.skipif(
-    not HAS_COUPONS, reason="Engine.coupons (recsys.coupons wired into the pipeline) is not "
-                            "in this build yet; the API answers 501 until it is")
-
-
-@pytest.mark.skipif(HAS_COUPONS, reason="Engine.coupons exists: the 501 path is gone")
-def test_coupons_are_501_with_a_reason_until_the_engine_has_them(client: TestClient) -> None:
-    response = client.get("/v1/customers/c001/coupons", headers=HEADERS)
-    assert response.status_code == 501
-    assert "coupon selection is not available" in response.json()["detail"]
-    embedded = client.get("/v1/customers/c001/recommendations",
-                          params={"include_coupons": True}, headers=HEADERS)
-    assert embedded.status_code == 501
-
-
-@needs_coupons
 def test_coupons_for_a_known_customer(client: TestClient, als_bundle: Path) -> None:
     customer = known_customers(als_bundle)[0]
     response = client.get(f"/v1/customers/{customer}/coupons", params={"n": 2},
@@ -42,7 +23,6 @@ def test_coupons_for_a_known_customer(client: TestClient, als_bundle: Path) -> N
     assert embedded["coupons"] is not None
 
 
-@needs_coupons
 def test_opted_out_customer_gets_no_targeted_coupons(make_client: MakeClient,
                                                      als_bundle: Path) -> None:
     customer = known_customers(als_bundle)[1]

@@ -1,0 +1,152 @@
+"""Coupon choice for the API and batch picks: the bundle's catalog, one customer state, one rule set.
+
+A customer's affinity to a coupon is the share of their (history-weighted) spend that falls on
+the coupon's target. Customers who are unknown, erased or opted out of personalization are
+scored as a stranger (stage ``prospect``, no affinity): they may see generic offers but nothing
+targeted on their data. Missing consent to marketing removes every coupon (hard rule).
+
+The API quotes coupons against the catalog's full budgets (a page view does not spend budget);
+batch runs share one :class:`~recsys.coupons.assign.BudgetState` across the whole audience.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import sparse
+
+from recsys.bundle import Bundle
+from recsys.coupons.assign import BudgetState, CouponAssigner
+from recsys.coupons.catalog import Catalog, parse_catalog
+from recsys.coupons.eligibility import Audience
+from recsys.coupons.scoring import coupon_products, target_share
+from recsys.errors import BundleError, ConfigError
+
+STRANGER_STAGE = "prospect"
+
+
+@dataclass(frozen=True)
+class CouponPick:
+    """One coupon offered to a customer, with the rule that admits it and why it was chosen."""
+
+    coupon_id: str
+    kind: str
+    value: float | None  # None for kinds without an amount (free shipping)
+    score: float
+    p_redeem: float
+    rule: str
+    reason: str
+
+
+def _audience_frame(customers: pd.DataFrame) -> pd.DataFrame:
+    """Bundle customer table -> the columns ``Audience.from_frame`` reads."""
+    frame = customers.copy()
+    if "avg_basket" not in frame and {"monetary", "frequency"} <= set(frame):
+        orders = frame["frequency"].where(frame["frequency"] > 0)
+        frame["avg_basket"] = frame["monetary"] / orders
+    if "consent_marketing" not in frame:
+        frame["consent_marketing"] = True
+    return frame
+
+
+class CouponChooser:
+    """Scores and assigns the bundle's coupon catalog for customers of that bundle."""
+
+    def __init__(self, bundle: Bundle, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.assigner = CouponAssigner(catalog)
+        self.customers = bundle.customer_map
+        self.audience = Audience.from_frame(_audience_frame(bundle.customers))
+        products = bundle.products
+        targets = coupon_products(catalog, products["product_id"].to_numpy(dtype=object),
+                                  products["category"].astype(str).to_numpy(dtype=object))
+        self._targets = targets
+        self._price = products["price"].fillna(0.0).to_numpy(np.float64).clip(min=0.0)
+        self._sitewide = self.assigner.sitewide
+        self._coupon_index = {cid: j for j, cid in enumerate(catalog.ids)}
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> CouponChooser | None:
+        """The chooser for a bundle with a ``coupons.yaml``; None without one."""
+        if not bundle.coupons_yaml:
+            return None
+        try:
+            raw = yaml.safe_load(bundle.coupons_yaml)
+            # Expired coupons are not an error here: eligibility filters them by date.
+            catalog = parse_catalog(raw, known_products=bundle.products["product_id"],
+                                    today=dt.date.min, source="bundle coupons.yaml")
+        except (yaml.YAMLError, ConfigError) as exc:
+            raise BundleError(f"the bundle's coupon catalog is invalid: {exc}") from exc
+        return cls(bundle, catalog)
+
+    def budget(self) -> BudgetState:
+        """A fresh budget (the catalog's full amounts) for one batch run."""
+        return BudgetState.from_catalog(self.catalog, self.assigner.econ)
+
+    def choose(self, customer_ids: Sequence[str], history: sparse.csr_matrix,
+               personal: np.ndarray, n: int, *, redeemed: Sequence[set[str]] | None = None,
+               at: dt.date | None = None, state: BudgetState | None = None
+               ) -> list[list[CouponPick]]:
+        """Up to ``n`` coupons per customer, best first.
+
+        ``history`` holds the customers' product weights (rows in ``customer_ids`` order),
+        ``personal`` whether each may be targeted on their data, ``redeemed`` the coupon ids
+        each has already redeemed. Without ``state`` every customer is quoted against the
+        full budgets (the online case); with it, budgets are shared and spent.
+        """
+        at = at or dt.date.today()
+        audience = self._audience(customer_ids, personal)
+        spend = sparse.csr_matrix(history.multiply(self._price[None, :]))
+        spend = sparse.diags(personal.astype(np.float64)) @ spend
+        affinity = target_share(spend, self._targets, self._sitewide)
+        used = self._redeemed_matrix(redeemed, len(customer_ids))
+        if state is None:
+            picks = [self.assigner.assign_one(audience.take(np.array([r])), affinity[r], at,
+                                              self.budget(), redeemed=used[r])
+                     for r in range(len(customer_ids))]
+            rows = [(np.zeros(len(a), np.int64) + r, a) for r, a in enumerate(picks)]
+        else:
+            a = self.assigner.assign_batch(audience, affinity, at, state=state, redeemed=used)
+            rows = [(a.customer_idx, a)]
+        out: list[list[tuple[float, CouponPick]]] = [[] for _ in customer_ids]
+        coupons = self.catalog.coupons
+        for customer_idx, a in rows:
+            for k, (i, j) in enumerate(zip(customer_idx.tolist(), a.coupon_idx.tolist(),
+                                           strict=True)):
+                c = coupons[j]
+                out[i].append((float(a.score[k]), CouponPick(
+                    c.id, c.kind, None if c.value is None else float(c.value), float(a.score[k]), float(a.p_redeem[k]),
+                    a.rule[k], a.reason[k])))
+        return [[p for _, p in sorted(row, key=lambda t: -t[0])[:n]] for row in out]
+
+    def _audience(self, customer_ids: Sequence[str], personal: np.ndarray) -> Audience:
+        rows = self.customers.to_index(list(customer_ids), missing="mark")
+        known = (rows >= 0) & personal
+        sub = self.audience.take(np.clip(rows, 0, None))
+        stranger = {"stage": STRANGER_STAGE, "segment": "", "tier": "", "birth_month": 0,
+                    "avg_basket": np.nan}
+        for field, value in stranger.items():
+            getattr(sub, field)[~known] = value
+        # Marketing consent is the customer's own choice, kept even when they are a stranger
+        # to the model; an id the bundle never saw has given none we know of, so offers shown
+        # on the storefront to them are the generic ones admitted by the rules.
+        sub.consent_marketing[rows < 0] = True
+        return sub
+
+    def _redeemed_matrix(self, redeemed: Sequence[set[str]] | None, n: int
+                         ) -> sparse.csr_matrix:
+        m = len(self.catalog.coupons)
+        if not redeemed:
+            return sparse.csr_matrix((n, m), dtype=np.float32)
+        pairs = [(r, self._coupon_index[c]) for r, used in enumerate(redeemed) for c in used
+                 if c in self._coupon_index]
+        r, c = (np.array(x) for x in zip(*pairs, strict=True)) if pairs else ([], [])
+        return sparse.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, m))
+
+
+__all__ = ["CouponPick", "CouponChooser"]

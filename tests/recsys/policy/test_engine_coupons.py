@@ -1,0 +1,99 @@
+"""Engine.coupons: the bundle's catalog chosen per customer, with consent, redemptions, budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.bundle import read_bundle
+from recsys.data.synthetic import generate
+from recsys.policy.pipeline import Engine
+from training.config import ModelConfig, TrainConfig
+from training.jobs.bundle import build_bundle
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = generate(n_customers=400, n_products=150, seed=3)
+    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 3}),
+                      customers_config=str(REPO / "configs/customers.yaml"),
+                      coupons=str(REPO / "configs/coupons.yaml"),
+                      policy=str(REPO / "configs/policy.yaml"))
+    out = tmp_path_factory.mktemp("coupons") / "bundle"
+    build_bundle(data, cfg, out)
+    return out
+
+
+@pytest.fixture()
+def engine(bundle_dir: Path) -> Engine:
+    return Engine(read_bundle(bundle_dir))
+
+
+def offered(engine: Engine, n: int = 3) -> dict[str, list[str]]:
+    ids = engine.customers.ids.tolist()
+    return {c: [p.coupon_id for p in picks] for c, picks in
+            zip(ids, engine.coupons_many(ids, n), strict=True)}
+
+
+def test_every_coupon_is_eligible_for_the_customer_and_explained(engine: Engine) -> None:
+    catalog = {c.id: c for c in engine.coupon_chooser.catalog.coupons}
+    stages = dict(zip(engine.bundle.customers["customer_id"],
+                      engine.bundle.customers["stage"], strict=True))
+    given = 0
+    for customer, picks in zip(engine.customers.ids, engine.coupons_many(
+            engine.customers.ids.tolist(), 3), strict=True):
+        assert len(picks) <= 3
+        assert [p.score for p in picks] == sorted((p.score for p in picks), reverse=True)
+        for p in picks:
+            allowed = catalog[p.coupon_id].eligible.stages
+            assert allowed is None or stages[customer] in allowed
+            assert p.reason and p.rule and p.score > 0 and 0 < p.p_redeem < 1
+            given += 1
+    assert given > 0
+
+
+def test_one_customer_answer_equals_the_many_answer(engine: Engine) -> None:
+    many = offered(engine)
+    for customer in list(many)[:20]:
+        assert [p.coupon_id for p in engine.coupons(customer, 3)] == many[customer]
+
+
+def test_opted_out_and_erased_customers_get_what_a_stranger_gets(engine: Engine) -> None:
+    stranger = [p.coupon_id for p in engine.coupons("never-seen", 3)]
+    a, b = engine.customers.ids[:2]
+    engine.set_consent(a, False)
+    engine.erase(b)
+    assert [p.coupon_id for p in engine.coupons(a, 3)] == stranger
+    assert [p.coupon_id for p in engine.coupons(b, 3)] == stranger
+
+
+def test_no_marketing_consent_means_no_coupons(bundle_dir: Path) -> None:
+    bundle = read_bundle(bundle_dir)
+    bundle.customers["consent_marketing"] = False
+    engine = Engine(bundle)
+    assert all(not picks for picks in engine.coupons_many(engine.customers.ids.tolist(), 3))
+
+
+def test_a_redeemed_coupon_is_not_offered_again(engine: Engine) -> None:
+    customer, coupons = next((c, o) for c, o in offered(engine).items() if o)
+    engine.add_redemption(customer, coupons[0])
+    assert coupons[0] not in [p.coupon_id for p in engine.coupons(customer, 3)]
+
+
+def test_a_shared_budget_is_spent_across_calls(engine: Engine) -> None:
+    budget = engine.coupon_budget()
+    start = budget.budget
+    ids = engine.customers.ids.tolist()
+    first = engine.coupons_many(ids[:200], 1, budget=budget)
+    assert budget.budget < start and np.all(budget.coupon_budget >= -1e-9)
+    assert sum(len(p) for p in first) > 0
+
+
+def test_a_bundle_without_a_catalog_gives_no_coupons(bundle_dir: Path) -> None:
+    bundle = read_bundle(bundle_dir)
+    bundle.coupons_yaml = None
+    assert Engine(bundle).coupons("x", 3) == []
