@@ -29,8 +29,12 @@ import pandas as pd  # noqa: E402
 from scipy import sparse  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
-from recsys.coupons.propensity import (OfferTable, RedemptionModel,  # noqa: E402
-                                       build_offer_table, top_fraction_lift)
+from recsys.coupons.propensity import (  # noqa: E402
+    OfferTable,
+    RedemptionModel,
+    build_offer_table,
+    top_fraction_lift,
+)
 from recsys.data.schema import RetailData  # noqa: E402
 
 TABLES = ["transactions", "products", "campaigns", "campaign_descriptions", "coupons",

@@ -11,8 +11,13 @@ from recsys.coupons.assign import Assignment, BudgetState, CouponAssigner, assig
 from recsys.coupons.catalog import KINDS, Catalog, Coupon, load_catalog, parse_catalog
 from recsys.coupons.eligibility import Audience, EligibilityRules, admitting_rule, eligibility
 from recsys.coupons.features import FEATURES, PurchaseLog, customer_history, offer_features
-from recsys.coupons.propensity import (OfferTable, RedemptionModel, build_offer_table,
-                                       prior_propensity, top_fraction_lift)
+from recsys.coupons.propensity import (
+    OfferTable,
+    RedemptionModel,
+    build_offer_table,
+    prior_propensity,
+    top_fraction_lift,
+)
 from recsys.coupons.scoring import Economics, coupon_products, economics, target_share
 
 __all__ = ["Assignment", "BudgetState", "CouponAssigner", "assign_optimal", "KINDS", "Catalog",

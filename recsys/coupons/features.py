@@ -160,7 +160,8 @@ def customer_history(log: PurchaseLog, as_of: pd.Timestamp, *,
         "past_redemptions": np.log1p(past),
     }
     return CustomerHistory(as_of=as_of, customer_ids=log.customers.ids,
-                           product_ids=log.products.ids, spend=spend, recent=log.spend(lo_recent, hi),
+                           product_ids=log.products.ids, spend=spend,
+                           recent=log.spend(lo_recent, hi),
                            category_spend=(spend @ log.category_onehot()).tocsr(),
                            stats=stats)
 

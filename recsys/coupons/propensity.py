@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -30,11 +31,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from scipy import sparse
-
 from recsys.coupons.catalog import Prior
-from recsys.coupons.features import (CF, PurchaseLog, coupon_side, customer_history,
-                                     offer_features)
+from recsys.coupons.features import CF, PurchaseLog, coupon_side, customer_history, offer_features
 from recsys.data.dataset import IdMap
 from recsys.data.schema import RetailData
 from recsys.errors import DataError, NotFittedError
@@ -319,5 +317,5 @@ def top_fraction_lift(y: NDArray[np.integer], score: NDArray[np.floating],
     return float(hits / k / y.mean())
 
 
-__all__ = ["prior_propensity", "ScaledLogistic", "RedemptionModel", "OfferTable", "build_offer_table",
-           "top_fraction_lift"]
+__all__ = ["prior_propensity", "ScaledLogistic", "RedemptionModel", "OfferTable",
+           "build_offer_table", "top_fraction_lift"]

@@ -1,4 +1,5 @@
-"""API fixtures: tiny bundles written from the synthetic retailer, and app factories.
+"""API fixtures: tiny bundles built from the synthetic retailer by training's own
+``build_bundle`` (one way to build bundles), and app factories.
 
 ``client`` is one app per test module over the ALS bundle (read-only tests use distinct
 customers); ``make_client`` builds an app with its own data dir for tests that need one.
@@ -12,20 +13,18 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys.bundle import PRODUCT_COLUMNS, Bundle, write_bundle
-from recsys.data.dataset import IdMap, build_interactions
-from recsys.data.features import item_features
 from recsys.data.schema import RetailData
 from recsys.data.synthetic import generate
-from recsys.models import REGISTRY
 from serving.main import create_app
 from serving.settings import Settings
+from training.config import ModelConfig, TrainConfig
+from training.jobs.bundle import build_bundle
 
+REPO = Path(__file__).resolve().parents[2]
 CLIENT_KEY, ADMIN_KEY = "client-test-key", "admin-test-key"
 HEADERS = {"X-API-Key": CLIENT_KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -40,49 +39,27 @@ def retail() -> RetailData:
     return generate(n_customers=300, n_products=120, seed=0)
 
 
-def build(data: RetailData, model: str, out: Path, *, seed: int = 0) -> Bundle:
-    """Fit ``REGISTRY[model]`` on ``data`` and write a bundle at ``out``."""
-    tx = data.transactions
-    products = IdMap(np.sort(data.products["product_id"].astype(str).unique()))
-    customers = IdMap(np.sort(tx["customer_id"].astype(str).unique()))
-    inter = build_interactions(tx, customers=customers, products=products)
-    params = dict(MODEL_PARAMS[model])
-    if "random_state" in params:
-        params["random_state"] = seed
-    fitted = REGISTRY[model](**params).fit(
-        inter.matrix, items=item_features(data.products, tx, products))
-    meta = data.products.drop_duplicates("product_id").set_index("product_id")
-    frame = meta.reindex(products.ids).rename_axis("product_id").reset_index()
-    consent = data.customers.drop_duplicates("customer_id").set_index("customer_id")[
-        "consent_personalization"]
-    customer_ids = pd.Series(customers.ids.astype(str))
-    end = tx["timestamp"].max()
-    popularity = {}
-    for window, days in (("all", None), ("28d", 28), ("7d", 7)):
-        recent = tx if days is None else tx[tx["timestamp"] > end - pd.Timedelta(days=days)]
-        idx = products.to_index(recent.drop_duplicates(["customer_id", "product_id"])
-                                ["product_id"].to_numpy(), missing="skip")
-        popularity[window] = np.bincount(idx, minlength=len(products)).astype(np.float32)
-    bundle = Bundle(
-        model=fitted, products=frame[list(PRODUCT_COLUMNS)],
-        customers=pd.DataFrame({"customer_id": customer_ids, "consent_personalization":
-                                customer_ids.map(consent).fillna(True).astype(bool)}),
-        history=inter.matrix, popularity=popularity, manifest={"seed": seed})
-    write_bundle(out, bundle)
-    return bundle
+def train_config(model: str) -> TrainConfig:
+    """The production training config with a small ``model`` (configs by absolute path, so
+    the tests do not depend on the working directory)."""
+    configs = REPO / "configs"
+    return TrainConfig(model=ModelConfig(name=model, params=MODEL_PARAMS[model]),
+                       customers_config=str(configs / "customers.yaml"),
+                       coupons=str(configs / "coupons.yaml"),
+                       policy=str(configs / "policy.yaml"))
 
 
 @pytest.fixture(scope="session")
 def als_bundle(retail: RetailData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "als"
-    build(retail, "als", out)
+    build_bundle(retail, train_config("als"), out)
     return out
 
 
 @pytest.fixture(scope="session")
 def hybrid_bundle(retail: RetailData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "hybrid"
-    build(retail, "hybrid", out)
+    build_bundle(retail, train_config("hybrid"), out)
     return out
 
 

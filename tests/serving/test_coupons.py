@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from tests.serving.conftest import HEADERS, MakeClient, known_customers
 
+
 def test_coupons_for_a_known_customer(client: TestClient, als_bundle: Path) -> None:
     customer = known_customers(als_bundle)[0]
     response = client.get(f"/v1/customers/{customer}/coupons", params={"n": 2},

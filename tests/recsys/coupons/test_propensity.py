@@ -10,8 +10,12 @@ from sklearn.metrics import roc_auc_score
 
 from recsys.coupons.catalog import Prior
 from recsys.coupons.features import FEATURES
-from recsys.coupons.propensity import (RedemptionModel, build_offer_table, prior_propensity,
-                                       top_fraction_lift)
+from recsys.coupons.propensity import (
+    RedemptionModel,
+    build_offer_table,
+    prior_propensity,
+    top_fraction_lift,
+)
 from recsys.data.schema import RetailData
 from recsys.data.sources import conform
 from recsys.errors import DataError, NotFittedError

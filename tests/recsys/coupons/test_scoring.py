@@ -49,7 +49,8 @@ def test_redemption_cost_of_each_kind_matches_the_formula() -> None:
 
 def test_expected_value_and_cost() -> None:
     cat = parse_catalog({"budget": 1.0, "margin": MARGIN, "coupons": [
-        _coupon("pct", "percent_off", value=20, cost={"per_issue": 0.5})]}, today=dt.date(2024, 1, 1))
+        _coupon("pct", "percent_off", value=20, cost={"per_issue": 0.5})]},
+        today=dt.date(2024, 1, 1))
     e = economics(cat)
     score, cost = e.expected_value(np.array([[0.0], [0.1], [1.0]]))
     inc, red = e.incremental_margin[0], e.redemption_cost[0]
