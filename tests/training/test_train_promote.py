@@ -116,3 +116,19 @@ def test_missing_alias_is_a_clear_error(local_store, tmp_path):
     setup("rs-test")
     with pytest.raises(BundleError, match="alias 'champion'"):
         fetch_bundle("no-such-model", None, tmp_path / "dl")
+
+
+def test_tuning_logs_each_trial_as_a_nested_run(local_store):
+    (local_store / "tuned").mkdir()
+    path = _config(local_store / "tuned", tune_trials=3, registered_model="rs-tuned")
+    result = train(load_config(path), path)
+    client = mlflow.tracking.MlflowClient()
+    parent = client.get_run(result.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert len(children) == 3
+    assert all("ndcg_at_10" in c.data.metrics for c in children)
+    best = max(children, key=lambda c: c.data.metrics["ndcg_at_10"])
+    for key, value in best.data.params.items():
+        assert parent.data.params[key] == value  # the final model uses the best trial

@@ -88,9 +88,7 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         mlflow.set_tags({**tags, "model": cfg.model.name})
         params = dict(cfg.model.params)
         if cfg.tune_trials:
-            from training.jobs.tune_tracked import tune_tracked
-
-            params = tune_tracked(cfg, split, data)
+            params = _tune_in_nested_runs(cfg, split, data, params)
         mlflow.log_params({f"model.{k}": v for k, v in params.items()})
         mlflow.log_params({"k": cfg.k, "test_days": cfg.split.test_days,
                            "weighting": cfg.interactions.weighting, **split.summary()})
@@ -118,6 +116,29 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         version = log_bundle_model(bundle_dir, cfg.registered_model)
         log.info("registered %s v%s (run %s)", cfg.registered_model, version, run.info.run_id)
     return TrainResult(run.info.run_id, version, scores, bundle_dir)
+
+
+def _tune_in_nested_runs(cfg: TrainConfig, split: TemporalSplit, data: RetailData,
+                         fixed: dict) -> dict:
+    """Search the model's parameters on the validation period before the test cut; each trial
+    is a nested MLflow run. Returns the best parameters."""
+    import math
+
+    from training.jobs.tune import tune
+
+    def log_trial(number: int, params: dict, metrics: dict[str, float]) -> None:
+        with mlflow.start_run(run_name=f"trial-{number}", nested=True):
+            mlflow.log_params({f"model.{k}": v for k, v in params.items()})
+            mlflow.log_metrics({mlflow_key(k): float(v) for k, v in metrics.items()
+                                if isinstance(v, int | float) and math.isfinite(v)})
+
+    result = tune(cfg.model.name, split, cfg.tune_trials, log_trial, products=data.products,
+                  validation_days=cfg.split.validation_days, k=cfg.k,
+                  metric=cfg.promotion.metric.split("@")[0], base_params=fixed,
+                  weighting=cfg.interactions.weighting,
+                  half_life_days=cfg.interactions.half_life_days)
+    mlflow.log_metric(f"tuning.validation.{mlflow_key(result.metric)}", result.best_value)
+    return dict(result.best_params)
 
 
 def retrain(cfg: TrainConfig, config_path: str | Path | None = None, force: bool = False
