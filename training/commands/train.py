@@ -80,9 +80,14 @@ def mlflow_ui_cmd(
 
 
 def _print_scores(scores: dict[str, dict[str, float]]) -> None:
+    """The headline columns per model; the full table is in the run's artifacts."""
     import pandas as pd
 
-    typer.echo(pd.DataFrame(scores).T.round(4).to_string())
+    table = pd.DataFrame(scores).T
+    headline = [c for c in table.columns
+                if c.split("@")[0] in ("ndcg", "recall", "hit_rate", "coverage") or c == "fit_s"]
+    typer.echo(table[headline].round(4).to_string())
+    typer.echo("(all metrics and slices: the run's evaluation/ artifacts in the MLflow UI)")
 
 
 def register(app: typer.Typer) -> None:
