@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from serving.ab import Models
 from serving.metrics import Metrics
 from serving.runtime import Runtime
+from serving.schemas import N_MAX
 from serving.settings import Settings
 
 ID_MAX = 128
@@ -63,7 +64,7 @@ RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="Customer id")]
 ProductId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="Product id")]
-N = Annotated[int, Query(ge=1, le=100, description="How many results")]
+N = Annotated[int, Query(ge=1, le=N_MAX, description="How many results")]
 Category = Annotated[str | None, Query(min_length=1, max_length=200,
                                        description='Category path prefix, e.g. "GROCERY"')]
 

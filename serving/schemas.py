@@ -7,11 +7,13 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recsys.policy.config import Mode
 from recsys.policy.pipeline import Pick
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 EventType = Literal["view", "add_to_cart", "purchase", "coupon_redeemed"]
 PRODUCT_EVENTS = ("view", "add_to_cart", "purchase")
+N_MAX = 100  # results per request
 
 
 class _Strict(BaseModel):
@@ -60,6 +62,29 @@ class RecommendationsPublic(Attributed):
     personalized: bool
     fallback: str | None = None
     coupons: list[CouponPublic] | None = None
+
+
+class BatchRecommendationsRequest(_Strict):
+    """Customers to answer at once, with the options of the single-customer endpoint."""
+
+    customer_ids: list[Id] = Field(
+        min_length=1, description="At most RECSYS_MAX_BATCH_CUSTOMERS ids; answers keep "
+                                  "this order")
+    n: int = Field(10, ge=1, le=N_MAX, description="How many products per customer")
+    category: str | None = Field(None, min_length=1, max_length=200,
+                                 description='Category path prefix, e.g. "GROCERY"')
+    min_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    max_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    exclude_purchased: bool | None = None
+    mode: Mode | None = None
+    include_coupons: bool = False
+
+
+class BatchRecommendationsPublic(BaseModel):
+    """One answer per requested customer, each equal to the single-customer endpoint's."""
+
+    results: list[RecommendationsPublic]
+    request_id: str
 
 
 class SimilarPublic(Attributed):
@@ -189,8 +214,8 @@ class ReloadPublic(BaseModel):
     request_id: str
 
 
-__all__ = ["Id", "EventType", "ItemPublic", "Attributed", "CouponPublic",
-           "RecommendationsPublic",
+__all__ = ["Id", "EventType", "N_MAX", "ItemPublic", "Attributed", "CouponPublic",
+           "RecommendationsPublic", "BatchRecommendationsRequest", "BatchRecommendationsPublic",
            "SimilarPublic", "PopularPublic", "CartRequest", "CartPublic", "CouponsPublic",
            "EventIn", "EventBatch", "EventsAccepted", "ConsentIn", "ConsentPublic",
            "ErasurePublic", "HealthPublic", "ModelPublic", "ReadyPublic", "ReloadPublic"]

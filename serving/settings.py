@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     max_events_per_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_cart_items: int = Field(200, ge=1)
+    max_batch_customers: int = Field(100, ge=1)  # POST /v1/batch/recommendations
     # Security.
     api_keys: SecretStr | None = None  # comma-separated client keys (rotation: several)
     api_keys_file: Path | None = None

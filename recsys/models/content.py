@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer
 
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures
@@ -71,41 +72,57 @@ class ContentTFIDF(Model):
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
             ) -> Self:
-        """Learn the n-gram vocabulary, idf and SVD basis from ``items.text``."""
+        """Learn the n-gram vocabulary, idf and SVD basis from ``items.text``.
+
+        Catalogs repeat texts (sizes, flavours: The Complete Journey has ~17k distinct texts
+        for ~68k products), so each distinct text is analysed once and weighted by its number
+        of products: the vocabulary, idf and SVD basis equal those of the full catalog (the
+        SVD of rows repeated ``m`` times is that of the distinct rows scaled by ``sqrt(m)``).
+        """
         matrix = check_interactions(interactions)
         items = check_items(items, matrix.shape[1], required=True, who="ContentTFIDF")
         assert items is not None
-        texts = [str(t) if t is not None else "" for t in items.text]
-        tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range),
-                                max_features=self.max_features, sublinear_tf=True,
-                                dtype=np.float32)
+        codes, distinct = pd.factorize(pd.Series([str(t) if t is not None else ""
+                                                  for t in items.text], dtype=object))
+        copies = np.bincount(codes, minlength=len(distinct)).astype(np.float32)
         try:
-            tfidf.fit(texts)
+            counter = CountVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range),
+                                      dtype=np.float32)
+            counts = sparse.csr_matrix(counter.fit_transform(list(distinct)))
         except ValueError as err:  # sklearn: "empty vocabulary"
             raise ValueError("ContentTFIDF found no text to learn from: items.text is empty "
                              "for every product.") from err
-        terms = sorted(tfidf.vocabulary_.items(), key=lambda kv: kv[1])
-        self.vocabulary_ = np.array([t for t, _ in terms], dtype=str)
-        self.idf_ = tfidf.idf_.astype(np.float32)
-        weighted = self._tfidf(texts)
-        dims = min(self.dims, weighted.shape[1] - 1, weighted.shape[0] - 1)
+        terms = counter.get_feature_names_out()
+        total = counts.T @ copies  # corpus frequency of each n-gram, as TfidfVectorizer counts
+        keep = np.sort(np.argsort(-total, kind="stable")[: self.max_features])
+        counts = counts[:, keep]
+        docs = (counts > 0).T.astype(np.float32) @ copies
+        self.vocabulary_ = np.asarray(terms[keep], dtype=str)
+        self.idf_ = (np.log((1.0 + len(codes)) / (1.0 + docs)) + 1.0).astype(np.float32)
+        weighted = self._weigh(counts)
+        dims = min(self.dims, weighted.shape[1] - 1, len(codes) - 1)
         if dims < 1:
             raise ValueError("ContentTFIDF needs at least two products and two distinct "
                              "n-grams to build a latent space.")
         svd = TruncatedSVD(n_components=dims, random_state=self.random_state)
-        svd.fit(weighted)
+        svd.fit(sparse.diags(np.sqrt(copies)) @ weighted)
         self.components_ = svd.components_.astype(np.float32)
         self.n_items_ = matrix.shape[1]
-        self.item_vectors_ = self._project(weighted)
+        self.item_vectors_ = self._project(weighted)[codes]
         buyers = np.log1p(np.bincount(matrix.indices, minlength=self.n_items_))
         self.item_popularity_ = (buyers / max(buyers.max(), 1e-12)).astype(np.float32)
         return self
 
     def _tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """TF-IDF rows from the stored vocabulary and idf (same maths as TfidfVectorizer)."""
+        """TF-IDF rows of ``texts`` from the stored vocabulary and idf."""
         counts = CountVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range),
                                  vocabulary={t: i for i, t in enumerate(self.vocabulary_)},
                                  dtype=np.float32).transform(list(texts))
+        return self._weigh(sparse.csr_matrix(counts))
+
+    def _weigh(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Sublinear tf times idf, rows scaled to unit length (TfidfVectorizer's maths)."""
+        counts = counts.copy()
         counts.data = (1.0 + np.log(counts.data)).astype(np.float32)
         weighted = sparse.csr_matrix(counts @ sparse.diags(self.idf_), dtype=np.float32)
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())

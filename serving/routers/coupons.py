@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Request
 
 from serving.deps import CustomerId, ModelsDep, N
@@ -12,11 +14,13 @@ from serving.schemas import CouponPublic, CouponsPublic
 router = APIRouter(tags=["coupons"])
 
 
-def coupon_picks(served: Served, customer_id: str, n: int) -> list[CouponPublic]:
-    """The engine's coupon choice for the customer (consent is the engine's rule)."""
-    return [CouponPublic(coupon_id=c.coupon_id, kind=c.kind, value=c.value, score=c.score,
-                         p_redeem=c.p_redeem, rule=c.rule, reason=c.reason)
-            for c in served.engine.coupons(customer_id, n)]
+def coupon_picks(served: Served, customer_ids: Sequence[str], n: int
+                 ) -> list[list[CouponPublic]]:
+    """The engine's coupon choice for each customer, each quoted against the full budgets
+    (consent is the engine's rule)."""
+    return [[CouponPublic(coupon_id=c.coupon_id, kind=c.kind, value=c.value, score=c.score,
+                          p_redeem=c.p_redeem, rule=c.rule, reason=c.reason) for c in picks]
+            for picks in served.engine.coupons_many(customer_ids, n)]
 
 
 @router.get("/customers/{customer_id}/coupons", response_model=CouponsPublic)
@@ -24,5 +28,5 @@ def coupons(request: Request, customer_id: CustomerId, models: ModelsDep, n: N =
             ) -> CouponsPublic:
     """Coupons chosen for a customer (none targeted when personalization is refused)."""
     served = models.route(customer_id)
-    picks = coupon_picks(served, customer_id, n)
+    (picks,) = coupon_picks(served, [customer_id], n)
     return CouponsPublic(customer_id=customer_id, coupons=picks, **answered(request, served))

@@ -1,19 +1,49 @@
-"""``GET /v1/customers/{customer_id}/recommendations``."""
+"""``GET /v1/customers/{customer_id}/recommendations`` and its batch form,
+``POST /v1/batch/recommendations`` (same answers, many customers per call)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from recsys.policy.config import Mode
-from serving.deps import Category, CustomerId, ModelsDep, N
+from serving.deps import Category, CustomerId, ModelsDep, N, RequestIdDep, SettingsDep
+from serving.loader import Served
 from serving.routers import answered, check_n
 from serving.routers.coupons import coupon_picks
-from serving.schemas import ItemPublic, RecommendationsPublic
+from serving.schemas import (
+    BatchRecommendationsPublic,
+    BatchRecommendationsRequest,
+    ItemPublic,
+    RecommendationsPublic,
+)
 
 router = APIRouter(tags=["recommendations"])
 Price = Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+def check_prices(min_price: float | None, max_price: float | None) -> None:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"min_price ({min_price}) is above max_price ({max_price})")
+
+
+def answer(request: Request, served: Served, customer_ids: list[str],
+           query: BatchRecommendationsRequest) -> list[RecommendationsPublic]:
+    """``served``'s answers for ``customer_ids``, in order (one engine call for all)."""
+    check_n(served.engine, query.n)
+    results = served.engine.recommend_many(
+        customer_ids, query.n, category=query.category, min_price=query.min_price,
+        max_price=query.max_price, exclude_purchased=query.exclude_purchased, mode=query.mode)
+    coupons = coupon_picks(served, customer_ids, query.n) if query.include_coupons \
+        else [None] * len(customer_ids)
+    return [RecommendationsPublic(
+        customer_id=customer_id, items=[ItemPublic.of(p) for p in result.picks],
+        personalized=result.personalized, fallback=result.fallback, coupons=picks,
+        **answered(request, served, result.fallback))
+        for customer_id, result, picks in zip(customer_ids, results, coupons, strict=True)]
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=RecommendationsPublic)
@@ -22,16 +52,40 @@ def recommend(request: Request, customer_id: CustomerId, models: ModelsDep, n: N
               exclude_purchased: bool | None = None, mode: Mode | None = None,
               include_coupons: bool = False) -> RecommendationsPublic:
     """Top products for a customer; unknown customers get the cold-start answer."""
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"min_price ({min_price}) is above max_price ({max_price})")
-    served = models.route(customer_id)
-    check_n(served.engine, n)
-    result = served.engine.recommend(customer_id, n, category=category, min_price=min_price,
-                                     max_price=max_price, exclude_purchased=exclude_purchased,
-                                     mode=mode)
-    coupons = coupon_picks(served, customer_id, n) if include_coupons else None
-    return RecommendationsPublic(
-        customer_id=customer_id, items=[ItemPublic.of(p) for p in result.picks],
-        personalized=result.personalized, fallback=result.fallback, coupons=coupons,
-        **answered(request, served, result.fallback))
+    check_prices(min_price, max_price)
+    query = BatchRecommendationsRequest.model_construct(  # validated as parameters
+        customer_ids=[customer_id], n=n, category=category, min_price=min_price,
+        max_price=max_price, exclude_purchased=exclude_purchased, mode=mode,
+        include_coupons=include_coupons)
+    return answer(request, models.route(customer_id), [customer_id], query)[0]
+
+
+@router.post("/batch/recommendations", response_model=BatchRecommendationsPublic,
+             responses={413: {"description": "More customers than RECSYS_MAX_BATCH_CUSTOMERS"}})
+def recommend_batch(request: Request, body: BatchRecommendationsRequest, models: ModelsDep,
+                    settings: SettingsDep, request_id: RequestIdDep
+                    ) -> BatchRecommendationsPublic:
+    """Recommendations for a small audience; each answer equals the single endpoint's."""
+    limit = settings.max_batch_customers
+    if len(body.customer_ids) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                            f"a batch holds at most {limit} customers; got "
+                            f"{len(body.customer_ids)}. Split it, or use `recsys picks` for "
+                            "large audiences.")
+    check_prices(body.min_price, body.max_price)
+    rows: dict[str, list[int]] = defaultdict(list)  # variant -> positions in the request
+    served_by: dict[str, Served] = {}
+    for row, customer_id in enumerate(body.customer_ids):
+        served = models.route(customer_id)
+        rows[served.variant].append(row)
+        served_by[served.variant] = served
+    results: list[RecommendationsPublic | None] = [None] * len(body.customer_ids)
+    for variant, positions in rows.items():
+        ids = [body.customer_ids[r] for r in positions]
+        for r, public in zip(positions, answer(request, served_by[variant], ids, body),
+                             strict=True):
+            results[r] = public
+    if len(rows) > 1:
+        request.state.variant = "mixed"  # the latency histogram's label for this request
+    return BatchRecommendationsPublic(results=[r for r in results if r is not None],
+                                      request_id=request_id)
