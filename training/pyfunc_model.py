@@ -29,8 +29,9 @@ class BundleModel(PythonModel):
         ids = model_input["customer_id"].astype(str).tolist()
         picks = self.engine.recommend_many(ids, n=n)
         return pd.DataFrame({"customer_id": ids,
-                             "product_ids": [[p.product_id for p in row] for row in picks],
-                             "scores": [[p.score for p in row] for row in picks]})
+                             "product_ids": [[p.product_id for p in r.picks] for r in picks],
+                             "scores": [[p.score for p in r.picks] for r in picks],
+                             "reasons": [[p.reason for p in r.picks] for r in picks]})
 
 
 mlflow.models.set_model(BundleModel())

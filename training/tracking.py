@@ -35,7 +35,9 @@ def event_store() -> EventStore:
 def setup(experiment: str) -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` or the embedded SQLite store; return the
     experiment id (created with a local artifact folder when the store is local)."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI: decide "local" before it.
+    local = not os.environ.get("MLFLOW_TRACKING_URI")
+    if local:
         root = data_dir()
         root.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
@@ -44,7 +46,6 @@ def setup(experiment: str) -> str:
     if found is not None:
         experiment_id = found.experiment_id
     else:
-        local = not os.environ.get("MLFLOW_TRACKING_URI")
         location = (data_dir() / "mlartifacts").as_uri() if local else None
         experiment_id = client.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -76,6 +76,18 @@ def test_first_retrain_promotes_and_a_fresh_process_gets_identical_recommendatio
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
 
 
+def test_the_registered_pyfunc_answers_like_the_engine(champion):
+    import pandas as pd
+
+    _, result, _ = champion
+    engine = Engine(read_bundle(result.bundle_dir))
+    customers = engine.customers.ids[:10].tolist() + ["never-seen"]
+    model = mlflow.pyfunc.load_model("models:/rs-test@champion")
+    frame = model.predict(pd.DataFrame({"customer_id": customers}), params={"n": 5})
+    assert frame["product_ids"].tolist() == [[p.product_id for p in r.picks]
+                                             for r in engine.recommend_many(customers, 5)]
+
+
 def test_run_logs_metrics_baselines_and_split(champion):
     _, result, _ = champion
     run = mlflow.tracking.MlflowClient().get_run(result.run_id)
