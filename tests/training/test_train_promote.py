@@ -88,7 +88,7 @@ def test_the_registered_pyfunc_answers_like_the_engine(champion):
                                              for r in engine.recommend_many(customers, 5)]
 
 
-def test_run_logs_metrics_baselines_and_split(champion):
+def test_run_logs_metrics_baselines_and_split(champion, local_store):
     _, result, _ = champion
     run = mlflow.tracking.MlflowClient().get_run(result.run_id)
     assert run.data.metrics["ndcg_at_10"] == pytest.approx(result.scores["als"]["ndcg@10"])
@@ -96,6 +96,12 @@ def test_run_logs_metrics_baselines_and_split(champion):
     assert np.isfinite(run.data.metrics["fit_seconds"])
     assert run.data.tags["split_fingerprint"].count(":") == 1
     assert int(run.data.params["test_rows"]) > 0
+    logged = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(
+        result.run_id, "evaluation")}
+    assert {"evaluation/bars.png", "evaluation/popularity.png",
+            "evaluation/comparison.md"} <= logged
+    assert mlflow.get_experiment(run.info.experiment_id).artifact_location.startswith(
+        (local_store / "data").as_uri())  # the embedded store keeps artifacts in the data dir
 
 
 def test_retrain_on_unchanged_data_keeps_the_champion_and_force_is_recorded(champion):
