@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: run test env lock lint mlflow-ui serve train bench clean
+.PHONY: run test env lock lint mlflow-ui serve train bench clean notebooks
 
 $(BIN)/recsys: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: env
 
 mlflow-ui: env  ## MLflow UI on the local store
 	$(BIN)/recsys mlflow-ui
+
+notebooks: env  ## run notebooks/*.ipynb top to bottom on the .venv kernel, with times
+	$(BIN)/python notebooks/run.py
 
 lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

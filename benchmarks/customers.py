@@ -149,12 +149,14 @@ def scale(n_customers: int, threads: int | None) -> None:
           f"{tx['order_id'].nunique():,} orders, {tx['customer_id'].nunique():,} buyers; "
           f"generated in {gen_s:.0f} s)\n")
     config = CustomersConfig(churn=ChurnConfig(n_threads=threads))
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     profile = profile_customers(tx, config=config, products=data.products,
                                 redemptions=data.redemptions, customers=data.customers)
-    secs = time.perf_counter() - t0
-    print(f"profile_customers: {secs:.1f} s for {len(profile):,} rows "
-          f"(churn risk from {profile.attrs.get('churn_source')})")
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(f"profile_customers: {secs:.1f} s wall, {cpu:.1f} s CPU for {len(profile):,} rows "
+          f"(churn risk from {profile.attrs.get('churn_source')}; 1-min load average "
+          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cores)")
     print(md(profile["stage"].value_counts().to_frame().T, index=False))
 
 

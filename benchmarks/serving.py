@@ -9,7 +9,9 @@ cores) plus one extra route, ``GET /v1/constant``, that returns a constant throu
 middleware and API-key check: the ceiling of the stack. The load generator is open-loop: it
 sends at fixed rates whatever the answers, and latency is measured from each request's
 scheduled time, so a server that falls behind shows it (no coordinated omission). A final
-closed-loop phase saturates each endpoint to compare throughput.
+closed-loop phase saturates each endpoint to compare throughput. After each phase the generator
+waits until the server has worked off its backlog (column "backlog s"), so an overloaded phase
+does not slow the next one down.
 """
 
 from __future__ import annotations
@@ -160,16 +162,35 @@ async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: fl
             "p99": float(np.percentile(ms, 99))}
 
 
+def _drain(base: str, timeout: float = 300.0) -> float:
+    """Wait until the server has worked off what the last phase queued (requests the client
+    gave up on still run to completion): four thread-pool answers in a row under 50 ms.
+    Returns the seconds waited, so the next phase starts on an idle server."""
+    import httpx
+
+    started, fast = time.perf_counter(), 0
+    while fast < 4 and time.perf_counter() - started < timeout:
+        t = time.perf_counter()
+        try:
+            httpx.get(f"{base}/metrics", timeout=30)  # a sync route: behind queued work
+            fast = fast + 1 if time.perf_counter() - t < 0.05 else 0
+        except httpx.HTTPError:
+            fast = 0
+        if not fast:
+            time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[str]], key: str,
-               out: mp.Queue) -> None:  # type: ignore[type-arg]
+               base: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """The load-generator process: runs every phase of ``plan`` and reports each."""
     for endpoint, kind, level, duration in plan:
         if kind == "open":
             result = asyncio.run(_open_loop(urls[endpoint], key, level, duration))
         else:
             result = asyncio.run(_closed_loop(urls[endpoint], key, int(level), duration))
+        result["drain"] = _drain(base)
         out.put((endpoint, kind, level, result))
-        time.sleep(1.0)  # let queues drain between phases
     out.put(None)
 
 
@@ -216,18 +237,21 @@ def main() -> None:
         plan += [(e, "closed", args.saturate, args.duration)
                  for e in ("constant", "recommendations")]
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
-        gen = mp.get_context("spawn").Process(target=_generator, args=(plan, urls, key, out))
+        gen = mp.get_context("spawn").Process(target=_generator,
+                                            args=(plan, urls, key, base, out))
         print(f"model {model['model']} version {model['model_version']}, "
               f"{model['n_items']} items; {args.workers} uvicorn workers; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors |")
-        print("|---|---|---|---|---|---|---|---|", flush=True)
+        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
+              "backlog s |")
+        print("|---|---|---|---|---|---|---|---|---|", flush=True)
         gen.start()
         while (item := out.get()) is not None:
             endpoint, kind, level, r = item
             load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
             print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
-                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} |", flush=True)
+                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} |",
+                  flush=True)
         gen.join()
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:

@@ -8,6 +8,7 @@ unknown product in the path is a 404).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -20,6 +21,7 @@ from recsys.errors import (
     RecsysError,
     UnknownIdError,
 )
+from serving.schemas import ErrorPublic
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +60,26 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
                          "request_id": _request_id(request)}, 500)
 
 
+ANSWERS = {
+    400: "The request body is not valid JSON",
+    401: "No API key: send it in the X-API-Key header",
+    403: "Wrong key (client keys do not open /admin)",
+    413: "Request body over RECSYS_MAX_BODY_BYTES",
+    422: "Invalid input: the list of invalid fields, or a sentence",
+    503: "No model loaded or the event store is unavailable (see /ready)",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers ``codes``, so the contract lists every status a
+    route can give (a route's own entry for the same code wins)."""
+    return {code: {"model": ErrorPublic, "description": ANSWERS[code]} for code in codes}
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RecsysError, recsys_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 
-__all__ = ["STATUS", "status_for", "install"]
+__all__ = ["STATUS", "ANSWERS", "status_for", "documented", "install"]

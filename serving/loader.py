@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import pyarrow as pa
 
 from recsys.bundle import Bundle, read_bundle
 from recsys.errors import BundleError, RecsysError
@@ -162,15 +164,24 @@ def load_served(settings: Settings, variant: str, source: str | Path) -> Served:
     return served
 
 
-def _fetch(settings: Settings, source: str | Path) -> Bundle:
-    if isinstance(source, Path) or not str(source).startswith(("models:/", "runs:/")):
-        return read_bundle(Path(source))
+def _is_local(source: str | Path) -> bool:
+    return isinstance(source, Path) or not str(source).startswith(("models:/", "runs:/"))
+
+
+def _cache(settings: Settings) -> Path:
+    """Where MLflow downloads go (temporary folders, removed after reading)."""
     cache = settings.data_dir / "serving-cache"
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"cannot create {cache} for model downloads: {exc.strerror}") from exc
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    return cache
+
+
+def _fetch(settings: Settings, source: str | Path) -> Bundle:
+    if _is_local(source):
+        return read_bundle(Path(source))
+    with tempfile.TemporaryDirectory(dir=_cache(settings)) as tmp:
         local, version = _download(settings, str(source), tmp)
         bundle = read_bundle(local)  # everything is in memory afterwards
     if version:
@@ -178,8 +189,42 @@ def _fetch(settings: Settings, source: str | Path) -> Bundle:
     return bundle
 
 
-def _download(settings: Settings, uri: str, dst: str) -> tuple[Path, str | None]:
-    """Resolve an alias to its version first, so the version reported is the one loaded."""
+def example_customer(settings: Settings, source: str | Path) -> str | None:
+    """A customer of the bundle at ``source`` with history and consent to personalization
+    (for a demo's curl line), or None; only the customer table is fetched. Raises
+    ``BundleError`` as loading would (e.g. no champion yet)."""
+    if _is_local(source):
+        return _first_consenting(Path(source) / "customers.parquet")
+    with tempfile.TemporaryDirectory(dir=_cache(settings)) as tmp:
+        local, _ = _download(settings, str(source), tmp, only="customers.parquet")
+        return _first_consenting(local / "customers.parquet")
+
+
+def _first_consenting(path: Path) -> str | None:
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in ("customer_id",
+                                                         "consent_personalization") if c in names])
+        ids = table.column("customer_id").to_pylist()
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise BundleError(f"cannot read the bundle's customer table {path}: {exc}") from exc
+    consent = table.column(1).to_pylist() if table.num_columns > 1 else [True] * len(ids)
+    return next((str(c) for c, ok in zip(ids, consent, strict=True) if ok), None)
+
+
+def _download(settings: Settings, uri: str, dst: str, only: str | None = None
+              ) -> tuple[Path, str | None]:
+    """The bundle directory of the model at ``uri`` (with just its file ``only`` when given)
+    and the version an alias resolved to. The alias is resolved first, so the version
+    reported is the one loaded."""
+    # MLflow's defaults retry an unreachable server for ~4 minutes; fail in seconds instead
+    # (the current model keeps serving) unless the operator chose otherwise. No progress
+    # bars in server logs.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow  # heavy: only when loading from the registry
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -193,28 +238,47 @@ def _download(settings: Settings, uri: str, dst: str) -> tuple[Path, str | None]
             name, alias = uri.removeprefix("models:/").rsplit("@", 1)
             version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
             uri = f"models:/{name}/{version}"
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst)
+        if only is None:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+        else:  # the MLmodel file says where the bundle is; the same layout below dst
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/MLmodel",
+                                                             dst_path=dst)).parent
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{uri}/{_bundle_path(local, uri)}/{only}", dst_path=dst)
     except MlflowException as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BundleError(f"cannot fetch {uri} from MLflow ({first}); train and promote a "
-                          "model (`recsys retrain`) or set RECSYS_BUNDLE_PATH.") from exc
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            store = re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", tracking)  # no password
+            raise BundleError(f"cannot fetch {uri} from MLflow at {store} ({first}); train "
+                              "and promote a model (`recsys retrain`) or set "
+                              "RECSYS_BUNDLE_PATH.") from exc
+        raise BundleError(f"MLflow did not answer for {uri} ({first[:300]}); check that it "
+                          "runs at RECSYS_MLFLOW_TRACKING_URI / MLFLOW_TRACKING_URI, or set "
+                          "RECSYS_BUNDLE_PATH.") from exc
+    except BundleError:
+        raise
     except Exception as exc:  # network, storage: any failure keeps the current model
         raise BundleError(f"cannot download {uri}: {type(exc).__name__}: {exc}") from exc
-    return _bundle_in(Path(local), uri), version
+    return _bundle_in(local, uri), version
 
 
-def _bundle_in(model_dir: Path, uri: str) -> Path:
-    """The ``bundle`` artifact of a downloaded pyfunc model. MLflow stores it under the
+def _bundle_path(model_dir: Path, uri: str) -> str:
+    """Where the ``bundle`` artifact is inside a pyfunc model. MLflow stores it under the
     logged folder's own name, so the path is read from the MLmodel file."""
     import yaml
 
     try:
         meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
-        relative = meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
+        return str(meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise BundleError(f"{uri} has no 'bundle' artifact in its MLmodel file; it was not "
                           "logged by `recsys train`.") from exc
-    bundle_dir = (model_dir / str(relative)).resolve()
+
+
+def _bundle_in(model_dir: Path, uri: str) -> Path:
+    """The ``bundle`` directory of a downloaded pyfunc model, checked to be inside it."""
+    relative = _bundle_path(model_dir, uri)
+    bundle_dir = (model_dir / relative).resolve()
     if not bundle_dir.is_relative_to(model_dir.resolve()) or not bundle_dir.is_dir():
         raise BundleError(f"{uri}: bundle artifact path {relative!r} is not a directory "
                           "inside the model.")
@@ -264,4 +328,5 @@ def warm_up(served: Served, requests: int) -> None:
         raise BundleError(f"model failed its warm-up: {type(exc).__name__}: {exc}") from exc
 
 
-__all__ = ["ItemIndex", "Served", "item_vectors", "load_served", "warm_up"]
+__all__ = ["ItemIndex", "Served", "item_vectors", "load_served", "warm_up",
+           "example_customer"]

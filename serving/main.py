@@ -7,23 +7,17 @@ Run it with ``recsys serve`` or ``uvicorn serving.main:create_app --factory``
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-# Before numpy/faiss load their BLAS: concurrency comes from requests, not from one product.
-# faiss bundles an OpenMP OpenBLAS, which reads OMP_NUM_THREADS.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import anyio
+import faiss
+from fastapi import APIRouter, Depends, FastAPI
 
-import anyio  # noqa: E402
-import faiss  # noqa: E402
-from fastapi import APIRouter, Depends, FastAPI  # noqa: E402
-
-from serving import errors  # noqa: E402
-from serving.metrics import Metrics, ObserveMiddleware  # noqa: E402
-from serving.routers import (  # noqa: E402
+from serving import errors
+from serving.metrics import Metrics, ObserveMiddleware
+from serving.routers import (
     admin,
     cart,
     coupons,
@@ -34,13 +28,13 @@ from serving.routers import (  # noqa: E402
     products,
     recommendations,
 )
-from serving.runtime import Runtime  # noqa: E402
-from serving.security import (  # noqa: E402
+from serving.runtime import Runtime
+from serving.security import (
     BodyLimitMiddleware,
     require_admin_key,
     require_client_key,
 )
-from serving.settings import Settings, get_settings  # noqa: E402
+from serving.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 V1_ROUTERS = (recommendations, products, popular, cart, coupons, events, customers)
@@ -74,11 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: sees every answer
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_client_key)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_client_key)],
+                   responses=errors.documented(400, 401, 403, 413, 422, 503))
     for module in V1_ROUTERS:
         v1.include_router(module.router)
     app.include_router(v1)
-    app.include_router(admin.router, prefix="/admin", dependencies=[Depends(require_admin_key)])
+    app.include_router(admin.router, prefix="/admin", dependencies=[Depends(require_admin_key)],
+                       responses=errors.documented(401, 403, 422))
     app.include_router(health.router)
     return app
 

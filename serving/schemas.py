@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -206,6 +206,13 @@ class ReadyPublic(BaseModel):
     problems: dict[str, str] = Field(default_factory=dict)
 
 
+class ErrorPublic(BaseModel):
+    """Every error answer: what is wrong, as a sentence or as the list of invalid fields."""
+
+    detail: str | list[dict[str, Any]]
+    request_id: str | None = None
+
+
 class ReloadPublic(BaseModel):
     started: bool = Field(description="False when a reload was already running")
     reload: str
@@ -218,4 +225,5 @@ __all__ = ["Id", "EventType", "N_MAX", "ItemPublic", "Attributed", "CouponPublic
            "RecommendationsPublic", "BatchRecommendationsRequest", "BatchRecommendationsPublic",
            "SimilarPublic", "PopularPublic", "CartRequest", "CartPublic", "CouponsPublic",
            "EventIn", "EventBatch", "EventsAccepted", "ConsentIn", "ConsentPublic",
-           "ErasurePublic", "HealthPublic", "ModelPublic", "ReadyPublic", "ReloadPublic"]
+           "ErasurePublic", "HealthPublic", "ModelPublic", "ReadyPublic", "ReloadPublic",
+           "ErrorPublic"]

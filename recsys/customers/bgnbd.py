@@ -40,15 +40,28 @@ def check_rft(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[FloatArray, .
     return x, t_x, T
 
 
-def _terms(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
-           ) -> tuple[FloatArray, FloatArray, FloatArray]:
+Levels = tuple[FloatArray, NDArray[np.intp]]
+
+
+def _levels(x: FloatArray) -> Levels:
+    """Distinct repeat counts and each customer's position among them.
+
+    Every special function in the likelihood depends on the data only through ``x``, which
+    takes few distinct values, so they are evaluated once per level and gathered.
+    """
+    values, inverse = np.unique(x, return_inverse=True)
+    return values, inverse.reshape(-1)
+
+
+def _terms(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray,
+           levels: Levels | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The two log-likelihood branches (FHL 2005 eq. 6) and the shared term A."""
     r, alpha, a, b = params
-    rep = x > 0
-    xs = np.where(rep, x, 1.0)  # keeps betaln(a + 1, b + x - 1) defined for x = 0
-    A = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    t1 = betaln(a, b + x) - betaln(a, b) - (r + x) * np.log(alpha + T)
-    t2 = np.where(rep, betaln(a + 1, b + xs - 1) - betaln(a, b)
+    xv, xi = levels or _levels(x)
+    xs = np.where(xv > 0, xv, 1.0)  # keeps betaln(a + 1, b + x - 1) defined for x = 0
+    A = (gammaln(r + xv) - gammaln(r))[xi] + r * np.log(alpha)
+    t1 = (betaln(a, b + xv) - betaln(a, b))[xi] - (r + x) * np.log(alpha + T)
+    t2 = np.where(x > 0, (betaln(a + 1, b + xs - 1) - betaln(a, b))[xi]
                   - (r + x) * np.log(alpha + t_x), -np.inf)
     return A, t1, t2
 
@@ -66,23 +79,24 @@ def log_likelihood(params: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
 
 
 def _neg_ll_and_grad(theta: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray,
-                     w: FloatArray) -> tuple[float, FloatArray]:
+                     w: FloatArray, levels: Levels | None = None) -> tuple[float, FloatArray]:
     """Mean negative log-likelihood and its gradient in ``theta = log(params)``."""
     params = np.exp(theta)
     r, alpha, a, b = params
-    A, t1, t2 = _terms(params, x, t_x, T)
+    levels = levels or _levels(x)
+    xv, xi = levels
+    A, t1, t2 = _terms(params, x, t_x, T, levels)
     ll = A + np.logaddexp(t1, t2)
     w1 = np.exp(t1 - np.logaddexp(t1, t2))  # posterior weight of the "still alive" branch
     w2 = 1.0 - w1
-    rep = x > 0
-    xs = np.where(rep, x, 1.0)
+    xs = np.where(xv > 0, xv, 1.0)
     log_aT, log_at = np.log(alpha + T), np.log(alpha + t_x)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w1 * log_aT - w2 * log_at
+    d_r = (digamma(r + xv) - digamma(r))[xi] + np.log(alpha) - w1 * log_aT - w2 * log_at
     d_alpha = r / alpha - (r + x) * (w1 / (alpha + T) + w2 / (alpha + t_x))
-    common = digamma(a + b) - digamma(a + b + x)
+    common = (digamma(a + b) - digamma(a + b + xv))[xi]
     d_a = common + w2 * (digamma(a + 1) - digamma(a))
-    d_b = common + w1 * (digamma(b + x) - digamma(b)) \
-        + w2 * np.where(rep, digamma(b + xs - 1) - digamma(b), 0.0)
+    d_b = common + w1 * (digamma(b + xv) - digamma(b))[xi] \
+        + w2 * np.where(xv > 0, digamma(b + xs - 1) - digamma(b), 0.0)[xi]
     grads = np.stack([d_r, d_alpha, d_a, d_b]) @ w
     total = w.sum()
     return -float(ll @ w) / total, -(grads * params) / total
@@ -144,7 +158,7 @@ class BGNBD:
             raise DataError("BG/NBD needs customers with repeat purchases; none has any")
         scale = float(np.average(T, weights=w)) or 1.0
         start = np.log([1.0, scale, 1.0, 1.0])
-        res = minimize(_neg_ll_and_grad, start, args=(x, t_x, T, w), jac=True,
+        res = minimize(_neg_ll_and_grad, start, args=(x, t_x, T, w, _levels(x)), jac=True,
                        method="L-BFGS-B", bounds=[(-20.0, 20.0)] * 4,
                        options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13})
         # L-BFGS-B reports ABNORMAL when the line search cannot improve on a flat optimum

@@ -141,17 +141,18 @@ def build_history(transactions: pd.DataFrame, *, as_of: object | None = None,
     tx = transactions.loc[keep] if n_future else transactions
     ts_line = ts_all[keep] if n_future else ts_all
     cust_codes, customer_ids = pd.factorize(tx["customer_id"].astype(str), sort=True)
-    order_codes = pd.factorize(tx["order_id"].astype(str))[0]
-    key = cust_codes.astype(np.int64) * (int(order_codes.max(initial=0)) + 1) + order_codes
-    orders = pd.DataFrame({"key": key, "cust": cust_codes, "ts": ts_line,
-                           "amount": tx["amount"].to_numpy(dtype=np.float64)})
-    orders = orders.groupby("key", sort=False).agg(
-        cust=("cust", "first"), ts=("ts", "min"), amount=("amount", "sum"))
-    cust, ts = orders["cust"].to_numpy(np.int64), orders["ts"].to_numpy(np.int64)
+    line_order, n_orders = _order_index(cust_codes.astype(np.int64),
+                                        pd.factorize(tx["order_id"].astype(str))[0])
+    amount = np.bincount(line_order, weights=tx["amount"].to_numpy(dtype=np.float64),
+                         minlength=n_orders)
+    ts = np.full(n_orders, np.iinfo(np.int64).max)
+    np.minimum.at(ts, line_order, ts_line)
+    cust = np.zeros(n_orders, np.int64)
+    cust[line_order] = cust_codes  # every line of an order has the same customer
     idx = np.lexsort((ts, cust))
     hist = History(
         customer_ids=np.asarray(customer_ids, dtype=object),
-        customer=cust[idx], ts=ts[idx], amount=orders["amount"].to_numpy(np.float64)[idx],
+        customer=cust[idx], ts=ts[idx], amount=amount[idx],
         as_of=stamp,
         **_lines(tx, cust_codes, ts_line, products),
         **_coupons(redemptions, customer_ids, stamp),
@@ -159,6 +160,29 @@ def build_history(transactions: pd.DataFrame, *, as_of: object | None = None,
     log.debug("history: %d lines -> %d orders of %d customers", len(tx), len(hist.ts),
               hist.n_customers)
     return hist
+
+
+def _first_occurrences(codes: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions where each code of ``pd.factorize`` (numbered by first appearance) starts."""
+    if len(codes) == 0:
+        return np.zeros(0, np.int64)
+    seen = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]])
+
+
+def _order_index(cust: NDArray[np.int64], order: NDArray[np.int64]
+                 ) -> tuple[NDArray[np.int64], int]:
+    """Order number of every line: one per (customer, order_id) pair, by first appearance.
+
+    An order id normally belongs to one customer; then the order codes are the answer. An id
+    shared by several customers is split per customer.
+    """
+    n = int(order.max(initial=-1)) + 1
+    owner = cust[_first_occurrences(order)]
+    if (owner[order] == cust).all():
+        return order.astype(np.int64), n
+    codes, uniques = pd.factorize(cust * n + order)
+    return codes.astype(np.int64), len(uniques)
 
 
 def _lines(tx: pd.DataFrame, cust: NDArray[np.int64], ts: NDArray[np.int64],
@@ -170,14 +194,20 @@ def _lines(tx: pd.DataFrame, cust: NDArray[np.int64], ts: NDArray[np.int64],
         if col not in frame.columns:
             raise DataError(f"category breadth needs {col!r} in the "
                             f"{'transactions' if frame is tx else 'products'} frame")
-    cat = products.drop_duplicates("product_id").set_index("product_id")["category"]
-    cat = cat.astype(str).replace("", np.nan)
-    codes = pd.factorize(tx["product_id"].astype(str).map(cat))[0]  # -1 = unknown category
+    prod_codes, prod_ids = pd.factorize(tx["product_id"].astype(str))
+    cat = products.drop_duplicates("product_id")
+    cat = pd.Series(cat["category"].astype(str).to_numpy(),
+                    index=cat["product_id"].astype(str).to_numpy()).replace("", np.nan)
+    cat_of_product = pd.factorize(cat.reindex(prod_ids))[0]  # -1 = unknown category
+    codes = np.where(prod_codes >= 0, cat_of_product[prod_codes], -1)
     ok = codes >= 0
-    pairs = pd.DataFrame({"c": cust[ok], "k": codes[ok], "ts": ts[ok]})
-    first = pairs.groupby(["c", "k"], sort=False)["ts"].min().reset_index()
-    return {"category_customer": first["c"].to_numpy(np.int64),
-            "category_first_ts": first["ts"].to_numpy(np.int64)}
+    n_codes = int(codes.max(initial=0)) + 1
+    pair, uniques = pd.factorize(cust[ok].astype(np.int64, copy=False) * n_codes + codes[ok])
+    first_ts = np.full(len(uniques), np.iinfo(np.int64).max)
+    np.minimum.at(first_ts, pair, ts[ok])
+    pair_customer = np.zeros(len(uniques), np.int64)
+    pair_customer[pair] = cust[ok]
+    return {"category_customer": pair_customer, "category_first_ts": first_ts}
 
 
 def _coupons(redemptions: pd.DataFrame | None, customer_ids: pd.Index,

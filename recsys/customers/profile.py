@@ -166,10 +166,11 @@ def _profile(history: History, config: CustomersConfig,
 def _add_prospects(frame: pd.DataFrame, customers: pd.DataFrame, base_tier: str) -> pd.DataFrame:
     if "customer_id" not in customers.columns:
         raise DataError("customers frame lacks column 'customer_id'")
-    known = set(frame["customer_id"])
-    ids = pd.unique(customers["customer_id"].dropna().astype(str))
-    new = [c for c in ids if c not in known]
-    if not new:
+    # object arrays: hashing Python strings is far faster than Arrow-backed isin
+    ids = pd.unique(customers["customer_id"].dropna().astype(str).to_numpy(dtype=object))
+    known = pd.Index(frame["customer_id"].to_numpy(dtype=object))
+    new = ids[known.get_indexer(ids) < 0]
+    if len(new) == 0:
         return frame
     extra = empty_profile().reindex(range(len(new)))
     extra["customer_id"] = new

@@ -78,33 +78,29 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
 def plot_bars(reports: Sequence[Report], path: str | Path,
               metrics: Sequence[str] | None = None) -> Path:
     """Grouped bar chart of ``metrics`` (default NDCG, recall, coverage at k) per model (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no global backend switch (it would stop notebooks' plots).
+    from matplotlib.figure import Figure
 
     table = comparison_table(reports, metrics or [f"ndcg@{reports[0].k}",
                                                   f"recall@{reports[0].k}",
                                                   f"coverage@{reports[0].k}"])
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(table)), 4))
+    fig = Figure(figsize=(max(6.0, 1.2 * len(table)), 4))
+    ax = fig.add_subplot()
     table.plot.bar(ax=ax, rot=30, width=0.8)
     ax.set_ylabel("score")
     ax.set_title("offline evaluation, same temporal split")
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_popularity(reports: Sequence[Report], path: str | Path) -> Path:
     """Long-tail plot: share of recommendations per training-popularity bin, per model (PNG)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
     curve = reports[0].popularity_curve
     centers = (curve.edges[:-1] + curve.edges[1:]) / 2
     ax.plot(centers, curve.train, "k--", label="training purchases")
@@ -115,7 +111,6 @@ def plot_popularity(reports: Sequence[Report], path: str | Path) -> Path:
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -17,9 +18,10 @@ from scipy import sparse
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
-from recsys.models.base import Ranked, top_n
+from recsys.models.base import SCORE_CHUNK, Ranked, top_n
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
+from recsys.policy.factors import FactorRanker
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 
@@ -43,6 +45,17 @@ class Result:
     fallback: str | None = None
 
 
+class Ranking(NamedTuple):
+    """Picks of a batch as arrays, one row per customer (``recommend_many`` turns each row
+    into a ``Result``; batch picks write the arrays directly)."""
+
+    ids: np.ndarray  # (batch, n) int32 item indices, -1 where fewer than n qualify
+    scores: np.ndarray  # (batch, n) float32
+    codes: np.ndarray  # (batch, n) object: reason codes ("" where ids == -1)
+    reasons: np.ndarray  # (batch, n) object: sentences ("" where ids == -1)
+    fallback: np.ndarray  # (batch,) object: None, "cold_start" or "not_personalized"
+
+
 class Engine:
     """Answers every recommendation question from one bundle plus live events.
 
@@ -59,8 +72,11 @@ class Engine:
         self.filters = ItemFilters(bundle.products)
         self.reasons = ReasonWriter(bundle.products)
         self.n_items = len(bundle.products)
+        self.product_ids = self.products.ids  # converted once: arrow-backed ids are slow
+        self._ranker = FactorRanker(self.model) if FactorRanker.supports(self.model) else None
         frame = bundle.customers
         self._stage = frame["stage"].astype(str).to_numpy() if "stage" in frame else None
+        self._row_modes = self._stage_modes()
         self._opted_out = (~frame["consent_personalization"].astype(bool)).to_numpy() \
             if "consent_personalization" in frame else np.zeros(len(frame), bool)
         self._extra: dict[str, dict[int, float]] = {}
@@ -109,32 +125,47 @@ class Engine:
 
     def is_personalizable(self, customer_id: str) -> bool:
         """Consent given (or not withdrawn) and not erased."""
+        return bool(self.personalizable([customer_id])[0])
+
+    def personalizable(self, customer_ids: Sequence[str], users: np.ndarray | None = None
+                       ) -> np.ndarray:
+        """``is_personalizable`` for many customers (``users``: their bundle rows, if known)."""
+        if users is None:
+            users = self.customers.to_index(list(customer_ids), missing="mark")
+        allowed = (users < 0) | ~self._opted_out[np.clip(users, 0, None)]
         with self._lock:
-            if customer_id in self._erased:
-                return False
-            consent = self._consent.get(customer_id)
-        if consent is not None:
-            return consent
-        u = self.customers.to_index([customer_id], missing="mark")[0]
-        return not (u >= 0 and self._opted_out[u])
+            if self._consent or self._erased:
+                for r, c in enumerate(customer_ids):
+                    consent = self._consent.get(c)
+                    if c in self._erased:
+                        allowed[r] = False
+                    elif consent is not None:
+                        allowed[r] = consent
+        return allowed
 
     def stage(self, customer_id: str) -> str | None:
         """The customer's lifecycle stage from the bundle (None when unknown)."""
         u = self.customers.to_index([customer_id], missing="mark")[0]
         return None if u < 0 or self._stage is None else str(self._stage[u])
 
+    def _stage_modes(self) -> np.ndarray:
+        """The policy's mode for each bundle row's stage, plus a last entry for unknown
+        customers (row -1)."""
+        stages = self._stage if self._stage is not None else np.full(len(self.customers), "")
+        names, inverse = np.unique(np.append(stages, "").astype(str), return_inverse=True)
+        return np.array([self.policy.mode_for(str(s)) for s in names], object)[inverse]
+
     def _histories(self, customer_ids: Sequence[str]
                    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """History rows, training user index (-1 = fold in) and personalizable flag."""
         users = self.customers.to_index(list(customer_ids), missing="mark")
-        allowed = np.array([self.is_personalizable(c) for c in customer_ids], bool)
+        allowed = self.personalizable(customer_ids, users)
         users = np.where(allowed, users, -1).astype(np.int32)
         rows = self.bundle.history[np.clip(users, 0, None)]
         rows = sparse.diags((users >= 0).astype(np.float32)) @ rows
         with self._lock:
-            extra = [(r, self._extra.get(c)) for r, c in enumerate(customer_ids)
-                     if allowed[r] and self._extra.get(c)]
-            extra = [(r, dict(e)) for r, e in extra if e]
+            extra = [(r, dict(e)) for r, c in enumerate(customer_ids)
+                     if allowed[r] and (e := self._extra.get(c))] if self._extra else []
         if extra:
             r_idx = np.concatenate([np.full(len(e), r) for r, e in extra])
             c_idx = np.concatenate([np.fromiter(e.keys(), np.int64) for _, e in extra])
@@ -149,9 +180,28 @@ class Engine:
                        max_price: float | None = None, exclude_purchased: bool | None = None,
                        mode: Mode | None = None) -> list[Result]:
         """Top ``n`` products for each customer, in the order given."""
+        ranking = self.rank_many(customer_ids, n, category=category, min_price=min_price,
+                                 max_price=max_price, exclude_purchased=exclude_purchased,
+                                 mode=mode)
+        product_ids = self.product_ids
+        results = []
+        for r in range(len(customer_ids)):
+            picks = [Pick(product_ids[i], float(s), t, c) for i, s, t, c in zip(
+                ranking.ids[r], ranking.scores[r], ranking.reasons[r], ranking.codes[r],
+                strict=True) if i >= 0]
+            fallback = ranking.fallback[r]
+            results.append(Result(picks, personalized=fallback is None, fallback=fallback))
+        return results
+
+    def rank_many(self, customer_ids: Sequence[str], n: int = 10, *,
+                  category: str | None = None, min_price: float | None = None,
+                  max_price: float | None = None, exclude_purchased: bool | None = None,
+                  mode: Mode | None = None) -> Ranking:
+        """``recommend_many`` as arrays: the same answers without a Python object per pick."""
         history, users, allowed = self._histories(customer_ids)
         mask = self.filters.mask(category=category, min_price=min_price, max_price=max_price)
-        modes = np.array([mode or self.policy.mode_for(self.stage(c)) for c in customer_ids])
+        modes = np.full(len(customer_ids), mode, object) if mode else self._row_modes[
+            self.customers.to_index(list(customer_ids), missing="mark")]  # -1: the last entry
         has_history = np.diff(history.indptr) > 0
         ids = np.full((len(customer_ids), n), -1, np.int32)
         scores = np.full((len(customer_ids), n), -np.inf, np.float32)
@@ -170,13 +220,11 @@ class Engine:
                 kind, anchor
         excluded = sparse.csr_matrix(sparse.diags(excluding.astype(np.float32)) @ history)
         self._fill_popular(ids, scores, codes, excluded, mask)
-        results = []
-        for r, customer in enumerate(customer_ids):
-            fallback = None if has_history[r] else (
-                "not_personalized" if not allowed[r] else "cold_start")
-            picks = self._picks(ids[r], scores[r], codes[r], anchors[r])
-            results.append(Result(picks, personalized=fallback is None, fallback=fallback))
-        return results
+        fallback = np.full(len(customer_ids), None, object)
+        fallback[~has_history & allowed] = "cold_start"
+        fallback[~has_history & ~allowed] = "not_personalized"
+        codes[ids < 0] = ""
+        return Ranking(ids, scores, codes, self._texts(ids, codes, anchors), fallback)
 
     def recommend(self, customer_id: str, n: int = 10, **filters: object) -> Result:
         """``recommend_many`` for one customer."""
@@ -191,7 +239,7 @@ class Engine:
         ranked = self.model.similar_items(item, wide)
         keep = [(i, s) for i, s in zip(ranked.ids[0], ranked.scores[0], strict=True)
                 if i >= 0 and mask[i]][:n]
-        return [Pick(self.products.ids[i], float(s), self.reasons.similar(int(item[0])),
+        return [Pick(self.product_ids[i], float(s), self.reasons.similar(int(item[0])),
                      "similar") for i, s in keep]
 
     def popular(self, n: int = 10, *, category: str | None = None, window: str = "all"
@@ -261,6 +309,11 @@ class Engine:
             exclude = history
         if mode == "buy_again":
             return self._buy_again(history, n, mask)
+        if self._ranker is not None:
+            ranked = self._ranker.recommend(history, n, users=users, exclude=exclude,
+                                            allowed=mask)
+            return ranked, np.full(ranked.ids.shape, "personalized", object), \
+                np.full(ranked.ids.shape, -1, np.int32)
         users_arg = users if (users >= 0).all() else None
         if hasattr(self.model, "recommend_with_reasons"):
             ranked, kind, anchor = self.model.recommend_with_reasons(
@@ -280,9 +333,12 @@ class Engine:
             part = self.model
         if part is not None:
             ranked = part.recommend(history, n, candidates=np.flatnonzero(mask))
-        else:
-            dense = history.toarray()
-            ranked = top_n(np.where((dense > 0) & mask[None, :], dense, -np.inf), n)
+        else:  # dense blocks of SCORE_CHUNK rows: memory bounded whatever the batch
+            blocks = [top_n(np.where((dense > 0) & mask[None, :], dense, -np.inf), n)
+                      for start in range(0, history.shape[0], SCORE_CHUNK)
+                      for dense in [history[start:start + SCORE_CHUNK].toarray()]]
+            ranked = Ranked(np.concatenate([b.ids for b in blocks]),
+                            np.concatenate([b.scores for b in blocks]))
         return ranked, np.full(ranked.ids.shape, "buy_again", object), \
             np.full(ranked.ids.shape, -1, np.int32)
 
@@ -305,9 +361,26 @@ class Engine:
 
     def _picks(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
                anchors: np.ndarray) -> list[Pick]:
-        product_ids = self.products.ids
+        product_ids = self.product_ids
         return [Pick(product_ids[i], float(s), self.reasons.text(str(c), int(i), int(a)), str(c))
                 for i, s, c, a in zip(ids, scores, codes, anchors, strict=True) if i >= 0]
 
+    def _texts(self, ids: np.ndarray, codes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """Reason sentences for a block of picks, each distinct (code, item, anchor) written
+        once ("" where ids == -1)."""
+        out = np.full(ids.shape, "", object)
+        filled = ids >= 0
+        if not filled.any():
+            return out
+        names, code_idx = np.unique(codes[filled].astype(str), return_inverse=True)
+        width = self.n_items + 1
+        keys = (code_idx.astype(np.int64) * width + ids[filled]) * width + anchors[filled] + 1
+        unique, inverse = np.unique(keys, return_inverse=True)
+        code, rest = np.divmod(unique, width * width)
+        texts = np.array([self.reasons.text(str(names[c]), int(i), int(a) - 1) for c, i, a in
+                          zip(code, *np.divmod(rest, width), strict=True)], object)
+        out[filled] = texts[inverse.ravel()]
+        return out
 
-__all__ = ["Pick", "Result", "Engine", "CouponPick"]
+
+__all__ = ["Pick", "Result", "Ranking", "Engine", "CouponPick"]

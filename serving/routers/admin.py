@@ -11,7 +11,8 @@ from serving.schemas import ReloadPublic
 router = APIRouter(tags=["admin"])
 
 
-@router.post("/reload", response_model=ReloadPublic, status_code=202)
+@router.post("/reload", response_model=ReloadPublic, status_code=202, responses={
+    200: {"model": ReloadPublic, "description": "wait=true: this worker's reload is over"}})
 def reload(runtime: RuntimeDep, request_id: RequestIdDep, response: Response,
            wait: bool = False) -> ReloadPublic:
     """Reload the models in every worker; ``wait=true`` answers after this worker's swap."""

@@ -1,29 +1,34 @@
-"""Batch picks: audiences, consent and erasure, resumption after a crash, file formats."""
+"""Batch picks: audiences, consent and erasure, the journal, coupons and budget, resumption
+after a crash, file formats."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.errors import DataError
+from recsys.events import Consent, Erasure, Event
 from recsys.policy.pipeline import Engine
 from training.config import ModelConfig, TrainConfig
 from training.jobs.bundle import build_bundle
-from training.jobs.picks import select_audience, write_picks
+from training.jobs.picks import PicksJob, apply_changes, select_audience, write_picks
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory) -> Path:
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=300, n_products=120, seed=1)
     cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 3}),
-                      customers_config=str(REPO / "configs/customers.yaml"), coupons=None,
+                      customers_config=str(REPO / "configs/customers.yaml"),
+                      coupons=str(REPO / "configs/coupons.yaml"),
                       policy=str(REPO / "configs/policy.yaml"))
     out = tmp_path_factory.mktemp("picks") / "bundle"
     build_bundle(data, cfg, out)
@@ -31,7 +36,7 @@ def bundle_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def engine(bundle_dir) -> Engine:
+def engine(bundle_dir: Path) -> Engine:
     return Engine(read_bundle(bundle_dir))
 
 
@@ -39,36 +44,61 @@ class Crash(RuntimeError):
     pass
 
 
-def test_picks_match_the_engine_for_each_customer(engine, tmp_path):
+def test_picks_match_the_engine_for_each_customer(engine: Engine, tmp_path: Path) -> None:
     out = tmp_path / "picks.parquet"
-    summary = write_picks(engine, "all", out, n=5, chunk_size=64)
+    summary = write_picks(engine, "all", out, n=5, chunk_size=64, run_id="r1")
     frame = pd.read_parquet(out)
-    assert summary.written == len(frame) == summary.audience - summary.skipped_no_consent
+    assert summary.written == len(frame) == summary.audience - summary.skipped_no_consent \
+        - summary.skipped_no_marketing
     for row in frame.sample(20, random_state=0).itertuples():
-        expected = [p.product_id for p in engine.recommend(row.customer_id, 5).picks]
-        assert list(row.product_ids) == expected
+        result = engine.recommend(row.customer_id, 5)
+        assert list(row.product_ids) == [p.product_id for p in result.picks]
+        assert [float(s) for s in row.scores] == [p.score for p in result.picks]
+        assert list(row.reasons) == [p.reason for p in result.picks]
+        assert list(row.reason_codes) == [p.reason_code for p in result.picks]
+        assert row.personalized == result.personalized
+    assert set(frame["model_version"]) == {engine.version} and set(frame["run_id"]) == {"r1"}
     assert 0 < summary.coverage <= 1
     assert not out.with_name(out.name + ".parts").exists()
 
 
-def test_opted_out_and_erased_customers_get_nothing(engine, tmp_path):
-    ids = engine.customers.ids[:10].tolist()
+def test_opted_out_erased_and_no_marketing_customers_get_nothing(engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    frame = engine.bundle.customers
+    ids = frame.loc[frame["consent_personalization"] & frame["consent_marketing"],
+                    "customer_id"].tolist()[:10]
     engine.set_consent(ids[0], False)
     engine.erase(ids[1])
+    frame.loc[frame["customer_id"] == ids[2], "consent_marketing"] = False
     out = tmp_path / "picks.csv"
     summary = write_picks(engine, "ids=" + ",".join(ids), out, n=3)
-    frame = pd.read_csv(out)
-    assert set(frame["customer_id"].astype(str)) == set(ids[2:])
-    assert summary.skipped_no_consent == 2
+    frame = pd.read_csv(out, dtype={"customer_id": str})
+    assert frame["customer_id"].tolist() == ids[3:]
+    assert (summary.skipped_no_consent, summary.skipped_no_marketing) == (2, 1)
     assert all(len(json.loads(v)) == 3 for v in frame["product_ids"])
 
 
-def test_a_crash_halfway_resumes_to_the_same_file(engine, tmp_path):
+def test_the_journal_applies_as_in_the_api(engine: Engine) -> None:
+    a, b, c = engine.customers.ids[:3].tolist()
+    product = str(engine.product_ids[0])
+    now = datetime(2030, 1, 1)
+    apply_changes(engine, [
+        Erasure(a, 1),
+        Event("e1", a, "purchase", now, product_id=product, seq=2),  # waits for training
+        Consent(b, False, 3),
+        Event("e2", c, "coupon_redeemed", now, coupon_id="welcome-10", seq=4),
+    ])
+    assert not engine.is_personalizable(a) and not engine.is_personalizable(b)
+    assert engine.recommend(a, 3).fallback == "not_personalized"
+    assert "welcome-10" in engine._redeemed[c]
+
+
+def test_a_crash_halfway_resumes_to_the_same_file(engine: Engine, tmp_path: Path) -> None:
     whole = tmp_path / "whole.parquet"
-    write_picks(engine, "all", whole, n=4, chunk_size=50)
+    write_picks(engine, "all", whole, n=4, coupons=1, chunk_size=50, run_id="run-a")
 
     out = tmp_path / "resumed.parquet"
-    done = []
+    done: list[int] = []
 
     def crash_after_three_chunks(count: int) -> None:
         done.append(count)
@@ -76,19 +106,89 @@ def test_a_crash_halfway_resumes_to_the_same_file(engine, tmp_path):
             raise Crash
 
     with pytest.raises(Crash):
-        write_picks(engine, "all", out, n=4, chunk_size=50, progress=crash_after_three_chunks)
+        write_picks(engine, "all", out, n=4, coupons=1, chunk_size=50, run_id="run-a",
+                    progress=crash_after_three_chunks)
     assert not out.exists()  # never a half-written output
-    summary = write_picks(engine, "all", out, n=4, chunk_size=50)
+    job = PicksJob.prepare(engine, "all", out, n=4, coupons=1, chunk_size=50)
+    assert job.resumable_run_id() == "run-a" and job.done_chunks() == 3
+    summary = job.run("another-run")
     assert summary.chunks_resumed == 3
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(whole))
 
 
-def test_audiences_by_stage_and_errors(engine):
-    stages = engine.bundle.customers["stage"].dropna().unique()
-    chosen = select_audience(engine, f"stage={stages[0]}")
-    assert len(chosen) == (engine.bundle.customers["stage"] == stages[0]).sum()
-    assert len(select_audience(engine, "recency<=30")) <= len(select_audience(engine, "all"))
-    with pytest.raises(DataError, match="not understood"):
-        select_audience(engine, "colour=red")
+def test_coupons_spend_one_campaign_budget(engine: Engine, tmp_path: Path) -> None:
+    out = tmp_path / "picks.jsonl"
+    summary = write_picks(engine, "all", out, n=3, coupons=1, chunk_size=40)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == summary.written
+    assert summary.coupons_issued == sum(len(r["coupon_ids"]) for r in rows) > 0
+    assert all(len(r["coupon_ids"]) == len(r["coupon_reasons"]) <= 1 for r in rows)
+    assert all(r["coupon_reasons"][0] for r in rows if r["coupon_ids"])
+    assert 0 < summary.coupon_budget_used <= summary.coupon_budget
+
+
+def test_csv_and_jsonl_hold_what_parquet_holds(engine: Engine, tmp_path: Path) -> None:
+    frames = {}
+    for suffix in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"picks.{suffix}"
+        write_picks(engine, "stage=active,loyal", out, n=3, coupons=1, run_id="r")
+        if suffix == "parquet":
+            frame = pd.read_parquet(out)
+        elif suffix == "csv":
+            frame = pd.read_csv(out, dtype={"customer_id": str, "model_version": str})
+            for col in ("product_ids", "scores", "reasons", "reason_codes", "coupon_ids",
+                        "coupon_reasons"):
+                frame[col] = frame[col].map(json.loads)
+        else:
+            frame = pd.read_json(out, lines=True, dtype={"customer_id": str,
+                                                         "model_version": str})
+        frames[suffix] = frame.map(lambda v: [float(x) if isinstance(x, np.floating) else x
+                                              for x in v] if isinstance(v, np.ndarray | list)
+                                   else v)
+    assert len(frames["parquet"]) > 0
+    for suffix in ("csv", "jsonl"):
+        pd.testing.assert_frame_equal(frames[suffix], frames["parquet"], check_dtype=False)
+
+
+def test_audiences(engine: Engine, tmp_path: Path) -> None:
+    frame = engine.bundle.customers
+    everyone = select_audience(engine, "all")
+    assert list(everyone) == frame["customer_id"].tolist()
+    for key in ("segment", "stage", "tier"):
+        value = frame[key].iloc[0]
+        assert list(select_audience(engine, f"{key}={value}")) == \
+            frame.loc[frame[key] == value, "customer_id"].tolist()
+    recent = select_audience(engine, "recency<=30")
+    assert set(recent) == set(frame.loc[frame["recency_days"] <= 30, "customer_id"])
+    lapsed = select_audience(engine, "recency>=30&stage=churned,at_risk")
+    assert set(lapsed) == set(frame.loc[(frame["recency_days"] >= 30) & frame["stage"].isin(
+        ["churned", "at_risk"]), "customer_id"])
+    ids = frame["customer_id"].tolist()
+    listed = tmp_path / "ids.txt"
+    listed.write_text(f"{ids[5]}\n\n{ids[1]}\nnobody\n{ids[5]}\n")
+    assert list(select_audience(engine, f"@{listed}")) == [ids[5], ids[1], "nobody"]
+    assert list(select_audience(engine, f"ids={ids[2]},{ids[3]}")) == ids[2:4]
+
+
+@pytest.mark.parametrize(("audience", "message"), [
+    ("colour=red", "not understood"), ("stage=actve", "no customer has stage"),
+    ("recency<=soon", "not a number"), ("@/no/such/file", "does not exist"),
+    ("ids=a&ids=b", "at most one id list"), ("", "at least one term")])
+def test_bad_audiences_are_refused_with_a_sentence(engine: Engine, audience: str,
+                                                   message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        select_audience(engine, audience)
+
+
+def test_unknown_customers_of_an_id_list_get_the_cold_start_answer(engine: Engine,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "picks.parquet"
+    write_picks(engine, "ids=nobody", out, n=3)
+    row = pd.read_parquet(out).iloc[0]
+    assert row["customer_id"] == "nobody" and not row["personalized"]
+    assert list(row["product_ids"]) == [p.product_id for p in engine.popular(3)]
+
+
+def test_output_must_be_a_known_format(engine: Engine) -> None:
     with pytest.raises(DataError, match="must end in"):
         write_picks(engine, "all", Path("picks.xlsx"))

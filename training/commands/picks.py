@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from recsys.policy.config import Mode
 from training.commands.common import fail_cleanly
 
 
 def picks_cmd(
     out: Annotated[Path, typer.Option(help="Output file: .parquet, .csv or .jsonl.")],
     audience: Annotated[str, typer.Option(
-        help="all | segment=NAME[,NAME] | stage=NAME | tier=NAME | recency<=DAYS | "
-             "ids=a,b | @ids.txt")] = "all",
+        help="Terms joined by '&': all | segment=NAME[,NAME] | stage=NAME | tier=NAME | "
+             "recency<=DAYS | recency>=DAYS | ids=a,b | @ids.txt")] = "all",
     n: Annotated[int, typer.Option(min=1, max=100, help="Products per customer.")] = 10,
     coupons: Annotated[int, typer.Option(min=0, max=10, help="Coupons per customer.")] = 1,
     model: Annotated[str, typer.Option(help="Registered model name.")] = "loyalty-recsys",
@@ -23,41 +25,82 @@ def picks_cmd(
     = None,
     bundle: Annotated[Path | None, typer.Option(help="Use a bundle directory instead of "
                                                 "MLflow.", exists=True, file_okay=False)] = None,
+    category: Annotated[str | None, typer.Option(help="Only this category path prefix.")]
+    = None,
+    min_price: Annotated[float | None, typer.Option(min=0)] = None,
+    max_price: Annotated[float | None, typer.Option(min=0)] = None,
+    exclude_purchased: Annotated[bool | None, typer.Option(
+        "--exclude-purchased/--include-purchased",
+        help="Override the policy (by lifecycle stage) on products already bought.")] = None,
+    mode: Annotated[Mode | None, typer.Option(help="Override the stage's mode: discover, "
+                                              "mixed or buy_again.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Customers per chunk (bounds memory; "
                                             "unit of resumption).")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Ranking threads.")] = 2,
 ) -> None:
     """Write picks for every customer of an audience; resumable, honours consent/erasure."""
     import mlflow
     from tqdm import tqdm
 
     from recsys.bundle import read_bundle
+    from recsys.errors import DataError
     from recsys.policy.pipeline import Engine
-    from training.jobs.picks import apply_changes, select_audience, write_picks
-    from training.tracking import event_store, fetch_bundle, setup
+    from training.jobs.picks import PicksJob, replay_journal
+    from training.tracking import champion_version, event_store, fetch_bundle, setup
 
+    if min_price is not None and max_price is not None and min_price > max_price:
+        typer.echo(f"error: --min-price ({min_price}) is above --max-price ({max_price})",
+                   err=True)
+        raise typer.Exit(2)
+    filters = {k: v for k, v in {"category": category, "min_price": min_price,
+                                 "max_price": max_price, "exclude_purchased": exclude_purchased,
+                                 "mode": mode}.items() if v is not None}
     with fail_cleanly():
         setup("loyalty-recsys-picks")
+        source_run = ""
         with tempfile.TemporaryDirectory() as tmp:
             if bundle is None:
-                bundle, source_run = fetch_bundle(model, version, Path(tmp))
+                if version is None:  # resolve the alias once: the version reported is the one
+                    champion = champion_version(model)  # loaded
+                    if champion is None:
+                        raise DataError(f"{model} has no champion yet; promote a model or "
+                                        "pass --version or --bundle")
+                    version = str(champion.version)
+                path, source_run = fetch_bundle(model, version, Path(tmp))
+                loaded = read_bundle(path)  # everything is in memory afterwards
+                loaded.manifest["model_version"] = version  # as the API labels it
             else:
-                source_run = ""
-            engine = Engine(read_bundle(bundle))
-        apply_changes(engine, event_store().replay())  # erasures, consent, fresh events
-        with mlflow.start_run(run_name=f"picks-{audience}") as run:
-            total = len(select_audience(engine, audience))
-            with tqdm(total=total, unit="customer", desc="picks") as bar:
-                summary = write_picks(engine, audience, out, n=n, coupons=coupons,
-                                      chunk_size=chunk_size, run_id=run.info.run_id,
-                                      progress=bar.update)
-            mlflow.set_tags({"audience": audience, "model_version": engine.version,
-                             "model_run_id": source_run})
-            mlflow.log_metrics({"audience_size": summary.audience,
-                                "rows_written": summary.written,
-                                "skipped_no_consent": summary.skipped_no_consent,
-                                "catalog_coverage": summary.coverage})
-    typer.echo(f"wrote {summary.written} rows to {out} ({summary.skipped_no_consent} customers "
-               f"without consent skipped, coverage {summary.coverage:.1%})")
+                loaded = read_bundle(bundle)
+        engine = Engine(loaded)
+        seq = replay_journal(engine, event_store())  # erasures, consent, fresh events
+        job = PicksJob.prepare(engine, audience, out, n=n, coupons=coupons,
+                               chunk_size=chunk_size, fingerprint=f"journal:{seq}", **filters)
+        resume = job.resumable_run_id()
+        with mlflow.start_run(run_id=resume, run_name=None if resume else "picks") as run:
+            mlflow.log_params({"audience": audience, "n": n, "coupons": coupons,
+                               "chunk_size": chunk_size, "format": job.fmt, "out": str(out),
+                               **{f"filter_{k}": v for k, v in filters.items()}})
+            mlflow.set_tags({"model_version": engine.version, "model_run_id": source_run,
+                             "registered_model": "" if bundle else model})
+            started = time.perf_counter()
+            with tqdm(total=len(job.ids), initial=job.done_customers(), unit="customer",
+                      desc="picks", disable=None, smoothing=0.1) as bar:
+                summary = job.run(run.info.run_id, workers=workers, progress=bar.update)
+            seconds = time.perf_counter() - started
+            mlflow.log_metrics({
+                "audience_size": summary.audience, "rows_written": summary.written,
+                "skipped_no_consent": summary.skipped_no_consent,
+                "skipped_no_marketing": summary.skipped_no_marketing,
+                "catalog_coverage": summary.coverage, "coupons_issued": summary.coupons_issued,
+                "coupon_budget": summary.coupon_budget,
+                "coupon_budget_used": summary.coupon_budget_used,
+                "chunks_resumed": summary.chunks_resumed, "seconds": seconds})
+    used = f", coupon budget used {summary.coupon_budget_used:,.2f} of " \
+           f"{summary.coupon_budget:,.2f}" if coupons else ""
+    typer.echo(f"wrote {summary.written} rows to {out} (audience {summary.audience}; skipped "
+               f"{summary.skipped_no_consent} without personalization consent, "
+               f"{summary.skipped_no_marketing} without marketing consent; coverage "
+               f"{summary.coverage:.1%}{used}; run {run.info.run_id})")
 
 
 def register(app: typer.Typer) -> None:

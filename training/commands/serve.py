@@ -7,9 +7,14 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from training.commands.common import fail_cleanly
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 DEMO_KEY, DEMO_ADMIN_KEY = "demo-api-key", "demo-admin-key"
 
@@ -40,18 +45,6 @@ def demo_keys(data_dir: Path) -> str | None:
     return key
 
 
-def _example_customer(bundle: Path | None) -> str:
-    """A customer of the bundle for the curl line (any id works: unknown ones get the
-    cold-start answer)."""
-    if bundle is not None and (bundle / "customers.parquet").is_file():
-        import pyarrow.parquet as pq
-
-        ids = pq.read_table(bundle / "customers.parquet", columns=["customer_id"])
-        if ids.num_rows:
-            return str(ids.column(0)[0].as_py())
-    return "demo-customer"
-
-
 def _log_config(level: str) -> dict[str, object]:
     """uvicorn's logging plus our packages at ``level`` (uvicorn's access log stays off: its
     lines carry customer ids in paths)."""
@@ -76,9 +69,13 @@ def register(app: typer.Typer) -> None:
         bundle: Annotated[Path | None, typer.Option(
             exists=True, file_okay=False,
             help="Serve this bundle directory instead of the MLflow champion.")] = None,
+        config: Annotated[Path | None, typer.Option(
+            "--config", "-c", exists=True, dir_okay=False,
+            help="Serve the champion of this training config's registered model (default: "
+                 "RECSYS_MODEL_URI, else models:/loyalty-recsys@champion).")] = None,
         demo: Annotated[bool, typer.Option(
-            help="Create demo API keys under the data dir if none are configured and print "
-                 "a working curl line.")] = False,
+            help="Create demo API keys under the data dir if none are configured, check the "
+                 "model can be fetched and print a working curl line.")] = False,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     ) -> None:
         """Serve the recommendation API (the MLflow champion, or --bundle)."""
@@ -87,28 +84,55 @@ def register(app: typer.Typer) -> None:
 
         from serving.settings import Settings
 
+        if bundle is not None and config is not None:
+            typer.echo("error: give --bundle or --config, not both", err=True)
+            raise typer.Exit(2)
         data_dir = _data_dir()
         if bundle is not None:
             os.environ["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())
+        if config is not None:
+            from training.config import load_config
+
+            with fail_cleanly():
+                name = load_config(config).registered_model
+            os.environ["RECSYS_MODEL_URI"] = f"models:/{name}@champion"
         key = demo_keys(data_dir) if demo else None
         try:
             settings = Settings()
         except ValidationError as exc:
-            typer.echo(f"error: {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
-                       err=True)
+            first = exc.errors()[0]
+            where = "".join(f"RECSYS_{str(part).upper()}: " for part in first["loc"][:1])
+            typer.echo(f"error: {where}{first['msg'].removeprefix('Value error, ')}", err=True)
             raise typer.Exit(2) from None
+        source = settings.bundle_path or settings.model_uri
+        base = f"http://{host}:{port}"
+        customer = _demo_customer(settings, source) if demo else None
         if workers > 1:  # one /metrics view over all workers
             metrics_dir = data_dir / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        base = f"http://{host}:{port}"
-        customer = _example_customer(settings.bundle_path)
-        shown = key if key is not None else "$RECSYS_API_KEY"
-        typer.echo(f"serving {settings.bundle_path or settings.model_uri} on {base} "
-                   f"({workers} worker{'s' if workers > 1 else ''}); readiness: {base}/ready")
-        typer.echo(f'try: curl -H "X-API-Key: {shown}" '
-                   f'"{base}/v1/customers/{customer}/recommendations?n=5"')
+        typer.echo(f"serving {source} on {base} ({workers} worker{'s' if workers > 1 else ''})"
+                   f"; readiness: {base}/ready; API docs: {base}/docs")
+        if demo:
+            shown = key if key is not None else "$RECSYS_API_KEY"
+            typer.echo(f'try: curl -H "X-API-Key: {shown}" '
+                       f'"{base}/v1/customers/{customer}/recommendations?n=5"')
         uvicorn.run("serving.main:create_app", factory=True, host=host, port=port,
                     workers=workers, access_log=False, log_config=_log_config(log_level),
                     log_level=log_level, timeout_graceful_shutdown=10)
+
+
+def _demo_customer(settings: Settings, source: str | Path) -> str:
+    """A customer of the model to show in the curl line; exits with one line when the model
+    cannot be fetched (e.g. no champion yet), rather than serving an unready demo."""
+    from recsys.errors import BundleError
+    from serving.loader import example_customer
+
+    try:
+        return example_customer(settings, source) or "any-customer-id"
+    except BundleError as exc:
+        hint = "" if settings.bundle_path else \
+            " (`--config FILE` serves the champion of that config's registered model)"
+        typer.echo(f"error: {exc}{hint}", err=True)
+        raise typer.Exit(2) from None

@@ -1,153 +1,420 @@
 """Batch picks for campaigns: top-N products (and coupons) for a whole audience, to a file.
 
-Runs the same ``recsys.policy.Engine`` as the API, chunk by chunk. Each finished chunk is
-written to ``<out>.parts/`` so a killed job resumes where it stopped; the final file is
-written to a temporary name and renamed, so readers never see a half-written file.
+Runs the same ``recsys.policy.Engine`` as the API, chunk by chunk: ranking runs on
+``workers`` threads (numpy and BLAS release the GIL), coupons are chosen in chunk order
+against one shared campaign budget. Each finished chunk is written to ``<out>.parts/`` with
+the budget left after it, so a killed job resumes where it stopped and ends with the same
+file; the final file is streamed from the parts to a temporary name and renamed, so readers
+never see a half-written file. Memory is bounded by the chunk size, not the audience size.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from recsys.coupons.assign import BudgetState
 from recsys.errors import DataError
-from recsys.events import Change, Consent, Erasure, fold_in_weight
-from recsys.policy.pipeline import Engine
+from recsys.events import Change, Consent, Erasure, EventStore, fold_in_weight
+from recsys.policy.pipeline import Engine, Ranking
 
-FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+LIST_COLUMNS = ("product_ids", "scores", "reasons", "reason_codes", "coupon_ids",
+                "coupon_reasons")
+SCHEMA = pa.schema([
+    ("customer_id", pa.string()), ("product_ids", pa.list_(pa.string())),
+    ("scores", pa.list_(pa.float32())), ("reasons", pa.list_(pa.string())),
+    ("reason_codes", pa.list_(pa.string())), ("personalized", pa.bool_()),
+    ("coupon_ids", pa.list_(pa.string())), ("coupon_reasons", pa.list_(pa.string())),
+    ("model_version", pa.string()), ("run_id", pa.string()),
+])
+ATTRIBUTES = ("segment", "stage", "tier")
 
 
 @dataclass(frozen=True)
 class PicksSummary:
     """What a batch run produced (logged to MLflow)."""
 
-    audience: int
+    audience: int  # customers selected
     written: int
-    skipped_no_consent: int
+    skipped_no_consent: int  # opted out of personalization, or erased
+    skipped_no_marketing: int  # no consent to marketing: no campaign email at all
     coverage: float  # distinct products picked / catalog size
+    coupons_issued: int
+    coupon_budget: float  # the campaign's expected-cost budget (0 without a catalog)
+    coupon_budget_used: float
     chunks_resumed: int
 
 
+# -- the API's journal ----------------------------------------------------------------------
 def apply_changes(engine: Engine, changes: Iterable[Change]) -> None:
-    """Bring the engine up to date with the API's journal: events, consent, erasures."""
+    """Bring the engine up to date with the API's journal, in order and with the API
+    runtime's rules: events fold into histories, redeemed coupons are not offered again,
+    consent and erasure apply; events of an erased known customer wait for the next
+    training (folding them in would bring the erased history back)."""
     policy = engine.policy
+    erased: set[str] = set()
     for change in changes:
         if isinstance(change, Erasure):
             engine.erase(change.customer_id)
+            erased.add(change.customer_id)
         elif isinstance(change, Consent):
             engine.set_consent(change.customer_id, change.personalization)
-        elif change.product_id:
+        else:
+            if change.event_type == "coupon_redeemed" and change.coupon_id:
+                engine.add_redemption(change.customer_id, change.coupon_id)
             weight = fold_in_weight(change, purchase_weight=policy.fold_in_weight,
                                     view_weight=policy.view_weight)
-            if weight:
+            if weight > 0 and change.product_id and not (
+                    change.customer_id in erased and change.customer_id in engine.customers):
                 engine.add_interactions(change.customer_id, [change.product_id], [weight])
 
 
+def replay_journal(engine: Engine, store: EventStore) -> int:
+    """Apply the journal to ``engine`` (events the bundle was trained on are skipped, as
+    the API does); returns the journal's last ``seq`` (part of the job's identity)."""
+    until = store.last_seq()
+    value = engine.bundle.manifest.get("events_until")
+    try:
+        since = dt.datetime.fromisoformat(str(value)) if value else None
+    except ValueError as exc:
+        raise DataError(f"bundle manifest events_until {value!r} is not a timestamp") from exc
+    apply_changes(engine, store.replay(since, until=until))
+    return until
+
+
+# -- audiences ------------------------------------------------------------------------------
 def select_audience(engine: Engine, audience: str) -> np.ndarray:
-    """Customer ids matching ``audience``.
+    """Customer ids matching ``audience`` (object array, no duplicates).
 
-    Forms: ``all``; ``segment=NAME``, ``stage=NAME``, ``tier=NAME`` (comma-separated values
-    allowed); ``recency<=DAYS`` (bought within the last DAYS); ``ids=a,b,c``; ``@file.txt``
-    (one id per line).
+    Terms joined by ``&`` must all hold: ``all``; ``segment=A[,B]``, ``stage=…``,
+    ``tier=…``; ``recency<=DAYS`` / ``recency>=DAYS`` (days since the last purchase);
+    one explicit list, ``ids=a,b`` or ``@file.txt`` (one id per line), kept in its order.
+    Customers unknown to the bundle can only come from an explicit list.
     """
+    terms = [t.strip() for t in audience.split("&") if t.strip()]
+    lists = [t for t in terms if t.startswith(("@", "ids="))]
+    if not terms or len(lists) > 1:
+        raise DataError(f"audience {audience!r}: give at least one term and at most one id "
+                        "list (ids= or @file)")
     frame = engine.bundle.customers
-    if audience == "all":
-        return frame["customer_id"].astype(str).to_numpy()
-    if audience.startswith("@"):
-        path = Path(audience[1:])
+    if lists:
+        ids = _id_list(lists[0])
+        rows = engine.customers.to_index(ids, missing="mark")
+    else:
+        ids = frame["customer_id"].astype(str).to_numpy(dtype=object)
+        rows = np.arange(len(ids))
+    keep = np.ones(len(ids), bool)
+    for term in terms:
+        if term != "all" and term not in lists:
+            keep &= (rows >= 0) & _matches(frame, term)[np.clip(rows, 0, None)]
+    return ids[keep]
+
+
+def _id_list(term: str) -> np.ndarray:
+    if term.startswith("@"):
+        path = Path(term[1:])
         if not path.is_file():
-            raise DataError(f"audience file {path} does not exist.")
-        return np.array([line.strip() for line in path.read_text().splitlines()
-                         if line.strip()], dtype=object)
-    if audience.startswith("ids="):
-        return np.array([s.strip() for s in audience[4:].split(",") if s.strip()], dtype=object)
-    if audience.startswith("recency<="):
-        if "recency_days" not in frame:
-            raise DataError("this bundle has no recency_days column; train with a customers "
-                            "config to target by last purchase.")
-        days = float(audience.split("<=", 1)[1])
-        return frame.loc[frame["recency_days"] <= days, "customer_id"].astype(str).to_numpy()
-    key, sep, values = audience.partition("=")
-    if not sep or key not in ("segment", "stage", "tier"):
-        raise DataError(f"audience {audience!r} is not understood; use all, segment=, stage=, "
-                        "tier=, recency<=DAYS, ids=a,b or @file.txt")
+            raise DataError(f"audience file {path} does not exist")
+        values = path.read_text().splitlines()
+    else:
+        values = term[4:].split(",")
+    ids = [v.strip() for v in values if v.strip()]
+    return np.array(list(dict.fromkeys(ids)), dtype=object)  # one email per customer
+
+
+def _matches(frame: Any, term: str) -> np.ndarray:
+    """Bundle rows matching one attribute or recency term."""
+    for op in ("<=", ">="):
+        key, sep, value = term.partition(op)
+        if sep and key.strip() == "recency":
+            if "recency_days" not in frame:
+                raise DataError("this bundle has no recency_days column; train with a "
+                                "customers config to target by last purchase")
+            try:
+                days = float(value)
+            except ValueError:
+                raise DataError(f"audience term {term!r}: {value!r} is not a number of "
+                                "days") from None
+            recency = frame["recency_days"].to_numpy(dtype=float)
+            return (recency <= days) if op == "<=" else (recency >= days)
+    key, sep, value = term.partition("=")
+    if not sep or key not in ATTRIBUTES:
+        raise DataError(f"audience term {term!r} is not understood; use all, segment=, "
+                        "stage=, tier=, recency<=DAYS, recency>=DAYS, ids=a,b or @file.txt, "
+                        "joined by &")
     if key not in frame:
-        raise DataError(f"this bundle has no {key} column; train with a customers config.")
-    wanted = {v.strip() for v in values.split(",")}
-    return frame.loc[frame[key].astype(str).isin(wanted), "customer_id"].astype(str).to_numpy()
+        raise DataError(f"this bundle has no {key} column; train with a customers config")
+    column = frame[key].astype(str)
+    wanted = {v.strip() for v in value.split(",") if v.strip()}
+    unknown = wanted - set(column.unique())
+    if unknown:
+        raise DataError(f"no customer has {key} {sorted(unknown)}; known: "
+                        f"{sorted(column.unique())}")
+    return column.isin(wanted).to_numpy()
 
 
-def _rows(engine: Engine, ids: np.ndarray, n: int, coupons: int, run_id: str
-          ) -> pd.DataFrame:
-    results = engine.recommend_many(list(ids), n)
-    offers = engine.coupons_many(list(ids), coupons) if coupons and hasattr(
-        engine, "coupons_many") else [[] for _ in ids]
-    return pd.DataFrame({
-        "customer_id": ids.astype(str),
-        "product_ids": [[p.product_id for p in r.picks] for r in results],
-        "scores": [[round(p.score, 6) for p in r.picks] for r in results],
-        "reasons": [[p.reason for p in r.picks] for r in results],
-        "personalized": [r.personalized for r in results],
-        "coupon_ids": [[c.coupon_id for c in o] for o in offers],
-        "coupon_reasons": [[c.reason for c in o] for o in offers],
-        "model_version": engine.version,
-        "run_id": run_id,
-    })
+# -- the job --------------------------------------------------------------------------------
+@dataclass
+class PicksJob:
+    """One batch run: its audience after consent, its options and where its parts live."""
+
+    engine: Engine
+    out: Path
+    ids: np.ndarray  # customers who get a row, in output order
+    selected: int
+    skipped_no_consent: int
+    skipped_no_marketing: int
+    n: int
+    coupons: int
+    chunk_size: int
+    filters: dict[str, Any]
+    key: str
+    fmt: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fmt = FORMATS[self.out.suffix]
+
+    @classmethod
+    def prepare(cls, engine: Engine, audience: str, out: Path, *, n: int = 10,
+                coupons: int = 0, chunk_size: int = 5000, fingerprint: str = "",
+                **filters: Any) -> PicksJob:
+        """Select the audience and drop customers without consent; ``fingerprint`` names
+        outside state (e.g. the journal position) that must match for a run to resume."""
+        if out.suffix not in FORMATS:
+            raise DataError(f"output {out} must end in .parquet, .csv or .jsonl")
+        if n < 1 or coupons < 0 or chunk_size < 1:
+            raise DataError("n and chunk_size must be at least 1 and coupons at least 0")
+        ids = select_audience(engine, audience)
+        rows = engine.customers.to_index(ids, missing="mark")
+        personal = engine.personalizable(ids, rows)
+        frame = engine.bundle.customers
+        marketing = np.ones(len(ids), bool)
+        if "consent_marketing" in frame:
+            allowed = frame["consent_marketing"].fillna(True).to_numpy(dtype=bool)
+            marketing = (rows < 0) | allowed[np.clip(rows, 0, None)]
+        digest = hashlib.sha256()
+        digest.update(json.dumps([engine.bundle.manifest.get("bundle_id"), engine.version, n,
+                                  coupons, chunk_size, filters, fingerprint,
+                                  dt.date.today().isoformat() if coupons else ""],
+                                 sort_keys=True, default=str).encode())
+        keep = personal & marketing
+        for customer in ids[keep]:
+            digest.update(customer.encode() + b"\n")
+        return cls(engine, out, ids[keep], len(ids), int((~personal).sum()),
+                   int((personal & ~marketing).sum()), n, coupons, chunk_size, filters,
+                   digest.hexdigest()[:16])
+
+    @property
+    def parts(self) -> Path:
+        return self.out.with_name(self.out.name + ".parts")
+
+    @property
+    def chunks(self) -> int:
+        return -(-len(self.ids) // self.chunk_size)
+
+    def _part(self, c: int) -> Path:
+        return self.parts / f"part-{c:06d}.parquet"
+
+    def _budget_file(self, c: int) -> Path:
+        return self.parts / f"part-{c:06d}.budget.npz"
+
+    def _resumable(self) -> bool:
+        key = self.parts / "KEY"
+        return key.is_file() and key.read_text() == self.key
+
+    def resumable_run_id(self) -> str | None:
+        """The run id of an unfinished run of this same job, to continue it."""
+        run = self.parts / "RUN"
+        if not (self._resumable() and run.is_file()):
+            return None
+        return run.read_text() or None
+
+    def done_chunks(self) -> int:
+        """Finished chunks of an unfinished run of this job (a prefix: they are written in
+        order)."""
+        if not self._resumable():
+            return 0
+        c = 0
+        while c < self.chunks and self._part(c).is_file():
+            c += 1
+        return c
+
+    def done_customers(self) -> int:
+        return min(self.done_chunks() * self.chunk_size, len(self.ids))
+
+    def run(self, run_id: str = "", *, workers: int = 2,
+            progress: Callable[[int], None] | None = None) -> PicksSummary:
+        """Compute the missing chunks, then write the output file; ``progress`` is called
+        with the customers of each newly finished chunk. Rows carry the ``run_id`` of the
+        run that started the job, also when it is resumed."""
+        resumed = self.done_chunks()
+        if resumed:
+            run_id = (self.parts / "RUN").read_text()
+        else:
+            shutil.rmtree(self.parts, ignore_errors=True)  # another job's leftovers
+            self.parts.mkdir(parents=True)
+            (self.parts / "RUN").write_text(run_id)
+            (self.parts / "KEY").write_text(self.key)
+        budget = self.engine.coupon_budget() if self.coupons else None
+        start_budget = 0.0 if budget is None else budget.budget
+        if budget is not None and resumed:
+            budget = _load_budget(self._budget_file(resumed - 1))
+        self._compute(range(resumed, self.chunks), budget, run_id, workers, progress)
+        stats = self._assemble()
+        if budget is not None and self.chunks:
+            budget = _load_budget(self._budget_file(self.chunks - 1))
+        shutil.rmtree(self.parts)
+        return PicksSummary(
+            self.selected, stats["rows"], self.skipped_no_consent, self.skipped_no_marketing,
+            stats["products"] / max(self.engine.n_items, 1), stats["coupons"], start_budget,
+            0.0 if budget is None else start_budget - budget.budget, resumed)
+
+    def _compute(self, todo: range, budget: BudgetState | None, run_id: str, workers: int,
+                 progress: Callable[[int], None] | None) -> None:
+        """Rank chunks on ``workers`` threads (at most ``workers + 1`` in flight), then
+        choose coupons and write each part in chunk order."""
+        engine, pending = self.engine, deque[tuple[int, Future[Ranking]]]()
+        chunk_ids = (self.ids[c * self.chunk_size:(c + 1) * self.chunk_size] for c in todo)
+        with ThreadPoolExecutor(max(workers, 1)) as pool:
+            try:
+                for c, ids in zip(todo, chunk_ids, strict=True):
+                    pending.append((c, pool.submit(engine.rank_many, list(ids), self.n,
+                                                   **self.filters)))
+                    while len(pending) > workers:
+                        self._finish(*pending.popleft(), budget, run_id, progress)
+                while pending:
+                    self._finish(*pending.popleft(), budget, run_id, progress)
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _finish(self, c: int, ranked: Future[Ranking], budget: BudgetState | None,
+                run_id: str, progress: Callable[[int], None] | None) -> None:
+        ids = self.ids[c * self.chunk_size:(c + 1) * self.chunk_size]
+        table = chunk_table(self.engine, ids, ranked.result(), self.coupons, budget, run_id)
+        if budget is not None:  # first the budget left after the chunk, then the chunk
+            _atomic(self._budget_file(c), lambda tmp: _save_budget(tmp, budget))
+        _atomic(self._part(c), lambda tmp: pq.write_table(table, tmp))
+        if progress:
+            progress(len(ids))
+
+    def _assemble(self) -> dict[str, int]:
+        """Stream the parts into the output file (temp name, then rename); count rows,
+        distinct products and coupons on the way."""
+        tmp = self.out.with_name(f".{self.out.name}.tmp")
+        products: set[str] = set()
+        rows = coupons = 0
+        writer = pq.ParquetWriter(tmp, SCHEMA) if self.fmt == "parquet" else None
+        try:
+            with tmp.open("a" if writer else "w", encoding="utf-8", newline="") as text:
+                if self.fmt == "csv":
+                    text.write(",".join(SCHEMA.names) + "\n")
+                for c in range(self.chunks):
+                    table = pq.read_table(self._part(c), schema=SCHEMA)
+                    rows += table.num_rows
+                    products.update(pc.unique(pc.list_flatten(table["product_ids"])).to_pylist())
+                    coupons += int(pc.sum(pc.list_value_length(table["coupon_ids"])).as_py()
+                                   or 0)
+                    if writer:
+                        writer.write_table(table)
+                    else:
+                        text.writelines(_text_rows(table, self.fmt))
+        finally:
+            if writer:
+                writer.close()
+        tmp.replace(self.out)
+        return {"rows": rows, "products": len(products), "coupons": coupons}
+
+
+def chunk_table(engine: Engine, ids: np.ndarray, ranking: Ranking, coupons: int,
+                budget: BudgetState | None, run_id: str) -> pa.Table:
+    """One chunk's rows: the ranking's picks and, with ``coupons``, the coupons chosen
+    against ``budget`` (spent in place)."""
+    valid = ranking.ids >= 0
+    offsets = pa.array(np.concatenate([[0], np.cumsum(valid.sum(axis=1))]), pa.int32())
+
+    def lists(values: np.ndarray, kind: pa.DataType) -> pa.ListArray:
+        return pa.ListArray.from_arrays(offsets, pa.array(values[valid], kind))
+
+    offers = engine.coupons_many(list(ids), coupons, budget=budget) if coupons else \
+        [[] for _ in ids]
+    return pa.table({
+        "customer_id": pa.array(ids, pa.string()),
+        "product_ids": pa.ListArray.from_arrays(offsets, pa.array(
+            engine.product_ids[ranking.ids[valid]], pa.string())),
+        "scores": lists(ranking.scores, pa.float32()),
+        "reasons": lists(ranking.reasons, pa.string()),
+        "reason_codes": lists(ranking.codes, pa.string()),
+        "personalized": pa.array([f is None for f in ranking.fallback], pa.bool_()),
+        "coupon_ids": pa.array([[o.coupon_id for o in row] for row in offers],
+                               pa.list_(pa.string())),
+        "coupon_reasons": pa.array([[o.reason for o in row] for row in offers],
+                                   pa.list_(pa.string())),
+        "model_version": pa.array(np.full(len(ids), engine.version, object), pa.string()),
+        "run_id": pa.array(np.full(len(ids), run_id, object), pa.string()),
+    }, schema=SCHEMA)
 
 
 def write_picks(engine: Engine, audience: str, out: Path, *, n: int = 10, coupons: int = 0,
-                chunk_size: int = 5000, run_id: str = "",
-                progress: Callable[[int], None] | None = None) -> PicksSummary:
+                chunk_size: int = 5000, run_id: str = "", workers: int = 2,
+                progress: Callable[[int], None] | None = None, **filters: Any
+                ) -> PicksSummary:
     """Write picks for ``audience`` to ``out`` (.parquet, .csv or .jsonl), resumably."""
-    fmt = FORMATS.get(out.suffix)
-    if fmt is None:
-        raise DataError(f"output {out} must end in .parquet, .csv or .jsonl")
-    ids = select_audience(engine, audience)
-    consenting = np.array([engine.is_personalizable(c) for c in ids], bool)
-    skipped = int((~consenting).sum())
-    ids = ids[consenting]
-    parts = out.with_name(out.name + ".parts")
-    key = hashlib.sha256(json.dumps([engine.version, audience, n, coupons, chunk_size,
-                                     ids.tolist()]).encode()).hexdigest()[:16]
-    key_file = parts / "KEY"
-    if parts.exists() and (not key_file.exists() or key_file.read_text() != key):
-        shutil.rmtree(parts)  # leftovers of a different job: start over
-    parts.mkdir(parents=True, exist_ok=True)
-    (parts / "KEY").write_text(key)
-    resumed = 0
-    for c, start in enumerate(range(0, len(ids), chunk_size)):
-        part = parts / f"part-{c:06d}.parquet"
-        chunk = ids[start:start + chunk_size]
-        if part.exists():
-            resumed += 1
+    job = PicksJob.prepare(engine, audience, out, n=n, coupons=coupons,
+                           chunk_size=chunk_size, **filters)
+    return job.run(run_id, workers=workers, progress=progress)
+
+
+def _text_rows(table: pa.Table, fmt: str) -> Iterable[str]:
+    """CSV rows (list cells as JSON) or JSON lines; floats written exactly."""
+    columns = table.to_pydict()
+    for r in range(table.num_rows):
+        row = {name: columns[name][r] for name in SCHEMA.names}
+        if fmt == "jsonl":
+            yield json.dumps(row) + "\n"
         else:
-            tmp = part.with_suffix(".tmp")
-            _rows(engine, chunk, n, coupons, run_id).to_parquet(tmp, index=False)
-            tmp.rename(part)
-        if progress:
-            progress(len(chunk))
-    files = sorted(parts.glob("part-*.parquet"))
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else \
-        _rows(engine, ids[:0], n, coupons, run_id)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    if fmt == "parquet":
-        frame.to_parquet(tmp_out, index=False)
-    elif fmt == "csv":
-        flat = frame.copy()
-        for col in ("product_ids", "scores", "reasons", "coupon_ids", "coupon_reasons"):
-            flat[col] = flat[col].map(lambda v: json.dumps(list(v), default=float))
-        flat.to_csv(tmp_out, index=False)
-    else:
-        frame.to_json(tmp_out, orient="records", lines=True)
-    tmp_out.replace(out)
-    shutil.rmtree(parts)
-    picked = {p for row in frame["product_ids"] for p in row}
-    return PicksSummary(len(ids) + skipped, len(frame), skipped,
-                        len(picked) / max(engine.n_items, 1), resumed)
+            yield ",".join(_csv_cell(json.dumps(row[k]) if k in LIST_COLUMNS else row[k])
+                           for k in SCHEMA.names) + "\n"
+
+
+def _csv_cell(value: object) -> str:
+    text = str(value)
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _save_budget(path: Path, budget: BudgetState) -> None:
+    with path.open("wb") as fh:
+        np.savez(fh, coupon_budget=budget.coupon_budget, coupon_issues=budget.coupon_issues,
+                 budget=np.float64(budget.budget))
+
+
+def _load_budget(path: Path) -> BudgetState:
+    with np.load(path, allow_pickle=False) as saved:
+        return BudgetState(saved["coupon_budget"].copy(), saved["coupon_issues"].copy(),
+                           float(saved["budget"]))
+
+
+__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "apply_changes", "chunk_table",
+           "replay_journal", "select_audience", "write_picks"]

@@ -1,0 +1,143 @@
+"""Keys on every protected route of a live server, and erasure that reaches everything.
+
+The protected routes are read from ``create_app(...).routes``: a route added tomorrow is
+checked tomorrow, unless it is added to ``PUBLIC`` on purpose. Erasure is checked where the
+customer's data lives: the API's answers in every worker, the SQLite event store, the next
+batch picks (``training.jobs.picks``, as ``recsys picks`` runs it) and the next training set
+(``training.jobs.train.load_clean``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.routing import iter_route_contexts
+
+from recsys.bundle import read_bundle
+from recsys.policy.pipeline import Engine
+from serving.main import create_app
+from serving.security import require_admin_key, require_client_key
+from serving.settings import Settings
+from tests.reliability.conftest import ADMIN, CLIENT, DATASET, Server, server_env
+from training.jobs.picks import apply_changes, write_picks
+from training.jobs.train import load_clean
+from training.tracking import event_store
+
+pytestmark = pytest.mark.slow
+PUBLIC = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+          "/redoc"}
+WRONG = {"X-API-Key": "not-a-key"}
+
+
+def route_table() -> list[tuple[str, str, str]]:
+    """(method, concrete path, "admin" | "client") for every non-public route of the app
+    (``iter_route_contexts`` flattens ``app.routes`` the way FastAPI's own OpenAPI does)."""
+    app = create_app(Settings(api_keys="k", admin_key="a"))
+    table = []
+    for route in iter_route_contexts(app.routes):
+        path = str(route.path)
+        if path in PUBLIC:
+            continue
+        assert route.methods and route.dependant, f"{path}: not an HTTP route, not checked"
+        guards = {d.call for d in route.dependant.dependencies}
+        kind = "admin" if require_admin_key in guards else "client"
+        assert guards & {require_admin_key, require_client_key}, f"{path} has no key check"
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        table += [(method, concrete, kind) for method in sorted(route.methods)]
+    return table
+
+
+ROUTES = route_table()
+
+
+@pytest.fixture(scope="module")
+def live(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("access")
+    server = Server(server_env(root / "data", bundle), root / "server.log", workers=2).start()
+    server.wait()
+    yield server
+    server.stop()
+
+
+def test_the_route_table_is_what_the_server_runs(live: Server) -> None:
+    served = httpx.get(f"{live.base}/openapi.json").json()["paths"]
+    listed = {(m, re.sub(r"\{[^}]+\}", "x1", p)) for p, ops in served.items()
+              for m in (o.upper() for o in ops) if p not in PUBLIC}
+    assert listed == {(m, p) for m, p, _ in ROUTES}
+    assert len(ROUTES) >= 10 and {k for *_, k in ROUTES} == {"admin", "client"}
+
+
+@pytest.mark.parametrize(("method", "path", "kind"), ROUTES,
+                         ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_protected_route_refuses_missing_wrong_and_other_keys(
+        live: Server, method: str, path: str, kind: str) -> None:
+    with httpx.Client(base_url=live.base, timeout=30) as http:
+        missing = http.request(method, path)
+        assert missing.status_code == 401 and "X-API-Key" in missing.json()["detail"]
+        assert http.request(method, path, headers=WRONG).status_code == 403
+        other, right = (CLIENT, ADMIN) if kind == "admin" else (ADMIN, CLIENT)
+        assert http.request(method, path, headers=other).status_code == 403
+        assert http.request(method, path, headers=right).status_code not in (401, 403)
+
+
+def personalized(base: str, customer: str) -> bool:
+    body = httpx.get(f"{base}/v1/customers/{customer}/recommendations", headers=CLIENT,
+                     timeout=30).json()
+    return bool(body["personalized"])
+
+
+def test_erasure_reaches_the_store_the_workers_batch_picks_and_training(
+        live: Server, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = pd.read_parquet(bundle / "customers.parquet")
+    consenting = customers.loc[customers["consent_personalization"], "customer_id"]
+    erased, kept = str(consenting.iloc[0]), str(consenting.iloc[1])
+    products = pd.read_parquet(bundle / "products.parquet")["product_id"].astype(str)
+    events = [{"event_id": f"erase-{c}-{i}", "customer_id": c, "event_type": "purchase",
+               "product_id": products.iloc[i]} for c in (erased, kept) for i in range(3)]
+    assert httpx.post(f"{live.base}/v1/events", json={"events": events}, headers=CLIENT
+                      ).json()["stored"] == 6
+    assert httpx.put(f"{live.base}/v1/customers/{erased}/consent", headers=CLIENT,
+                     json={"personalization": True}).status_code == 200
+    assert personalized(live.base, erased)
+
+    gone = httpx.delete(f"{live.base}/v1/customers/{erased}", headers=CLIENT)
+    assert gone.status_code == 200 and gone.json()["records_deleted"] == 4  # 3 events + consent
+
+    # Every worker (the journal reaches the one that did not answer the DELETE).
+    deadline, streak = time.monotonic() + 30, 0
+    while streak < 10:
+        assert time.monotonic() < deadline, "a worker still personalizes the erased customer"
+        streak = 0 if personalized(live.base, erased) else streak + 1
+    assert personalized(live.base, kept)
+
+    # The store: nothing of the customer but the erasure record.
+    data_dir = Path(live.env["RECSYS_DATA_DIR"])
+    with sqlite3.connect(data_dir / "events.db") as db:
+        kinds = [k for (k,) in db.execute(
+            "SELECT kind FROM recsys_events WHERE customer_id = ?", (erased,))]
+        kept_rows = db.execute("SELECT count(*) FROM recsys_events WHERE customer_id = ?",
+                               (kept,)).fetchone()[0]
+    assert kinds == ["erasure"] and kept_rows == 3
+
+    # The next batch picks and training set read the same store (RECSYS_DATA_DIR).
+    monkeypatch.setenv("RECSYS_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("RECSYS_EVENTS_URL", raising=False)
+    engine = Engine(read_bundle(bundle))
+    apply_changes(engine, event_store().replay())
+    write_picks(engine, f"ids={erased},{kept}", tmp_path / "picks.parquet", n=5)
+    picked = set(pd.read_parquet(tmp_path / "picks.parquet")["customer_id"].astype(str))
+    assert picked == {kept}
+
+    source = "synthetic:customers={n_customers},products={n_products},seed={seed}".format(
+        **DATASET)
+    training = load_clean(source)
+    assert erased not in set(training.transactions["customer_id"].astype(str))
+    assert erased not in set(training.customers["customer_id"].astype(str))
+    assert kept in set(training.transactions["customer_id"].astype(str))
