@@ -1,6 +1,7 @@
 """Load and soak: a realistic request mix at a fixed rate against `recsys serve` (2 workers).
 
-    python benchmarks/load.py                           # The Complete Journey bundle (cached)
+    python benchmarks/load.py                                # The Complete Journey (cached)
+    python benchmarks/load.py --config configs/synthetic.yaml   # the synthetic retailer
     python benchmarks/load.py --bundle DIR --duration 60 --rate 200
 
 The mix is 70% recommendations, 15% similar products, 10% events (one new event id per
@@ -34,10 +35,25 @@ sys.path.insert(0, str(REPO))  # before benchmarks/, whose serving.py would shad
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import CJ_CACHE, build_completejourney, wait_ready  # noqa: E402
+from benchmarks.serving import CJ_CACHE, wait_ready  # noqa: E402
 
 MIX = {"recommend": 0.70, "similar": 0.15, "events": 0.10, "coupons": 0.05}
 EVENT_TYPES = (("view", 0.6), ("add_to_cart", 0.25), ("purchase", 0.15))
+
+
+def bundle_for(config: Path) -> Path:
+    """The bundle of a training config, built once into the benchmark cache."""
+    out = CJ_CACHE.parent / f"{config.stem}-bundle"
+    if (out / "manifest.json").is_file():
+        return out
+    from training.config import load_config
+    from training.jobs.bundle import build_bundle
+    from training.jobs.evaluate import load_clean
+
+    cfg = load_config(config)
+    print(f"building the {cfg.dataset} bundle in {out} (once) ...", flush=True)
+    build_bundle(load_clean(cfg.dataset), cfg, out)
+    return out
 
 
 def plan(n: int, customers: list[str], products: list[str], phase: str, seed: int
@@ -156,8 +172,10 @@ def report(name: str, result: dict[str, Any], rate: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", type=Path, help="bundle directory (default: The Complete "
-                        "Journey, built once into the benchmark cache)")
+    parser.add_argument("--bundle", type=Path, help="bundle directory to serve")
+    parser.add_argument("--config", type=Path, default=REPO / "configs/completejourney.yaml",
+                        help="without --bundle: the training config whose bundle is built "
+                             "once into the benchmark cache")
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=300.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
@@ -167,10 +185,11 @@ def main() -> None:
                         help="largest allowed RSS growth from warm to end")
     args = parser.parse_args()
 
-    bundle = (args.bundle or build_completejourney(CJ_CACHE)).resolve()
+    bundle = (args.bundle or bundle_for(args.config)).resolve()
     work = Path(tempfile.mkdtemp(prefix="recsys-load-"))
     key = secrets.token_urlsafe(16)
     env = {**os.environ, "RECSYS_API_KEYS": key, "RECSYS_DATA_DIR": str(work),
+           "RECSYS_ADMIN_KEY": secrets.token_urlsafe(16),
            "RECSYS_BUNDLE_PATH": str(bundle), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "training.cli", "serve", "--host", "127.0.0.1",

@@ -128,7 +128,7 @@ class EventStore:
                 database = self.engine.url.database
                 if database and database != ":memory:":
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
-            _metadata.create_all(self.engine)
+            _create_tables(self.engine)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise ConfigError(f"cannot open the event store at "
                               f"{self.engine.url.render_as_string(hide_password=True)}: "
@@ -287,6 +287,15 @@ def _to_change(row: sa.RowMapping) -> Change:
     return Event(row["event_id"], row["customer_id"], row["kind"], row["timestamp"],
                  row["product_id"], row["coupon_id"], row["quantity"], row["amount"],
                  row["seq"])
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Create the journal if missing. Server workers start together on a fresh store: when
+    another process creates it between the check and the create, check again."""
+    try:
+        _metadata.create_all(engine)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        _metadata.create_all(engine)
 
 
 def _engine_options(url: str) -> dict[str, object]:

@@ -32,8 +32,9 @@ class ChurnReport:
     """Scores of the classifier and baselines on one later window.
 
     ``scores``: one row per method (``model``, ``recency``, ``bgnbd``) with ``roc_auc``,
-    ``brier``; ``calibration``: per method and probability bin, ``n``, ``mean_predicted``,
-    ``observed`` churn rate.
+    ``brier``, ``ece`` (expected calibration error over the ten bins) and ``mean_predicted``
+    (to compare with ``churn_rate``); ``calibration``: per method and probability bin, ``n``,
+    ``mean_predicted``, ``observed`` churn rate.
     """
 
     cut: pd.Timestamp
@@ -62,6 +63,12 @@ def calibration_table(y: NDArray[np.int8], p: NDArray[np.float64], n_bins: int =
     labels = [f"{lo:.1f}-{hi:.1f}" for lo, hi in pairwise(edges)]
     table = pd.DataFrame({"bin": labels, "n": n, "mean_predicted": mean_p, "observed": obs})
     return table[table["n"] > 0].reset_index(drop=True)
+
+
+def _ece(table: pd.DataFrame) -> float:
+    """Expected calibration error: bin-size-weighted mean |mean predicted - observed|."""
+    gap = (table["mean_predicted"] - table["observed"]).abs()
+    return float((table["n"] * gap).sum() / table["n"].sum())
 
 
 def _recency_baseline(model: ChurnModel, history: History, end_ns: int) -> LogisticRegression:
@@ -119,10 +126,11 @@ def evaluate_churn(history: History, *, config: CustomersConfig | None = None,
         "recency": baseline.predict_proba(np.log1p(feats[["recency_days"]].to_numpy()))[:, 1],
         "bgnbd": _bgnbd_no_purchase(history, cut_ns, who, config),
     }
+    tables = {k: calibration_table(y, p) for k, p in preds.items()}
     scores = pd.DataFrame([{"method": k, "roc_auc": roc_auc_score(y, p),
-                            "brier": brier_score_loss(y, p)} for k, p in preds.items()])
-    calibration = pd.concat([calibration_table(y, p).assign(method=k)
-                             for k, p in preds.items()], ignore_index=True)
+                            "brier": brier_score_loss(y, p), "ece": _ece(tables[k]),
+                            "mean_predicted": float(p.mean())} for k, p in preds.items()])
+    calibration = pd.concat([t.assign(method=k) for k, t in tables.items()], ignore_index=True)
     return ChurnReport(cut=pd.Timestamp(cut_ns), n_train=model.n_train_, n_eval=len(y),
                        churn_rate=float(y.mean()), scores=scores,
                        calibration=calibration[["method", "bin", "n", "mean_predicted",

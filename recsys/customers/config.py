@@ -10,8 +10,9 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recsys.errors import ConfigError
 
@@ -157,11 +158,34 @@ class ChurnConfig(_Frozen):
         "l2_regularization": 1.0})
 
 
+def check_period(freq: str) -> str:
+    """``freq`` when pandas knows it as a period alias (W, M, Q, Y, ...).
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad alias.
+    """
+    try:
+        pd.Period("2000-01-01", freq=freq)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"period {freq!r} is not a pandas period alias (W, M, Q, Y)") from exc
+    return freq
+
+
 class KPIConfig(_Frozen):
     """Loyalty KPI report settings."""
 
     period: str = "M"  # pandas period alias: M, W, Q, Y
     cohort_months: int = Field(12, ge=1)  # retention columns 0..cohort_months
+
+    @field_validator("period")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        try:
+            return check_period(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class CustomersConfig(_Frozen):
@@ -197,5 +221,6 @@ def parse_customers_config(text: str | None, source: str = "customers.yaml") -> 
         raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
 
 
-__all__ = ["SegmentRule", "RFMConfig", "LifecycleConfig", "TierLevel", "TierConfig", "CLVConfig",
-           "ChurnConfig", "KPIConfig", "CustomersConfig", "parse_customers_config"]
+__all__ = ["check_period", "SegmentRule", "RFMConfig", "LifecycleConfig", "TierLevel",
+           "TierConfig", "CLVConfig", "ChurnConfig", "KPIConfig", "CustomersConfig",
+           "parse_customers_config"]

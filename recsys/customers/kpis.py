@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys.customers.config import CustomersConfig
+from recsys.customers.config import CustomersConfig, check_period
 from recsys.customers.history import NS_PER_DAY, History, build_history, check_transactions
 from recsys.errors import DataError
 
@@ -59,10 +59,7 @@ def _first_order(h: History) -> np.ndarray:
 
 
 def _periods(h: History, freq: str, horizon_days: int) -> pd.DataFrame:
-    try:
-        stamps = pd.to_datetime(h.ts).to_period(freq)
-    except ValueError as exc:
-        raise ValueError(f"period {freq!r} is not a pandas period alias (M, W, Q, Y)") from exc
+    stamps = pd.to_datetime(h.ts).to_period(freq)
     first_ts = h.ts[_first_order(h)]
     horizon = horizon_days * NS_PER_DAY
     rows = []
@@ -188,9 +185,14 @@ def kpi_report(transactions: pd.DataFrame, *, config: CustomersConfig | None = N
     Returns
     -------
     KPIReport
+
+    Raises
+    ------
+    ConfigError
+        ``period`` is not a pandas period alias.
     """
     config = config or CustomersConfig()
-    freq = period or config.kpis.period
+    freq = check_period(period or config.kpis.period)
     if len(transactions) == 0:
         check_transactions(transactions)
         empty = pd.DataFrame()
@@ -205,6 +207,7 @@ def kpi_report(transactions: pd.DataFrame, *, config: CustomersConfig | None = N
             per = coupons.groupby(when)[["issued", "redeemed"]].sum()
             periods = periods.merge(per.rename_axis("period").reset_index(), how="left",
                                     on="period").fillna({"issued": 0, "redeemed": 0})
+            periods = periods.astype({"issued": "int64", "redeemed": "int64"})
             periods["coupon_redemption_rate"] = periods["redeemed"] / periods["issued"]
     return KPIReport(periods=periods, cohorts=cohort_retention(h, config.kpis.cohort_months),
                      revenue_share=_revenue_share(h, freq, profile), coupons=coupons)

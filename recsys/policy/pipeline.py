@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from recsys.bundle import Bundle
@@ -74,6 +75,7 @@ class Engine:
         self.n_items = len(bundle.products)
         self.product_ids = self.products.ids  # converted once: arrow-backed ids are slow
         self._ranker = FactorRanker(self.model) if FactorRanker.supports(self.model) else None
+        self._popular_order = np.argsort(-bundle.popularity["all"], kind="stable")
         frame = bundle.customers
         self._stage = frame["stage"].astype(str).to_numpy() if "stage" in frame else None
         self._row_modes = self._stage_modes()
@@ -345,10 +347,11 @@ class Engine:
     def _fill_popular(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
                       exclude: sparse.csr_matrix | None, mask: np.ndarray) -> None:
         """Pad rows that have fewer than ``n`` picks with popular items they lack."""
-        pop = self.bundle.popularity["all"]
-        order = np.argsort(-pop, kind="stable")
-        order = order[mask[order]]
-        for r in np.flatnonzero((ids < 0).any(axis=1)):
+        short = np.flatnonzero((ids < 0).any(axis=1))
+        if not len(short):
+            return
+        order = self._popular_order[mask[self._popular_order]]
+        for r in short:
             taken = set(ids[r][ids[r] >= 0].tolist())
             if exclude is not None and exclude.shape[0] > r:
                 taken.update(exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]].tolist())
@@ -372,7 +375,7 @@ class Engine:
         filled = ids >= 0
         if not filled.any():
             return out
-        names, code_idx = np.unique(codes[filled].astype(str), return_inverse=True)
+        code_idx, names = pd.factorize(codes[filled])
         width = self.n_items + 1
         keys = (code_idx.astype(np.int64) * width + ids[filled]) * width + anchors[filled] + 1
         unique, inverse = np.unique(keys, return_inverse=True)

@@ -103,7 +103,7 @@ class Server:
                                          stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
-    def wait(self, path: str = "/ready", timeout: float = 60.0) -> httpx.Response:
+    def wait(self, path: str = "/ready", timeout: float = 120.0) -> httpx.Response:
         """Poll ``path`` until it answers 200 (the process's output on failure)."""
         deadline = time.monotonic() + timeout
         last: httpx.Response | None = None

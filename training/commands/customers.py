@@ -72,7 +72,10 @@ def profile_cmd(
         help="Write segments.png, stages.png, tiers.png and clv.png here.")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Profile customers (segment, stage, tier, p_alive, CLV, churn risk) into Parquet."""
+    """Profile customers (segment, stage, tier, p_alive, CLV, churn risk) into Parquet.
+
+    Prints customers, revenue share and mean CLV per segment, stage and tier.
+    """
     import pandas as pd
 
     from recsys.customers.plots import clv_distribution, segment_sizes
@@ -112,11 +115,14 @@ def kpis_cmd(
     """Loyalty KPIs per period: repeat rate, churn rate, cohort retention, AOV, coupons."""
     import pandas as pd
 
+    from recsys.customers.config import check_period
     from recsys.customers.kpis import kpi_report
     from recsys.customers.plots import cohort_heatmap
 
     with fail_cleanly():
         cfg = _config(config)
+        if period:
+            check_period(period)  # before the slow part
         data = _load(dataset)
         profile = _profile(data, cfg, None)
         report = kpi_report(data.transactions, config=cfg, period=period, profile=profile,

@@ -97,8 +97,10 @@ def picks_cmd(
                 "chunks_resumed": summary.chunks_resumed, "seconds": seconds})
     used = f", coupon budget used {summary.coupon_budget_used:,.2f} of " \
            f"{summary.coupon_budget:,.2f}" if coupons else ""
-    typer.echo(f"wrote {summary.written} rows to {out} (audience {summary.audience}; skipped "
-               f"{summary.skipped_no_consent} without personalization consent, "
+    resumed = f"resumed {summary.chunks_resumed} of {job.chunks} chunks; " \
+        if summary.chunks_resumed else ""
+    typer.echo(f"wrote {summary.written} rows to {out} ({resumed}audience {summary.audience}; "
+               f"skipped {summary.skipped_no_consent} without personalization consent, "
                f"{summary.skipped_no_marketing} without marketing consent; coverage "
                f"{summary.coverage:.1%}{used}; run {run.info.run_id})")
 

@@ -1,11 +1,11 @@
 """Batch picks for campaigns: top-N products (and coupons) for a whole audience, to a file.
 
-Runs the same ``recsys.policy.Engine`` as the API, chunk by chunk: ranking runs on
-``workers`` threads (numpy and BLAS release the GIL), coupons are chosen in chunk order
-against one shared campaign budget. Each finished chunk is written to ``<out>.parts/`` with
-the budget left after it, so a killed job resumes where it stopped and ends with the same
-file; the final file is streamed from the parts to a temporary name and renamed, so readers
-never see a half-written file. Memory is bounded by the chunk size, not the audience size.
+Runs the same ``recsys.policy.Engine`` as the API, chunk by chunk on ``workers`` threads
+(numpy and BLAS release the GIL). Each chunk's coupons spend its pro-rata share of the
+campaign budget, so chunks do not depend on each other. Each finished chunk is written to
+``<out>.parts/``, so a killed job resumes where it stopped and ends with the same file; the
+final file is streamed from the parts to a temporary name and renamed, so readers never see
+a half-written file. Memory is bounded by the chunk size, not the audience size.
 """
 
 from __future__ import annotations
@@ -229,9 +229,6 @@ class PicksJob:
     def _part(self, c: int) -> Path:
         return self.parts / f"part-{c:06d}.parquet"
 
-    def _budget_file(self, c: int) -> Path:
-        return self.parts / f"part-{c:06d}.budget.npz"
-
     def _resumable(self) -> bool:
         key = self.parts / "KEY"
         return key.is_file() and key.read_text() == self.key
@@ -270,74 +267,94 @@ class PicksJob:
             (self.parts / "RUN").write_text(run_id)
             (self.parts / "KEY").write_text(self.key)
         budget = self.engine.coupon_budget() if self.coupons else None
-        start_budget = 0.0 if budget is None else budget.budget
-        if budget is not None and resumed:
-            budget = _load_budget(self._budget_file(resumed - 1))
         self._compute(range(resumed, self.chunks), budget, run_id, workers, progress)
         stats = self._assemble()
-        if budget is not None and self.chunks:
-            budget = _load_budget(self._budget_file(self.chunks - 1))
         shutil.rmtree(self.parts)
         return PicksSummary(
-            self.selected, stats["rows"], self.skipped_no_consent, self.skipped_no_marketing,
-            stats["products"] / max(self.engine.n_items, 1), stats["coupons"], start_budget,
-            0.0 if budget is None else start_budget - budget.budget, resumed)
+            self.selected, stats.rows, self.skipped_no_consent, self.skipped_no_marketing,
+            len(stats.products) / max(self.engine.n_items, 1), stats.coupons,
+            0.0 if budget is None else budget.budget, stats.budget_used, resumed)
 
     def _compute(self, todo: range, budget: BudgetState | None, run_id: str, workers: int,
                  progress: Callable[[int], None] | None) -> None:
-        """Rank chunks on ``workers`` threads (at most ``workers + 1`` in flight), then
-        choose coupons and write each part in chunk order."""
-        engine, pending = self.engine, deque[tuple[int, Future[Ranking]]]()
-        chunk_ids = (self.ids[c * self.chunk_size:(c + 1) * self.chunk_size] for c in todo)
+        """Compute chunks on ``workers`` threads (at most ``workers + 1`` in flight) and
+        write each part, in chunk order, as soon as it is ready."""
+        pending = deque[tuple[int, Future[pa.Table]]]()
         with ThreadPoolExecutor(max(workers, 1)) as pool:
             try:
-                for c, ids in zip(todo, chunk_ids, strict=True):
-                    pending.append((c, pool.submit(engine.rank_many, list(ids), self.n,
-                                                   **self.filters)))
+                for c in todo:
+                    pending.append((c, pool.submit(self._chunk, c, budget, run_id)))
                     while len(pending) > workers:
-                        self._finish(*pending.popleft(), budget, run_id, progress)
+                        self._write(*pending.popleft(), progress)
                 while pending:
-                    self._finish(*pending.popleft(), budget, run_id, progress)
+                    self._write(*pending.popleft(), progress)
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
 
-    def _finish(self, c: int, ranked: Future[Ranking], budget: BudgetState | None,
-                run_id: str, progress: Callable[[int], None] | None) -> None:
-        ids = self.ids[c * self.chunk_size:(c + 1) * self.chunk_size]
-        table = chunk_table(self.engine, ids, ranked.result(), self.coupons, budget, run_id)
-        if budget is not None:  # first the budget left after the chunk, then the chunk
-            _atomic(self._budget_file(c), lambda tmp: _save_budget(tmp, budget))
-        _atomic(self._part(c), lambda tmp: pq.write_table(table, tmp))
-        if progress:
-            progress(len(ids))
+    def _chunk(self, c: int, budget: BudgetState | None, run_id: str) -> pa.Table:
+        """Rows of chunk ``c``; its coupons spend the chunk's share of the campaign budget,
+        so every chunk can be computed alone, in any order (threads, resumption)."""
+        start, stop = c * self.chunk_size, min((c + 1) * self.chunk_size, len(self.ids))
+        ids = self.ids[start:stop]
+        ranking = self.engine.rank_many(list(ids), self.n, **self.filters)
+        share = None if budget is None else budget_share(budget, start, stop, len(self.ids))
+        allotted = 0.0 if share is None else share.budget
+        table = chunk_table(self.engine, ids, ranking, self.coupons, share, run_id)
+        spent = 0.0 if share is None else allotted - share.budget
+        return table.replace_schema_metadata({b"budget_used": repr(spent).encode()})
 
-    def _assemble(self) -> dict[str, int]:
-        """Stream the parts into the output file (temp name, then rename); count rows,
-        distinct products and coupons on the way."""
+    def _write(self, c: int, table: Future[pa.Table],
+               progress: Callable[[int], None] | None) -> None:
+        part = self._part(c)
+        tmp = part.with_name(part.name + ".tmp")
+        pq.write_table(table.result(), tmp)
+        tmp.replace(part)
+        if progress:
+            progress(table.result().num_rows)
+
+    def _assemble(self) -> _Stats:
+        """Stream the parts into the output file (temp name, then rename), counting."""
         tmp = self.out.with_name(f".{self.out.name}.tmp")
-        products: set[str] = set()
-        rows = coupons = 0
-        writer = pq.ParquetWriter(tmp, SCHEMA) if self.fmt == "parquet" else None
-        try:
-            with tmp.open("a" if writer else "w", encoding="utf-8", newline="") as text:
+        stats = _Stats()
+        tables = (stats.add(pq.read_table(self._part(c))) for c in range(self.chunks))
+        if self.fmt == "parquet":
+            with pq.ParquetWriter(tmp, SCHEMA) as writer:
+                for table in tables:
+                    writer.write_table(table)
+        else:
+            with tmp.open("w", encoding="utf-8", newline="") as text:
                 if self.fmt == "csv":
                     text.write(",".join(SCHEMA.names) + "\n")
-                for c in range(self.chunks):
-                    table = pq.read_table(self._part(c), schema=SCHEMA)
-                    rows += table.num_rows
-                    products.update(pc.unique(pc.list_flatten(table["product_ids"])).to_pylist())
-                    coupons += int(pc.sum(pc.list_value_length(table["coupon_ids"])).as_py()
-                                   or 0)
-                    if writer:
-                        writer.write_table(table)
-                    else:
-                        text.writelines(_text_rows(table, self.fmt))
-        finally:
-            if writer:
-                writer.close()
+                for table in tables:
+                    text.writelines(_text_rows(table, self.fmt))
         tmp.replace(self.out)
-        return {"rows": rows, "products": len(products), "coupons": coupons}
+        return stats
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    coupons: int = 0
+    budget_used: float = 0.0
+    products: set[str] = field(default_factory=set)
+
+    def add(self, table: pa.Table) -> pa.Table:
+        """Count one part; returns it without its metadata."""
+        self.rows += table.num_rows
+        self.products.update(pc.unique(pc.list_flatten(table["product_ids"])).to_pylist())
+        self.coupons += int(pc.sum(pc.list_value_length(table["coupon_ids"])).as_py() or 0)
+        self.budget_used += float((table.schema.metadata or {}).get(b"budget_used", b"0"))
+        return table.replace_schema_metadata(None)
+
+
+def budget_share(budget: BudgetState, start: int, stop: int, total: int) -> BudgetState:
+    """The part of ``budget`` for customers ``start:stop`` of ``total``: money pro rata,
+    issue caps apportioned so the parts add up to the whole."""
+    issues = [i * stop // total - i * start // total for i in budget.coupon_issues.tolist()]
+    part = (stop - start) / total
+    return BudgetState(budget.coupon_budget * part, np.array(issues, np.int64),
+                       budget.budget * part)
 
 
 def chunk_table(engine: Engine, ids: np.ndarray, ranking: Ranking, coupons: int,
@@ -354,8 +371,7 @@ def chunk_table(engine: Engine, ids: np.ndarray, ranking: Ranking, coupons: int,
         [[] for _ in ids]
     return pa.table({
         "customer_id": pa.array(ids, pa.string()),
-        "product_ids": pa.ListArray.from_arrays(offsets, pa.array(
-            engine.product_ids[ranking.ids[valid]], pa.string())),
+        "product_ids": lists(engine.product_ids[np.where(valid, ranking.ids, 0)], pa.string()),
         "scores": lists(ranking.scores, pa.float32()),
         "reasons": lists(ranking.reasons, pa.string()),
         "reason_codes": lists(ranking.codes, pa.string()),
@@ -398,23 +414,5 @@ def _csv_cell(value: object) -> str:
     return text
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
-def _save_budget(path: Path, budget: BudgetState) -> None:
-    with path.open("wb") as fh:
-        np.savez(fh, coupon_budget=budget.coupon_budget, coupon_issues=budget.coupon_issues,
-                 budget=np.float64(budget.budget))
-
-
-def _load_budget(path: Path) -> BudgetState:
-    with np.load(path, allow_pickle=False) as saved:
-        return BudgetState(saved["coupon_budget"].copy(), saved["coupon_issues"].copy(),
-                           float(saved["budget"]))
-
-
-__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "apply_changes", "chunk_table",
-           "replay_journal", "select_audience", "write_picks"]
+__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "apply_changes", "budget_share",
+           "chunk_table", "replay_journal", "select_audience", "write_picks"]

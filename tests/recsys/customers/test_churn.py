@@ -92,10 +92,14 @@ def test_evaluation_reports_model_and_baselines_on_a_later_window(history) -> No
     report = evaluate_churn(history, config=CustomersConfig(churn=ChurnConfig(**FAST)))
     assert report.cut == history.as_of - pd.Timedelta(days=90)
     assert list(report.scores["method"]) == ["model", "recency", "bgnbd"]
-    assert report.scores[["roc_auc", "brier"]].apply(lambda s: s.between(0, 1)).all().all()
+    assert report.scores[["roc_auc", "brier", "ece", "mean_predicted"]].apply(
+        lambda s: s.between(0, 1)).all().all()
     assert (report.scores["roc_auc"] > 0.6).all()  # planted churn is learnable
     counts = report.calibration.groupby("method")["n"].sum()
     assert (counts == report.n_eval).all()
+    model = report.calibration[report.calibration["method"] == "model"]
+    gap = (model["mean_predicted"] - model["observed"]).abs() * model["n"] / report.n_eval
+    assert report.scores.set_index("method").at["model", "ece"] == pytest.approx(gap.sum())
     with pytest.raises(DataError, match="not known yet"):
         evaluate_churn(history, cut=history.as_of - pd.Timedelta(days=10))
 

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.customers.config import CustomersConfig, LifecycleConfig
+from recsys.customers.config import CustomersConfig, LifecycleConfig, parse_customers_config
 from recsys.customers.kpis import kpi_report
 from recsys.customers.plots import clv_distribution, cohort_heatmap, segment_sizes
+from recsys.errors import ConfigError
 
 CONFIG = CustomersConfig(lifecycle=LifecycleConfig(churn_horizon_days=30))
 ROWS = [("a", "2024-01-05", 10), ("a", "2024-01-20", 20), ("a", "2024-03-10", 30),
@@ -87,8 +88,10 @@ def test_empty_transactions_give_empty_frames(tx_builder) -> None:
 def test_weekly_periods_and_bad_alias(tx_builder) -> None:
     weekly = kpi_report(tx_builder(ROWS), config=CONFIG, period="W").periods
     assert weekly["orders"].sum() == len(ROWS) and len(weekly) == 13  # Mon 1 Jan .. 25 Mar
-    with pytest.raises(ValueError, match="period alias"):
+    with pytest.raises(ConfigError, match="'fortnight' is not a pandas period alias"):
         kpi_report(tx_builder(ROWS), config=CONFIG, period="fortnight")
+    with pytest.raises(ConfigError, match="kpis.period: .*'Z' is not a pandas period alias"):
+        parse_customers_config("kpis: {period: Z}")
 
 
 def test_plots_render(report, tmp_path) -> None:

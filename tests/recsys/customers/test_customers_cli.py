@@ -47,6 +47,9 @@ def test_domain_errors_exit_2_with_one_line(tmp_path) -> None:
     assert "error: " in result.output and "rfm.bins" in result.output
     result = runner.invoke(app, ["customers", "kpis", "--dataset", "no-such-dataset"])
     assert result.exit_code == 2 and "error: " in result.output
+    result = runner.invoke(app, ["customers", "kpis", "--dataset", DATASET, "--period", "Z"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: period 'Z' is not a pandas period alias (W, M, Q, Y)"
     result = runner.invoke(app, ["customers", "profile", "--dataset", DATASET, "--out",
                                  str(tmp_path / "p.csv")])
     assert result.exit_code == 2 and ".parquet" in result.output
