@@ -22,6 +22,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -128,8 +129,15 @@ def generator(base: str, key: str, phases: list[tuple[str, float, float]],
     out.put(None)
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants (Linux /proc)."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tree_usage(pid: int) -> tuple[float, float]:
+    """Resident memory (MB) and CPU time used so far (s) of ``pid`` and all its
+    descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -137,17 +145,19 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
+    rss_kb, ticks, todo = 0, 0, [pid]
     while todo:
         current = todo.pop()
         todo += children.get(current, [])
         try:
             status = Path(f"/proc/{current}/status").read_text()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines()
-                       if line.startswith("VmRSS:")), 0)
-    return total / 1024
+        rss_kb += next((int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith("VmRSS:")), 0)
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return rss_kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
 def report(name: str, result: dict[str, Any], rate: float) -> int:
@@ -180,7 +190,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=300.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8912)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--max-growth", type=float, default=0.10,
                         help="largest allowed RSS growth from warm to end")
     args = parser.parse_args()
@@ -192,13 +202,16 @@ def main() -> None:
            "RECSYS_ADMIN_KEY": secrets.token_urlsafe(16),
            "RECSYS_BUNDLE_PATH": str(bundle), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    port = args.port or free_port()
     cmd = [sys.executable, "-m", "training.cli", "serve", "--host", "127.0.0.1",
-           "--port", str(args.port), "--workers", str(args.workers), "--log-level", "warning"]
-    base = f"http://127.0.0.1:{args.port}"
+           "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"]
+    base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL)
     try:
         model = wait_ready(base, timeout=600)["models"][0]
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited ({server.returncode}); is port {port} taken?")
         import pyarrow.parquet as pq
 
         customers = [str(c) for c in pq.read_table(bundle / "customers.parquet",
@@ -215,25 +228,33 @@ def main() -> None:
         phases = [("warm-up", args.rate, args.warmup), ("measured", args.rate, args.duration)]
         gen = ctx.Process(target=generator, args=(base, key, phases, customers, products, out))
         gen.start()
-        errors, rss = 0, {}
+        errors, usage = 0, {}
         while (item := out.get()) is not None:
             name, result = item
-            rss[name] = tree_rss_mb(server.pid)
+            usage[name] = tree_usage(server.pid)
             errors += report(name, result, args.rate) if name == "measured" else 0
             if name == "warm-up":
                 print(f"warm-up done: {sum(map(len, result['latencies'].values()))} ok, "
                       f"{sum(result['errors'].values())} errors", flush=True)
         gen.join()
-        growth = rss["measured"] / rss["warm-up"] - 1
-        print(f"\nserver RSS (master + {args.workers} workers): {rss['warm-up']:.0f} MB after "
-              f"warm-up, {rss['measured']:.0f} MB at the end ({growth:+.1%})")
+        (rss_start, cpu_start), (rss_end, cpu_end) = usage["warm-up"], usage["measured"]
+        growth = rss_end / rss_start - 1
+        cost = (cpu_end - cpu_start) / (args.rate * args.duration) * 1e3
+        print(f"\nserver CPU: {cost:.2f} ms per request (all {args.workers} workers), i.e. at "
+              f"most ~{os.cpu_count() * 1e3 / cost:.0f} req/s on {os.cpu_count()} idle cores")
+        print(f"server RSS (master + {args.workers} workers): {rss_start:.0f} MB after "
+              f"warm-up, {rss_end:.0f} MB at the end ({growth:+.1%})")
         print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         failed = errors > 0 or growth > args.max_growth
         print("verdict: " + ("FAIL" if failed else "PASS") +
               f" ({errors} errors, memory {growth:+.1%}, limit {args.max_growth:+.0%})")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # still draining a backlog
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
     sys.exit(1 if failed else 0)
 
 

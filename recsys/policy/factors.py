@@ -94,13 +94,11 @@ class FactorRanker:
             cand_s = np.concatenate([best_s[active], scores], axis=1)
             cand_i = np.concatenate([best_i[active], np.broadcast_to(
                 order[start:stop], scores.shape)], axis=1)
-            keep = np.argpartition(-cand_s, n - 1, axis=1)[:, :n]
-            best_s[active] = np.take_along_axis(cand_s, keep, axis=1)
-            best_i[active] = np.take_along_axis(cand_i, keep, axis=1)
+            best_s[active], best_i[active] = _best(cand_s, cand_i, n)
             if stop == len(order):
                 break
             bound = user_norms[active] * norms[stop] * (1 + _SLACK)
-            active = active[~(best_s[active, n - 1] > bound)]
+            active = active[~(best_s[active].min(axis=1) > bound)]  # n-th best vs bound
             start, block = stop, min(2 * block, MAX_BLOCK)
         best_i[~np.isfinite(best_s)] = -1
         rank = np.lexsort((np.where(best_i < 0, np.iinfo(np.int64).max, best_i), -best_s),
@@ -133,6 +131,20 @@ class FactorRanker:
         where = pos[coo.col]
         inside = (where >= 0) & (coo.data != 0)
         return coo.row[inside].astype(np.int64), where[inside]
+
+
+def _best(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best columns of each row, in no particular order. Where no row ties at its
+    n-th score, the cells at or above it are exactly those (a cheaper selection than
+    ``argpartition``, which decides ties)."""
+    width = scores.shape[1]
+    kth = np.partition(scores, width - n, axis=1)[:, width - n, None]
+    above = scores >= kth
+    if (above.sum(axis=1) == n).all():
+        rows, cols = np.nonzero(above)
+        return scores[rows, cols].reshape(-1, n), items[rows, cols].reshape(-1, n)
+    keep = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(items, keep, axis=1)
 
 
 def _gemm(users: np.ndarray, items: np.ndarray) -> np.ndarray:

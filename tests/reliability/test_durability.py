@@ -9,6 +9,7 @@ sent again: the server stores only what was missing. Run with ``-s`` to see the 
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
 import signal
 import sqlite3
@@ -24,9 +25,10 @@ import httpx
 import pandas as pd
 import pytest
 
+from recsys.errors import ConfigError
+from recsys.events import EventStore
 from tests.reliability.conftest import CLIENT, Server, server_env
 
-pytestmark = pytest.mark.slow
 CLIENTS = 6
 KILL_AFTER = 600  # acknowledged events before the kill
 TYPES = ("view", "add_to_cart", "purchase")
@@ -93,6 +95,7 @@ def population(bundle: Path) -> Iterator[tuple[list[str], list[str]]]:
     yield [*customers[:50], *(f"new-{i}" for i in range(10))], products.tolist()
 
 
+@pytest.mark.slow
 def test_acknowledged_events_survive_sigkill_exactly_once(
         bundle: Path, tmp_path: Path, make_server: Any,
         population: tuple[list[str], list[str]]) -> None:
@@ -151,3 +154,28 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
           f"batches by {CLIENTS} clients; {len(expected)} acknowledged before SIGKILL, "
           f"{recovered} recovered ({recovered - len(expected)} from in-flight batches, none "
           f"half-written); resend: {stored_again} stored, {duplicates} duplicates")
+
+
+def open_store(url: str, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    try:
+        EventStore(url).close()
+        out.put("ok")
+    except ConfigError as exc:
+        out.put(str(exc))
+
+
+def test_workers_creating_a_fresh_store_together_all_open_it(tmp_path: Path) -> None:
+    """`recsys serve --workers N` on a new data dir: every worker creates the journal at the
+    same moment, and every one must end up with an open store."""
+    ctx = mp.get_context("fork")
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'events-{attempt}.db'}"
+        barrier, out = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=open_store, args=(url, barrier, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert results == ["ok"] * 6, results

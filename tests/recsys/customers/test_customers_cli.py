@@ -14,6 +14,7 @@ DATASET = "synthetic:customers=400,products=60,seed=2"
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_profile_writes_parquet_summary_and_plots(tmp_path) -> None:
     out, plots = tmp_path / "profile.parquet", tmp_path / "plots"
     with pytest.warns(FutureRowsWarning, match="after as_of=2024-12-01"):
@@ -27,6 +28,7 @@ def test_profile_writes_parquet_summary_and_plots(tmp_path) -> None:
                                                  "clv.png"}
 
 
+@pytest.mark.slow
 def test_kpis_write_tables_and_heatmap(tmp_path) -> None:
     out, heatmap = tmp_path / "kpis.csv", tmp_path / "cohort.png"
     result = runner.invoke(app, ["customers", "kpis", "--dataset", DATASET, "--period", "Q",
