@@ -43,7 +43,7 @@ def check_rft(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[FloatArray, .
 Levels = tuple[FloatArray, NDArray[np.intp]]
 
 
-def _levels(x: FloatArray) -> Levels:
+def x_levels(x: FloatArray) -> Levels:
     """Distinct repeat counts and each customer's position among them.
 
     Every special function in the likelihood depends on the data only through ``x``, which
@@ -57,7 +57,7 @@ def _terms(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray,
            levels: Levels | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The two log-likelihood branches (FHL 2005 eq. 6) and the shared term A."""
     r, alpha, a, b = params
-    xv, xi = levels or _levels(x)
+    xv, xi = levels or x_levels(x)
     xs = np.where(xv > 0, xv, 1.0)  # keeps betaln(a + 1, b + x - 1) defined for x = 0
     A = (gammaln(r + xv) - gammaln(r))[xi] + r * np.log(alpha)
     t1 = (betaln(a, b + xv) - betaln(a, b))[xi] - (r + x) * np.log(alpha + T)
@@ -83,7 +83,7 @@ def _neg_ll_and_grad(theta: FloatArray, x: FloatArray, t_x: FloatArray, T: Float
     """Mean negative log-likelihood and its gradient in ``theta = log(params)``."""
     params = np.exp(theta)
     r, alpha, a, b = params
-    levels = levels or _levels(x)
+    levels = levels or x_levels(x)
     xv, xi = levels
     A, t1, t2 = _terms(params, x, t_x, T, levels)
     ll = A + np.logaddexp(t1, t2)
@@ -158,7 +158,7 @@ class BGNBD:
             raise DataError("BG/NBD needs customers with repeat purchases; none has any")
         scale = float(np.average(T, weights=w)) or 1.0
         start = np.log([1.0, scale, 1.0, 1.0])
-        res = minimize(_neg_ll_and_grad, start, args=(x, t_x, T, w, _levels(x)), jac=True,
+        res = minimize(_neg_ll_and_grad, start, args=(x, t_x, T, w, x_levels(x)), jac=True,
                        method="L-BFGS-B", bounds=[(-20.0, 20.0)] * 4,
                        options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13})
         # L-BFGS-B reports ABNORMAL when the line search cannot improve on a flat optimum
@@ -226,4 +226,4 @@ class BGNBD:
         return (a + b - 1) / (a - 1) * (1 - np.exp(r * np.log1p(-z)) * hyp)
 
 
-__all__ = ["BGNBD", "log_likelihood", "check_rft", "unique_rft"]
+__all__ = ["BGNBD", "Levels", "log_likelihood", "check_rft", "unique_rft", "x_levels"]

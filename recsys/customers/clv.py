@@ -20,23 +20,28 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
-from recsys.customers.bgnbd import BGNBD
+from recsys.customers.bgnbd import BGNBD, Levels, x_levels
 from recsys.errors import DataError, NotFittedError
 
 log = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 
 
-def _neg_ll_and_grad(theta: FloatArray, x: FloatArray, m: FloatArray,
-                     w: FloatArray) -> tuple[float, FloatArray]:
-    """Mean negative Gamma-Gamma log-likelihood and its gradient in ``log(p, q, gamma)``."""
+def _neg_ll_and_grad(theta: FloatArray, x: FloatArray, m: FloatArray, w: FloatArray,
+                     levels: Levels | None = None) -> tuple[float, FloatArray]:
+    """Mean negative Gamma-Gamma log-likelihood and its gradient in ``log(p, q, gamma)``.
+
+    The special functions depend on the data only through ``x``: evaluated once per level.
+    """
     p, q, g = params = np.exp(theta)
+    xv, xi = levels or x_levels(x)
     px = p * x
     log_tot = np.log(g + x * m)
-    ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g) + (px - 1) * np.log(m)
-          + px * np.log(x) - (px + q) * log_tot)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_tot)
-    d_q = digamma(px + q) - digamma(q) + np.log(g) - log_tot
+    log_m = np.log(m)
+    ll = ((gammaln(p * xv + q) - gammaln(p * xv) + p * xv * np.log(xv))[xi] - gammaln(q)
+          + q * np.log(g) + (px - 1) * log_m - (px + q) * log_tot)
+    d_p = x * ((digamma(p * xv + q) - digamma(p * xv) + np.log(xv))[xi] + log_m - log_tot)
+    d_q = (digamma(p * xv + q) - digamma(q))[xi] + np.log(g) - log_tot
     d_g = q / g - (px + q) / (g + x * m)
     total = w.sum()
     return -float(ll @ w) / total, -(np.stack([d_p, d_q, d_g]) @ w) * params / total
@@ -80,11 +85,12 @@ class GammaGamma:
                             f"positive value, got {int(ok.sum())}")
         x, m, w = x[ok], m[ok], w[ok]
         start = np.log([1.0, 2.0, float(np.average(m, weights=w))])
-        res = minimize(_neg_ll_and_grad, start, args=(x, m, w), jac=True, method="L-BFGS-B",
+        res = minimize(_neg_ll_and_grad, start, args=(x, m, w, x_levels(x)), jac=True,
+                       method="L-BFGS-B",
                        bounds=[(-20.0, 20.0)] * 3,
                        options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13})
-        # L-BFGS-B reports ABNORMAL when the line search cannot improve on a flat optimum
-        # (e.g. no dropout: a -> 0, b -> inf); only a large gradient means it did not converge.
+        # L-BFGS-B reports ABNORMAL when the line search cannot improve on a flat optimum;
+        # only a large gradient means it did not converge.
         if not res.success and np.max(np.abs(res.jac)) > 1e-5:
             log.warning("Gamma-Gamma optimizer stopped early: %s", res.message)
         self.params_ = np.exp(res.x)
