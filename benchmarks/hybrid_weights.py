@@ -4,7 +4,8 @@ Per dataset: clean, hold out the last 4 weeks (test), and tune on the 4 weeks be
 (validation). The hybrid's parts are fitted once on the validation training period; each part's
 normalised scores are kept on a candidate pool per customer (the union of every part's top
 ``--pool`` items), so one trial (a weight vector) costs a weighted sum and a top-10. Optuna TPE
-maximises the mean validation NDCG@10 over the datasets; the best weights and the current
+maximises the geometric mean of the validation NDCG@10 over the datasets (so each dataset
+counts by its relative gain, whatever its NDCG level); the best weights and the current
 defaults are then refitted on everything before the test cut and compared with every single
 model on the test period.
 
@@ -107,7 +108,8 @@ def main() -> None:
         weights = {c: trial.suggest_float(c, 1e-3, 3.0, log=True) for c in COMPONENTS
                    if c != "buyagain"}
         weights["buyagain"] = 1.0  # the scale anchor
-        return float(np.mean([p.ndcg(weights) for p in pools.values()]))
+        return float(np.exp(np.mean([np.log(max(p.ndcg(weights), 1e-9))
+                                     for p in pools.values()])))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",

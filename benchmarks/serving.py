@@ -4,14 +4,17 @@
     python benchmarks/serving.py --bundle DIR          # any bundle directory
     python benchmarks/serving.py --model-uri models:/loyalty-recsys@champion --data-dir data
 
-The server runs ``serving.main:create_app`` with ``--workers 2`` (the production count for 2
-cores) plus one extra route, ``GET /v1/constant``, that returns a constant through the same
-middleware and API-key check: the ceiling of the stack. The load generator is open-loop: it
+The server runs ``serving.main:create_app`` as ``recsys serve`` does (``serving.server.run``)
+with 2 workers (the production count for 2 cores) plus one extra route, ``GET /v1/constant``,
+that returns a constant through the same middleware and API-key check: the ceiling of the
+stack. The load generator is open-loop: it
 sends at fixed rates whatever the answers, and latency is measured from each request's
 scheduled time, so a server that falls behind shows it (no coordinated omission). A final
 closed-loop phase saturates each endpoint to compare throughput. After each phase the generator
 waits until the server has worked off its backlog (column "backlog s"), so an overloaded phase
-does not slow the next one down.
+does not slow the next one down. "server CPU ms/req" is the workers' CPU time per request
+sent: unlike latency it does not grow when other processes compete for the cores, and
+2 cores x 1000 / it bounds the throughput.
 """
 
 from __future__ import annotations
@@ -69,9 +72,9 @@ def build_completejourney(out: Path) -> Path:
 
 
 def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.serving:bench_app", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--no-access-log", "--log-level", "warning"]
+    cmd = [sys.executable, "-c", "from serving.server import run; run("
+           f"'benchmarks.serving:bench_app', host='127.0.0.1', port={port}, "
+           f"workers={workers}, log_level='warning')"]
     return subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
 
 
@@ -162,34 +165,46 @@ async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: fl
             "p99": float(np.percentile(ms, 99))}
 
 
-def _drain(base: str, timeout: float = 300.0) -> float:
-    """Wait until the server has worked off what the last phase queued (requests the client
-    gave up on still run to completion): four thread-pool answers in a row under 50 ms.
-    Returns the seconds waited, so the next phase starts on an idle server."""
-    import httpx
-
-    started, fast = time.perf_counter(), 0
-    while fast < 4 and time.perf_counter() - started < timeout:
-        t = time.perf_counter()
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its children, the
+    uvicorn workers (Linux /proc). Unlike latency, it is not inflated by other processes
+    competing for the cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            httpx.get(f"{base}/metrics", timeout=30)  # a sync route: behind queued work
-            fast = fast + 1 if time.perf_counter() - t < 0.05 else 0
-        except httpx.HTTPError:
-            fast = 0
-        if not fast:
-            time.sleep(0.5)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _drain(pid: int, timeout: float = 600.0) -> float:
+    """Wait until the server has worked off what the last phase queued (requests the client
+    gave up on still run to completion): under 5% of a core used in two 1-second windows in
+    a row. Returns the seconds waited, so the next phase starts on an idle server."""
+    started, quiet = time.perf_counter(), 0
+    while quiet < 2 and time.perf_counter() - started < timeout:
+        before = server_cpu(pid)
+        time.sleep(1.0)
+        quiet = quiet + 1 if server_cpu(pid) - before < 0.05 else 0
     return time.perf_counter() - started
 
 
 def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[str]], key: str,
-               base: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """The load-generator process: runs every phase of ``plan`` and reports each."""
+               server: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The load-generator process: runs every phase of ``plan`` and reports each, with the
+    server CPU spent per request sent (the phase and the backlog it left)."""
     for endpoint, kind, level, duration in plan:
+        cpu = server_cpu(server)
         if kind == "open":
             result = asyncio.run(_open_loop(urls[endpoint], key, level, duration))
         else:
             result = asyncio.run(_closed_loop(urls[endpoint], key, int(level), duration))
-        result["drain"] = _drain(base)
+        result["drain"] = _drain(server)
+        result["cpu_ms"] = (server_cpu(server) - cpu) * 1e3 / max(result["sent"], 1)
         out.put((endpoint, kind, level, result))
     out.put(None)
 
@@ -238,20 +253,20 @@ def main() -> None:
                  for e in ("constant", "recommendations")]
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(target=_generator,
-                                            args=(plan, urls, key, base, out))
+                                            args=(plan, urls, key, server.pid, out))
         print(f"model {model['model']} version {model['model_version']}, "
               f"{model['n_items']} items; {args.workers} uvicorn workers; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
-              "backlog s |")
-        print("|---|---|---|---|---|---|---|---|---|", flush=True)
+              "backlog s | server CPU ms/req |")
+        print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
         gen.start()
         while (item := out.get()) is not None:
             endpoint, kind, level, r = item
             load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
             print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
-                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} |",
-                  flush=True)
+                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} | "
+                  f"{r['cpu_ms']:.2f} |", flush=True)
         gen.join()
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:

@@ -19,17 +19,18 @@ class Reason(IntEnum):
     POPULAR = 0                  # overall best seller
     TRENDING = 1                 # selling fast lately
     POPULAR_IN_CATEGORY = 2      # best seller in a category the customer buys
-    NEW_IN_CATEGORY_YOU_BUY = 3  # new product in a category the customer buys
+    NEW_IN_CATEGORY_YOU_BUY = 3  # product without sales yet, like reason_item the customer buys
     BECAUSE_YOU_BOUGHT = 4       # similar to / bought with reason_item (from the history)
     BUY_AGAIN = 5                # the customer's own product, due again (reason_item = itself)
 
 
-def pair_similarity(model: RecommenderBase, items: np.ndarray, picks: np.ndarray
-                    ) -> np.ndarray:
+def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarray,
+                    picks: np.ndarray) -> np.ndarray:
     """Similarity of each pick to each history item under ``model``.
 
     Vector models use the cosine of their item vectors; ItemKNN and EASE their item-item
-    weights (how much buying the history item raises the pick's score).
+    weights (how much buying the history item raises the pick's score); a sparse matrix is
+    read as such weights ``M[history item, pick]`` (the hybrid's twins).
 
     Parameters
     ----------
@@ -45,8 +46,8 @@ def pair_similarity(model: RecommenderBase, items: np.ndarray, picks: np.ndarray
     src, dst = np.broadcast_arrays(items[:, None, :], picks[:, :, None])
     valid = (src >= 0) & (dst >= 0)
     s, d = np.where(valid, src, 0), np.where(valid, dst, 0)
-    similarity = getattr(model, "similarity_", None)
-    if isinstance(similarity, sparse.csr_matrix):  # ItemKNN
+    similarity = model if sparse.issparse(model) else getattr(model, "similarity_", None)
+    if isinstance(similarity, sparse.csr_matrix):  # ItemKNN, twins
         out = np.asarray(similarity[s.ravel(), d.ravel()], dtype=np.float32).reshape(s.shape)
     elif hasattr(model, "weights_") and hasattr(model, "item_index_"):  # EASE
         position = np.full(model.n_items_, -1, np.int64)
@@ -79,13 +80,14 @@ def padded_history(history: sparse.csr_matrix, limit: int = EXPLAIN_HISTORY
     return items, weights
 
 
-def because_you_bought(model: RecommenderBase, history: sparse.csr_matrix, picks: np.ndarray
-                       ) -> np.ndarray:
+def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: sparse.csr_matrix,
+                       picks: np.ndarray) -> np.ndarray:
     """The history item that most supports each pick: ``argmax_j weight_j * sim(j, pick)``.
 
     Parameters
     ----------
-    model : fitted model whose item similarity explains the pick (CF or content part)
+    model : fitted model whose item similarity explains the pick (CF or content part), or a
+        sparse item-item weight matrix
     history : csr_matrix, shape (batch, n_items)
     picks : ndarray of int, shape (batch, n)
 

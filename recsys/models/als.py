@@ -25,7 +25,10 @@ class ALS(Model):
     Parameters
     ----------
     factors : int
-        Latent dimensions.
+        Latent dimensions. The defaults (32 factors, 8 sweeps) fit The Complete Journey's
+        2.5k x 68k matrix in a few seconds, 3x faster than 64 and 15; on the validation
+        periods that change moved NDCG@10 by +21% (Complete Journey) and -3% (Online Retail)
+        for ALS alone and by less than 0.2% inside the hybrid.
     regularization : float
         L2 penalty on the factors.
     alpha : float
@@ -48,8 +51,8 @@ class ALS(Model):
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "n_users_", "user_factors_",
                                               "item_factors_")
 
-    def __init__(self, *, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0,
-                 iterations: int = 15, random_state: int = 0, num_threads: int = 0) -> None:
+    def __init__(self, *, factors: int = 32, regularization: float = 0.05, alpha: float = 10.0,
+                 iterations: int = 8, random_state: int = 0, num_threads: int = 0) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha

@@ -11,8 +11,11 @@ from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer
 
+from recsys._typing import IntArray
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures
+
+_PAIRS_PER_BLOCK = 1 << 24  # query x pool similarities computed at once (64 MB of float32)
 
 
 class ContentTFIDF(Model):
@@ -160,6 +163,65 @@ class ContentTFIDF(Model):
             scores += np.float32(self.popularity_weight) * self.item_popularity_
         scores[~self._known_rows(history, users)] = -np.inf
         return scores
+
+    def neighbours(self, queries: IntArray, pool: IntArray, n: int, min_similarity: float,
+                   groups: IntArray | None = None) -> sparse.csr_matrix:
+        """The ``n`` items of ``pool`` most similar in text to each query item.
+
+        Parameters
+        ----------
+        queries, pool : ndarray of int
+            Item indices (a query in ``pool`` is its own first neighbour).
+        n : int
+            Neighbours kept per query (fewer when fewer reach ``min_similarity``).
+        min_similarity : float
+            Smallest cosine kept.
+        groups : ndarray of int, shape (n_items,), optional
+            Group code per item (e.g. category): neighbours come from the query's group, or
+            from the whole pool for queries of group -1. Also the cost: only query x group
+            similarities are computed.
+
+        Returns
+        -------
+        csr_matrix, shape (n_items, n_items)
+            ``M[j, q] = cos(j, q)`` for each query ``q`` and its neighbours ``j``, so that
+            ``scores @ M`` passes scores of the neighbours on to the queries.
+        """
+        self._check_fitted()
+        queries, pool = np.asarray(queries, np.int64), np.asarray(pool, np.int64)
+        if groups is None:
+            groups = np.full(int(self.n_items_), -1, np.int64)
+        found = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))]
+        by_group = pool[np.argsort(groups[pool], kind="stable")]
+        for group in np.unique(groups[queries]):
+            members = queries[groups[queries] == group]
+            lo, hi = np.searchsorted(groups[by_group], [group, group + 1]) if group >= 0 \
+                else (0, 0)
+            basis = by_group[lo:hi] if group >= 0 else pool
+            if len(basis):
+                found.append(self._nearest(members, basis, n, min_similarity))
+        rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        size = int(self.n_items_)
+        return sparse.csr_matrix((sims, (rows, cols)), shape=(size, size), dtype=np.float32)
+
+    def _nearest(self, queries: np.ndarray, pool: np.ndarray, n: int, min_similarity: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(neighbour, query, cosine)`` triples of ``neighbours`` for one group."""
+        rows, cols, sims = [], [], []
+        basis = self.item_vectors_[pool]
+        step = max(1, _PAIRS_PER_BLOCK // len(pool))
+        for start in range(0, len(queries), step):
+            block = queries[start:start + step]
+            sim = self.item_vectors_[block] @ basis.T
+            q, j = np.nonzero(sim >= min_similarity)
+            value = sim[q, j]
+            order = np.lexsort((-value, q))  # by query, most similar first
+            q, j, value = q[order], j[order], value[order]
+            keep = np.arange(len(q)) - np.searchsorted(q, q) < n
+            rows.append(pool[j[keep]])
+            cols.append(block[q[keep]])
+            sims.append(value[keep])
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
 
     def _item_vectors(self) -> np.ndarray:
         return self.item_vectors_

@@ -14,7 +14,6 @@ from recsys.models._common import (
     check_interactions,
     check_items,
     encode_categories,
-    feature,
     row_max_scale,
 )
 from recsys.models._reasons import Reason, because_you_bought
@@ -35,23 +34,35 @@ COMPONENTS: dict[str, Reason] = {
     "new": Reason.NEW_IN_CATEGORY_YOU_BUY, "popularity": Reason.POPULAR,
     "trending": Reason.TRENDING}
 _BLOCK_CELLS = 1 << 22  # customers x items per blend block: bounds the memory of the parts
-_OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_new_", "item_seen_",
-              "has_content_")
+_OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_seen_", "has_content_",
+              "twin_data_", "twin_indices_", "twin_indptr_")
+TWINS = 5  # sold products a product without sales borrows its demand from
+TWIN_MIN_SIMILARITY = 0.5  # smallest content cosine at which two products count as alike
 
 
 class Hybrid(Model):
-    """Blend of normalised component scores, with fallbacks and explanations.
+    """Blend of component scores, with fallbacks and explanations.
 
-    ``score = sum_c weight_c * part_c`` where every part is scaled into [0, 1] per customer
-    (``row_max_scale``): ``cf`` (the CF model; 0 for products without sales in training),
-    ``content`` (similarity to the history's text profile), ``buyagain`` (own past products
-    by repurchase likelihood; ``mode="mixed"`` only), ``category`` (popularity times the
-    customer's share of purchases in the product's category), ``new`` (products first sold
-    less than ``new_days`` ago or never, in categories the customer buys, ordered by content
-    similarity), ``popularity`` and ``trending`` (the same for everyone).
+    ``score = sum_c weight_c * part_c``. Two parts keep their own scale, the buy-again
+    scorer's ``h ** p * q`` (history weight to a power times repurchase probability; with the
+    default log weighting about 0.1 to 10), so that a customer's strong habits outrank
+    discoveries and weak ones do not:
+
+    - ``buyagain``: the customer's own past products (``mode="mixed"`` only);
+    - ``new``: products without sales in training borrow the buy-again score of their
+      ``TWINS`` most text-similar sold products of the same category (content cosine >=
+      ``TWIN_MIN_SIMILARITY``, times that cosine): a new size or flavour of what the
+      customer keeps buying.
+
+    The others are scaled into [0, 1] per customer (``row_max_scale``): ``cf`` (the CF
+    model; 0 for products without sales in training), ``content`` (similarity to the
+    history's text profile), ``category`` (popularity times the customer's share of purchases
+    in the product's category), ``popularity`` and ``trending`` (the same for everyone).
+    The default weights were tuned on the validation periods of The Complete Journey and
+    UCI Online Retail (benchmarks/hybrid_weights.py, docs/benchmarks/quality.md).
 
     Cold customers (empty history, no stored user) get popularity and trending only. Cold
-    products (no sales) get no CF score but reach customers through ``content`` and ``new``,
+    products (no sales) get no CF score but reach customers through ``new`` and ``content``,
     and ``similar_items`` falls back to content for them.
 
     Parameters
@@ -67,9 +78,7 @@ class Hybrid(Model):
     popularity_weight, trending_weight : float
         Non-negative blend weights; a zero weight skips the part.
     category_depth : int, optional
-        Category path levels for ``category`` and ``new`` (None: the whole path).
-    new_days : float
-        Products first sold at most this many days before the end of training count as new.
+        Category path levels for ``category`` (None: the whole path).
     """
 
     name: ClassVar[str] = "hybrid"
@@ -81,11 +90,10 @@ class Hybrid(Model):
                  buyagain_params: Mapping[str, Any] | None = None,
                  trending_params: Mapping[str, Any] | None = None,
                  mode: Literal["mixed", "discover"] = "mixed",
-                 cf_weight: float = 1.0, content_weight: float = 0.1,
-                 buyagain_weight: float = 1.0, category_weight: float = 0.2,
-                 new_weight: float = 0.1, popularity_weight: float = 0.05,
-                 trending_weight: float = 0.05, category_depth: int | None = None,
-                 new_days: float = 28.0) -> None:
+                 cf_weight: float = 1.0, content_weight: float = 0.05,
+                 buyagain_weight: float = 1.0, category_weight: float = 0.0,
+                 new_weight: float = 0.5, popularity_weight: float = 0.0,
+                 trending_weight: float = 0.5, category_depth: int | None = None) -> None:
         self.cf = cf
         self.cf_params = cf_params
         self.content_params = content_params
@@ -100,7 +108,6 @@ class Hybrid(Model):
         self.popularity_weight = popularity_weight
         self.trending_weight = trending_weight
         self.category_depth = category_depth
-        self.new_days = new_days
 
     # -- parts ------------------------------------------------------------------------------
     def _part_specs(self) -> dict[str, tuple[type[Model], dict[str, Any]]]:
@@ -126,7 +133,7 @@ class Hybrid(Model):
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
             ) -> Self:
-        """Fit every part on the same matrix; ``items`` enables content, categories, news."""
+        """Fit every part on the same matrix; ``items`` enables content, categories, twins."""
         matrix = check_interactions(interactions)
         n_items = matrix.shape[1]
         items = check_items(items, n_items)
@@ -138,10 +145,16 @@ class Hybrid(Model):
             setattr(self, f"{part}_", fitted)
         self.item_category_, names = encode_categories(items, n_items, self.category_depth)
         self.n_categories_ = len(names)
-        first_sold = feature(items, "first_sold_days", n_items)
-        self.item_new_ = (first_sold <= self.new_days) | (
-            np.isnan(first_sold) & (items is not None and len(items.first_sold_days) > 0))
         self.item_seen_ = np.bincount(matrix.indices, minlength=n_items) > 0
+        twins = sparse.csr_matrix((n_items, n_items), dtype=np.float32)
+        if self.has_content_:
+            has_text = np.linalg.norm(self.content_.item_vectors_, axis=1) > 0
+            twins = self.content_.neighbours(np.flatnonzero(~self.item_seen_ & has_text),
+                                             np.flatnonzero(self.item_seen_ & has_text),
+                                             TWINS, TWIN_MIN_SIMILARITY, self.item_category_)
+        self.twin_data_, self.twin_indices_, self.twin_indptr_ = (
+            twins.data.astype(np.float32), twins.indices.astype(np.int32),
+            twins.indptr.astype(np.int32))
         self.n_items_ = n_items
         self._restore()
         return self
@@ -155,6 +168,9 @@ class Hybrid(Model):
         self._categories = sparse.csr_matrix(
             (np.ones(known.sum(), np.float32), (np.nonzero(known)[0], self.item_category_[known])),
             shape=(int(self.n_items_), max(int(self.n_categories_), 1)))
+        n = int(self.n_items_)
+        self._twins = sparse.csr_matrix((self.twin_data_, self.twin_indices_, self.twin_indptr_),
+                                        shape=(n, n))
 
     # -- scoring ----------------------------------------------------------------------------
     def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
@@ -165,27 +181,24 @@ class Hybrid(Model):
 
     def _parts(self, history: sparse.csr_matrix, users: IntArray | None,
                weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
-        """Yield ``(component, (batch, n_items) part in [0, 1])`` for non-zero weights."""
+        """Yield ``(component, (batch, n_items) part)`` for the non-zero weights."""
         batch = history.shape[0]
-        content = None
-        if weights["content"] or (weights["new"] and self.has_content_):
-            content = row_max_scale(self.content_._score_users(history, None))
         if weights["cf"]:
             yield "cf", row_max_scale(self.cf_._score_users(history, users)) * self.item_seen_
         if weights["content"]:
-            yield "content", content
-        if weights["buyagain"]:
-            yield "buyagain", row_max_scale(self.buyagain_._score_users(history, None))
-        if weights["category"] or weights["new"]:
+            yield "content", row_max_scale(self.content_._score_users(history, None))
+        if weights["buyagain"] or weights["new"]:
+            again = self.buyagain_.repurchase_scores(history)
+            if weights["buyagain"]:
+                yield "buyagain", again.toarray()
+            if weights["new"]:
+                yield "new", (again @ self._twins).toarray()
+        if weights["category"]:
             spend = (history @ self._categories).toarray()
             spend /= np.maximum(spend.sum(axis=1, keepdims=True), 1e-12)
             affinity = np.where(self.item_category_ >= 0,
                                 spend[:, np.maximum(self.item_category_, 0)], 0.0)
-            if weights["category"]:
-                yield "category", row_max_scale(affinity * self._pop)
-            if weights["new"]:
-                order = 1.0 + content if content is not None else 1.0
-                yield "new", row_max_scale(affinity * self.item_new_ * order)
+            yield "category", row_max_scale(affinity * self._pop)
         for name, values in (("popularity", self._pop), ("trending", self._trend)):
             if weights[name]:
                 yield name, np.broadcast_to(values, (batch, values.size))
@@ -247,7 +260,9 @@ class Hybrid(Model):
         reason_item : ndarray of int32, shape (batch, n)
             For ``BECAUSE_YOU_BOUGHT`` the history item that supports the pick most (by the CF
             or content similarity that scored it, times its history weight); for
-            ``BUY_AGAIN`` the pick itself; -1 otherwise.
+            ``NEW_IN_CATEGORY_YOU_BUY`` the bought product the new one resembles most (by
+            buy-again score times content cosine); for ``BUY_AGAIN`` the pick itself; -1
+            otherwise.
         """
         history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
                                                                  candidates)
@@ -282,14 +297,16 @@ class Hybrid(Model):
                       ) -> np.ndarray:
         out = np.full(picks.shape, -1, np.int32)
         names = list(COMPONENTS)
-        out[(part == names.index("buyagain")) & (picks >= 0)] = picks[
-            (part == names.index("buyagain")) & (picks >= 0)]
-        for name, model in (("cf", self.cf_), ("content", self.content_)):
+        again = (part == names.index("buyagain")) & (picks >= 0)
+        out[again] = picks[again]
+        sources = (("cf", self.cf_, history), ("content", self.content_, history),
+                   ("new", self._twins, self.buyagain_.repurchase_scores(history)))
+        for name, model, weights in sources:
             mask = (part == names.index(name)) & (picks >= 0)
             if mask.any():
                 rows = np.nonzero(mask.any(axis=1))[0]
-                found = because_you_bought(model, history[rows], np.where(mask[rows], picks[rows],
-                                                                          -1))
+                found = because_you_bought(model, weights[rows],
+                                           np.where(mask[rows], picks[rows], -1))
                 out[rows] = np.where(mask[rows], found, out[rows])
         return out
 

@@ -3,14 +3,17 @@
 The protected routes are read from ``create_app(...).routes``: a route added tomorrow is
 checked tomorrow, unless it is added to ``PUBLIC`` on purpose. Erasure is checked where the
 customer's data lives: the API's answers in every worker, the SQLite event store, the next
-batch picks (``training.jobs.picks``, as ``recsys picks`` runs it) and the next training set
+batch picks (the ``recsys picks`` command) and the next training set
 (``training.jobs.train.load_clean``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +23,11 @@ import pandas as pd
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from recsys.bundle import read_bundle
-from recsys.policy.pipeline import Engine
 from serving.main import create_app
 from serving.security import require_admin_key, require_client_key
 from serving.settings import Settings
-from tests.reliability.conftest import ADMIN, CLIENT, DATASET, Server, server_env
-from training.jobs.picks import apply_changes, write_picks
+from tests.reliability.conftest import ADMIN, CLIENT, DATASET, REPO, Server, server_env
 from training.jobs.train import load_clean
-from training.tracking import event_store
 
 pytestmark = pytest.mark.slow
 PUBLIC = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
@@ -126,15 +125,20 @@ def test_erasure_reaches_the_store_the_workers_batch_picks_and_training(
                                (kept,)).fetchone()[0]
     assert kinds == ["erasure"] and kept_rows == 3
 
-    # The next batch picks and training set read the same store (RECSYS_DATA_DIR).
+    # The next batch picks: `recsys picks` reads the same store (RECSYS_DATA_DIR).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "MLFLOW_"))}
+    out = tmp_path / "picks.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli", "picks", "--bundle", str(bundle), "--out",
+         str(out), "--audience", f"ids={erased},{kept}", "--n", "5", "--coupons", "0"],
+        cwd=REPO, env={**env, "RECSYS_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert set(pd.read_parquet(out)["customer_id"].astype(str)) == {kept}
+
+    # The next training set.
     monkeypatch.setenv("RECSYS_DATA_DIR", str(data_dir))
     monkeypatch.delenv("RECSYS_EVENTS_URL", raising=False)
-    engine = Engine(read_bundle(bundle))
-    apply_changes(engine, event_store().replay())
-    write_picks(engine, f"ids={erased},{kept}", tmp_path / "picks.parquet", n=5)
-    picked = set(pd.read_parquet(tmp_path / "picks.parquet")["customer_id"].astype(str))
-    assert picked == {kept}
-
     source = "synthetic:customers={n_customers},products={n_products},seed={seed}".format(
         **DATASET)
     training = load_clean(source)

@@ -195,7 +195,8 @@ def test_bad_bundles_never_go_live_and_good_ones_swap_without_a_failure(
         ids(other_bundle, "products", "product_id")[0]
     bad = [(corrupted(bundle, tmp_path / "corrupt"), "model.npz is corrupt or truncated"),
            (mismatched(bundle, other_bundle, tmp_path / "mismatch"),
-            "model scores 150 items but products has 90 rows")]
+            f"model scores {len(ids(bundle, 'products', 'product_id'))} items but products "
+            f"has {len(ids(other_bundle, 'products', 'product_id'))} rows")]
     customers = ids(bundle, "customers", "customer_id")[:40] + ["cold-1", "cold-2"]
     with Traffic(base, customers, ids(bundle, "products", "product_id")) as traffic:
         time.sleep(1.0)

@@ -18,7 +18,13 @@ from recsys.events import Consent, Erasure, Event
 from recsys.policy.pipeline import Engine
 from training.config import ModelConfig, TrainConfig
 from training.jobs.bundle import build_bundle
-from training.jobs.picks import PicksJob, apply_changes, select_audience, write_picks
+from training.jobs.picks import (
+    PicksJob,
+    apply_changes,
+    budget_share,
+    select_audience,
+    write_picks,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -192,3 +198,43 @@ def test_unknown_customers_of_an_id_list_get_the_cold_start_answer(engine: Engin
 def test_output_must_be_a_known_format(engine: Engine) -> None:
     with pytest.raises(DataError, match="must end in"):
         write_picks(engine, "all", Path("picks.xlsx"))
+
+
+def test_out_of_stock_products_are_never_picked(bundle_dir: Path, tmp_path: Path) -> None:
+    bundle = read_bundle(bundle_dir)
+    out = tmp_path / "before.parquet"
+    write_picks(Engine(bundle), "all", out, n=5)
+    favourites = pd.read_parquet(out)["product_ids"].explode().value_counts().index[:5]
+    bundle.products.loc[bundle.products["product_id"].isin(favourites), "available"] = False
+    write_picks(Engine(bundle), "all", out, n=5)
+    assert not set(pd.read_parquet(out)["product_ids"].explode()) & set(favourites)
+
+
+def test_bought_products_are_excluded_per_policy_or_on_request(engine: Engine,
+                                                               tmp_path: Path) -> None:
+    def overlaps(frame: pd.DataFrame) -> pd.Series:
+        rows = engine.customers.to_index(frame["customer_id"].tolist())
+        history = engine.bundle.history[rows]
+        bought = [set(engine.product_ids[history.indices[history.indptr[r]:
+                                                         history.indptr[r + 1]]])
+                  for r in range(len(rows))]
+        return pd.Series([bool(set(p) & b) for p, b in zip(frame["product_ids"], bought,
+                                                           strict=True)], frame.index)
+
+    out = tmp_path / "picks.parquet"
+    write_picks(engine, "all", out, n=10)
+    frame = pd.read_parquet(out)
+    modes = frame["customer_id"].map(lambda c: engine.policy.mode_for(engine.stage(c)))
+    assert not overlaps(frame)[modes == "discover"].any()  # the policy: loyal, new, ...
+    assert overlaps(frame)[modes == "mixed"].any()  # mixed modes may buy again
+    write_picks(engine, "all", out, n=10, exclude_purchased=True)
+    assert not overlaps(pd.read_parquet(out)).any()
+
+
+def test_chunk_budget_shares_add_up_to_the_campaign_budget(engine: Engine) -> None:
+    budget = engine.coupon_budget()
+    assert budget is not None
+    shares = [budget_share(budget, a, b, 101) for a, b in ((0, 7), (7, 50), (50, 101))]
+    assert sum(s.budget for s in shares) == pytest.approx(budget.budget)
+    np.testing.assert_allclose(sum(s.coupon_budget for s in shares), budget.coupon_budget)
+    np.testing.assert_array_equal(sum(s.coupon_issues for s in shares), budget.coupon_issues)

@@ -46,8 +46,7 @@ def demo_keys(data_dir: Path) -> str | None:
 
 
 def _log_config(level: str) -> dict[str, object]:
-    """uvicorn's logging plus our packages at ``level`` (uvicorn's access log stays off: its
-    lines carry customer ids in paths)."""
+    """uvicorn's logging plus our packages at ``level``."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
@@ -79,9 +78,9 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     ) -> None:
         """Serve the recommendation API (the MLflow champion, or --bundle)."""
-        import uvicorn
         from pydantic import ValidationError
 
+        from serving.server import run
         from serving.settings import Settings
 
         if bundle is not None and config is not None:
@@ -118,9 +117,8 @@ def register(app: typer.Typer) -> None:
             shown = key if key is not None else "$RECSYS_API_KEY"
             typer.echo(f'try: curl -H "X-API-Key: {shown}" '
                        f'"{base}/v1/customers/{customer}/recommendations?n=5"')
-        uvicorn.run("serving.main:create_app", factory=True, host=host, port=port,
-                    workers=workers, access_log=False, log_config=_log_config(log_level),
-                    log_level=log_level, timeout_graceful_shutdown=10)
+        run("serving.main:create_app", host=host, port=port, workers=workers,
+            log_level=log_level, log_config=_log_config(log_level))
 
 
 def _demo_customer(settings: Settings, source: str | Path) -> str:

@@ -212,8 +212,7 @@ class PicksJob:
                                   dt.date.today().isoformat() if coupons else ""],
                                  sort_keys=True, default=str).encode())
         keep = personal & marketing
-        for customer in ids[keep]:
-            digest.update(customer.encode() + b"\n")
+        digest.update("\n".join(ids[keep]).encode())
         return cls(engine, out, ids[keep], len(ids), int((~personal).sum()),
                    int((personal & ~marketing).sum()), n, coupons, chunk_size, filters,
                    digest.hexdigest()[:16])

@@ -53,3 +53,44 @@ def test_needs_item_text() -> None:
         ContentTFIDF().fit(matrix, items=ItemFeatures(text=["a b", "c d", "e f"],
                                                       category=np.array(["", "", ""]))
                            ).embed("one string")
+
+
+def test_repeated_texts_give_the_full_catalog_tfidf() -> None:
+    """Analysing each distinct text once (weighted by its copies) changes nothing: the idf and
+    TF-IDF rows equal sklearn's on the full catalog, and copies share one vector."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["whole milk 1l", "whole milk 1l", "whole milk 1l", "skim milk 1l", "soap bar",
+             "soap bar", "dish soap lemon", "lemon curd"]
+    items = ItemFeatures(text=texts, category=np.array([""] * len(texts), dtype=object))
+    matrix = sparse.csr_matrix(np.ones((1, len(texts)), np.float32))
+    model = ContentTFIDF(dims=3).fit(matrix, items=items)
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    expected = reference.fit_transform(texts)
+    order = np.argsort(reference.get_feature_names_out())
+    np.testing.assert_array_equal(reference.get_feature_names_out()[order], model.vocabulary_)
+    np.testing.assert_allclose(reference.idf_[order], model.idf_, rtol=1e-6)
+    np.testing.assert_allclose(expected[:, order].toarray(), model._tfidf(texts).toarray(),
+                               atol=1e-6)
+    vectors = model.item_vectors_
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    np.testing.assert_array_equal(vectors[4], vectors[5])
+
+
+def test_neighbours_match_brute_force(launched) -> None:
+    board, new, model = launched
+    unit = model.item_vectors_
+    queries, pool = np.array([0, 3, new]), np.arange(1, board.n_items - 1, 2)
+    found = model.neighbours(queries, pool, 2, 0.1).tocsc()
+    for q in queries:
+        sims = unit[pool] @ unit[q]
+        keep = sims >= 0.1
+        best = pool[keep][np.argsort(-sims[keep], kind="stable")[:2]]
+        col = found[:, q]
+        np.testing.assert_array_equal(np.sort(col.indices), np.sort(best))
+        np.testing.assert_allclose(col.toarray().ravel()[best], unit[best] @ unit[q],
+                                   rtol=1e-5)
+    groups = np.arange(board.n_items) % 3  # neighbours only from the query's group
+    grouped = model.neighbours(queries, np.arange(board.n_items), 4, -1.0, groups).tocoo()
+    assert len(grouped.data) == 4 * len(queries)
+    np.testing.assert_array_equal(groups[grouped.row], groups[grouped.col])

@@ -122,3 +122,24 @@ def test_other_cf_parts_explain_too(cf: str, board: Board) -> None:
     because = kind[:, 0] == Reason.BECAUSE_YOU_BOUGHT
     assert because.all()
     assert (board.matrix.toarray()[np.arange(N), item[:, 0]] > 0).all()
+
+
+def test_new_product_borrows_the_demand_of_its_text_twin() -> None:
+    """A new size of item 0 reaches customer 22 (who buys item 0 three times as often) first,
+    explained by item 0, and never reaches cleaning customers; the state keeps the twins."""
+    from tests.recsys.models.board import make_board
+
+    board = make_board()
+    new = board.n_items
+    it = board.items
+    items = ItemFeatures(text=[*it.text, it.text[0] + " 2l"],
+                         category=np.append(it.category, it.category[0]).astype(object))
+    matrix = sparse.hstack([board.matrix, sparse.csr_matrix((N, 1), dtype=np.float32)]).tocsr()
+    model = Hybrid(**PARAMS).fit(matrix, items=items)
+    assert 0 in model._twins[:, new].indices
+    ranked, kind, item = model.recommend_with_reasons(matrix, 3, exclude=matrix)
+    assert ranked.ids[22, 0] == new
+    assert kind[22, 0] == Reason.NEW_IN_CATEGORY_YOU_BUY and item[22, 0] == 0
+    assert not (ranked.ids[1::2] == new).any()
+    restored = Hybrid.from_state(model.get_params(), model.state())
+    np.testing.assert_array_equal(restored.recommend(matrix, 3, exclude=matrix).ids, ranked.ids)
