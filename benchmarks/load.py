@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -257,6 +258,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:  # still draining a backlog
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+        shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failed else 0)
 
 

@@ -90,10 +90,10 @@ class Hybrid(Model):
                  buyagain_params: Mapping[str, Any] | None = None,
                  trending_params: Mapping[str, Any] | None = None,
                  mode: Literal["mixed", "discover"] = "mixed",
-                 cf_weight: float = 1.0, content_weight: float = 0.05,
+                 cf_weight: float = 1.0, content_weight: float = 0.1,
                  buyagain_weight: float = 1.0, category_weight: float = 0.0,
                  new_weight: float = 0.5, popularity_weight: float = 0.0,
-                 trending_weight: float = 0.5, category_depth: int | None = None) -> None:
+                 trending_weight: float = 0.75, category_depth: int | None = None) -> None:
         self.cf = cf
         self.cf_params = cf_params
         self.content_params = content_params

@@ -52,3 +52,17 @@ def test_without_item_features_it_ranks_by_weight() -> None:
 def test_bad_parameters_are_rejected(params: dict) -> None:
     with pytest.raises(ValueError):
         BuyAgain(**params).fit(sparse.csr_matrix(np.ones((2, 2), np.float32)))
+
+
+def test_repurchase_scores_are_the_scores_of_bought_cells() -> None:
+    history = sparse.random(5, 7, density=0.4, format="csr", random_state=0, dtype=np.float32)
+    model = BuyAgain(frequency_power=1.5).fit(history, items=items([10.0, 30.0, np.nan, 7.0,
+                                                                    90.0, 5.0, 14.0]))
+    sparse_scores = model.repurchase_scores(history)
+    dense = model._score_users(history, None)
+    np.testing.assert_array_equal(sparse_scores.nonzero(), history.nonzero())
+    np.testing.assert_allclose(sparse_scores.toarray()[history.toarray() > 0],
+                               dense[history.toarray() > 0], rtol=1e-6)
+    assert np.isneginf(dense[history.toarray() == 0]).all()
+    expected = history.toarray() ** 1.5 * model.item_rate_[None, :]
+    np.testing.assert_allclose(sparse_scores.toarray(), expected, rtol=1e-5)
