@@ -79,15 +79,20 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
 
 
 def wait_ready(base: str, timeout: float) -> dict[str, Any]:
+    """``/ready`` once it says ready; exits with the server's reason when the model failed
+    to load (e.g. a bundle written by older model code)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             response = httpx.get(f"{base}/ready", timeout=2)
+            body = dict(response.json())
             if response.status_code == 200:
-                return dict(response.json())
-        except httpx.HTTPError:
+                return body
+            if body.get("reload") == "failed":
+                raise SystemExit(f"server not ready: {body.get('problems')}")
+        except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
     raise SystemExit(f"server not ready after {timeout:.0f}s")

@@ -1,4 +1,4 @@
-"""Implicit-feedback matrix factorisation by alternating least squares (Hu, Koren, Volinsky 2008)."""
+"""Implicit-feedback matrix factorisation by alternating least squares (Hu et al. 2008)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import ItemFeatures
+from recsys.models.base import ItemFeatures, as_csr
 
 
 class ALS(Model):
@@ -97,7 +97,7 @@ class ALS(Model):
         ndarray of float32, shape (batch, factors)
         """
         self._check_fitted()
-        history = sparse.csr_matrix(history, dtype=np.float32)
+        history = as_csr(history)
         rows = np.arange(history.shape[0])
         return np.asarray(self._solver.recalculate_user(rows, history), dtype=np.float32)
 
@@ -107,7 +107,7 @@ class ALS(Model):
         if stored.any():
             vectors[stored] = self.user_factors_[users[stored]]
         if not stored.all():
-            vectors[~stored] = self.fold_in(history[~stored])
+            vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
         scores = vectors @ self.item_factors_.T
         scores[~self._known_rows(history, users)] = -np.inf
         return scores

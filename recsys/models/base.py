@@ -102,6 +102,27 @@ def top_n(scores: np.ndarray, n: int) -> Ranked:
     return Ranked(ids, top.astype(np.float32))
 
 
+def as_csr(matrix: sparse.spmatrix, dtype: type = np.float32) -> sparse.csr_matrix:
+    """``matrix`` as a CSR matrix of ``dtype``: the object itself when it already is one."""
+    if isinstance(matrix, sparse.csr_matrix) and matrix.dtype == dtype:
+        return matrix
+    return sparse.csr_matrix(matrix, dtype=dtype)
+
+
+def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:
+    """Rows ``start:stop`` of ``matrix``; the matrix itself when that is all of it (one-row
+    calls are common in serving, and slicing costs more than scoring one customer)."""
+    if start == 0 and stop >= matrix.shape[0]:
+        return matrix
+    return matrix[start:stop]
+
+
+def forbid(scores: np.ndarray, cells: sparse.csr_matrix) -> None:
+    """Set ``scores`` to -inf on the stored cells of ``cells`` (same shape), in place."""
+    rows = np.repeat(np.arange(cells.shape[0]), np.diff(cells.indptr))
+    scores[rows, cells.indices] = -np.inf
+
+
 class RecommenderBase:
     """Shared validation, filtering, top-n and state I/O.
 
@@ -162,13 +183,12 @@ class RecommenderBase:
         for start in range(0, history.shape[0], SCORE_CHUNK):
             stop = min(start + SCORE_CHUNK, history.shape[0])
             block_users = None if users is None else users[start:stop]
-            scores = np.array(self._score_users(history[start:stop], block_users),
+            scores = np.array(self._score_users(row_block(history, start, stop), block_users),
                               dtype=np.float32, copy=True)
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
             if exclude is not None:
-                ex = exclude[start:stop].tocoo()
-                scores[ex.row, ex.col] = -np.inf
+                forbid(scores, row_block(exclude, start, stop))
             ranked = top_n(scores, n)
             out_ids[start:stop], out_scores[start:stop] = ranked
         return Ranked(out_ids, out_scores)
@@ -233,7 +253,7 @@ class RecommenderBase:
         self._check_fitted()
         if not sparse.issparse(history):
             raise TypeError("history must be a scipy.sparse CSR matrix (customers x items).")
-        history = sparse.csr_matrix(history, dtype=np.float32)
+        history = as_csr(history)
         if history.shape[1] != self.n_items_:
             raise ValueError(f"history has {history.shape[1]} columns but the model was fitted "
                              f"on {self.n_items_} items.")
@@ -244,7 +264,7 @@ class RecommenderBase:
             if users.shape != (history.shape[0],):
                 raise ValueError("users must have one entry per row of history.")
         if exclude is not None:
-            exclude = sparse.csr_matrix(exclude)
+            exclude = as_csr(exclude, exclude.dtype)
             if exclude.shape != history.shape:
                 raise ValueError("exclude must have the same shape as history.")
         if candidates is not None:
@@ -254,4 +274,5 @@ class RecommenderBase:
         return history, users, exclude, candidates
 
 
-__all__ = ["Ranked", "ItemFeatures", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK"]
+__all__ = ["Ranked", "ItemFeatures", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK",
+           "as_csr", "row_block", "forbid"]

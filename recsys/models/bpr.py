@@ -9,7 +9,7 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy import sparse
 
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import ItemFeatures
+from recsys.models.base import ItemFeatures, as_csr
 
 
 class BPR(Model):
@@ -105,7 +105,7 @@ class BPR(Model):
         ndarray of float32, shape (batch, factors + 1)
         """
         self._check_fitted()
-        history = sparse.csr_matrix(history, dtype=np.float32)
+        history = as_csr(history)
         vectors = self._history_features(history) @ self.fold_in_map_
         return np.hstack([vectors, np.ones((history.shape[0], 1), np.float32)])
 
@@ -115,7 +115,7 @@ class BPR(Model):
         if stored.any():
             vectors[stored] = self.user_factors_[users[stored]]
         if not stored.all():
-            vectors[~stored] = self.fold_in(history[~stored])
+            vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
         scores = vectors @ self.item_factors_.T
         scores[~self._known_rows(history, users)] = -np.inf
         return scores

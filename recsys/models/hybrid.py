@@ -18,7 +18,15 @@ from recsys.models._common import (
 )
 from recsys.models._reasons import Reason, because_you_bought
 from recsys.models.als import ALS
-from recsys.models.base import SCORE_CHUNK, ItemFeatures, Ranked, RecommenderBase, top_n
+from recsys.models.base import (
+    SCORE_CHUNK,
+    ItemFeatures,
+    Ranked,
+    RecommenderBase,
+    forbid,
+    row_block,
+    top_n,
+)
 from recsys.models.bpr import BPR
 from recsys.models.buy_again import BuyAgain
 from recsys.models.content import ContentTFIDF
@@ -45,8 +53,8 @@ class Hybrid(Model):
 
     ``score = sum_c weight_c * part_c``. Two parts keep their own scale, the buy-again
     scorer's ``h ** p * q`` (history weight to a power times repurchase probability; with the
-    default log weighting about 0.1 to 10), so that a customer's strong habits outrank
-    discoveries and weak ones do not:
+    default log weighting and ``BuyAgain`` defaults from about 0.1 to 15), so that a
+    customer's strong habits outrank discoveries and weak ones do not:
 
     - ``buyagain``: the customer's own past products (``mode="mixed"`` only);
     - ``new``: products without sales in training borrow the buy-again score of their
@@ -227,8 +235,7 @@ class Hybrid(Model):
                 which[cold] = np.where(trend, list(COMPONENTS).index("trending"),
                                        list(COMPONENTS).index("popularity"))
         if self.mode == "discover":
-            coo = history.tocoo()
-            total[coo.row, coo.col] = -np.inf
+            forbid(total, history)
         return total, which
 
     def _block_rows(self) -> int:
@@ -239,7 +246,8 @@ class Hybrid(Model):
         out = np.empty(history.shape, np.float32)
         for start in range(0, history.shape[0], step):
             rows = slice(start, start + step)
-            out[rows] = self._blend(history[rows], None if users is None else users[rows])[0]
+            out[rows] = self._blend(row_block(history, start, start + step),
+                                    None if users is None else users[rows])[0]
         return out
 
     def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
@@ -279,13 +287,12 @@ class Hybrid(Model):
         step = self._block_rows()
         for start in range(0, batch, step):
             rows = slice(start, min(start + step, batch))
-            block = history[rows]
+            block = row_block(history, rows.start, rows.stop)
             total, which = self._blend(block, None if users is None else users[rows], track=True)
             if allowed is not None:
                 total[:, ~allowed] = -np.inf
             if exclude is not None:
-                ex = exclude[rows].tocoo()
-                total[ex.row, ex.col] = -np.inf
+                forbid(total, row_block(exclude, rows.start, rows.stop))
             ranked = top_n(total, n)
             ids[rows], scores[rows] = ranked
             part = np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)

@@ -10,8 +10,6 @@ the one full scoring gives.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from scipy import sparse
 
@@ -38,7 +36,6 @@ class FactorRanker:
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
         self.order = np.argsort(-self.norms, kind="stable")
         self._cache: tuple[bytes, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._lock = threading.Lock()
 
     @staticmethod
     def supports(model: RecommenderBase) -> bool:
@@ -60,8 +57,8 @@ class FactorRanker:
 
     def recommend(self, history: sparse.csr_matrix, n: int, *, users: np.ndarray,
                   exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
-        """Top ``n`` allowed, non-excluded items per row, best first (equal scores: lower
-        index first). Each row's answer depends on that row alone, not on the batch.
+        """Top ``n`` allowed, non-excluded items per row, best first (equal scores in index
+        order). Each row's answer depends on that row alone, not on the batch.
 
         Parameters
         ----------
@@ -115,8 +112,7 @@ class FactorRanker:
             return cached[1], cached[2], cached[3]
         order = self.order[allowed[self.order]]
         entry = (key, order, self.items[order], self.norms[order])
-        with self._lock:
-            self._cache = entry
+        self._cache = entry  # one assignment: other threads see the old entry or this one
         return entry[1], entry[2], entry[3]
 
     @staticmethod

@@ -14,7 +14,7 @@ import pytest
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.errors import DataError
-from recsys.events import Consent, Erasure, Event
+from recsys.events import Consent, Erasure, Event, EventStore
 from recsys.policy.pipeline import Engine
 from training.config import ModelConfig, TrainConfig
 from training.jobs.bundle import build_bundle
@@ -22,6 +22,7 @@ from training.jobs.picks import (
     PicksJob,
     apply_changes,
     budget_share,
+    replay_journal,
     select_audience,
     write_picks,
 )
@@ -85,18 +86,20 @@ def test_opted_out_erased_and_no_marketing_customers_get_nothing(engine: Engine,
 
 
 def test_the_journal_applies_as_in_the_api(engine: Engine) -> None:
-    a, b, c = engine.customers.ids[:3].tolist()
+    a, b = engine.customers.ids[:2].tolist()
+    c, offer = next((c, o[0].coupon_id) for c in engine.customers.ids[2:].tolist()
+                    if (o := engine.coupons(c, 1)))
     product = str(engine.product_ids[0])
     now = datetime(2030, 1, 1)
     apply_changes(engine, [
         Erasure(a, 1),
         Event("e1", a, "purchase", now, product_id=product, seq=2),  # waits for training
         Consent(b, False, 3),
-        Event("e2", c, "coupon_redeemed", now, coupon_id="welcome-10", seq=4),
+        Event("e2", c, "coupon_redeemed", now, coupon_id=offer, seq=4),
     ])
     assert not engine.is_personalizable(a) and not engine.is_personalizable(b)
     assert engine.recommend(a, 3).fallback == "not_personalized"
-    assert "welcome-10" in engine._redeemed[c]
+    assert offer not in [p.coupon_id for p in engine.coupons(c, 3)]
 
 
 def test_a_crash_halfway_resumes_to_the_same_file(engine: Engine, tmp_path: Path) -> None:
@@ -238,3 +241,14 @@ def test_chunk_budget_shares_add_up_to_the_campaign_budget(engine: Engine) -> No
     assert sum(s.budget for s in shares) == pytest.approx(budget.budget)
     np.testing.assert_allclose(sum(s.coupon_budget for s in shares), budget.coupon_budget)
     np.testing.assert_array_equal(sum(s.coupon_issues for s in shares), budget.coupon_issues)
+
+
+def test_picks_replay_the_api_journal(engine: Engine, tmp_path: Path) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    a, b = engine.customers.ids[:2].tolist()
+    store.erase(a)
+    store.set_consent(b, False)
+    assert replay_journal(engine, store) == store.last_seq() == 2
+    store.close()
+    summary = write_picks(engine, f"ids={a},{b}", tmp_path / "picks.parquet")
+    assert (summary.written, summary.skipped_no_consent) == (0, 2)

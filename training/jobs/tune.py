@@ -50,9 +50,9 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "hybrid": {"content_weight": ("float", 0.0, 1.0, False),
                "buyagain_weight": ("float", 0.1, 10.0, True),
                "category_weight": ("float", 0.0, 1.0, False),
-               "new_weight": ("float", 0.0, 1.0, False),
-               "popularity_weight": ("float", 0.0, 0.5, False),
-               "trending_weight": ("float", 0.0, 0.5, False)},
+               "new_weight": ("float", 0.0, 2.0, False),
+               "popularity_weight": ("float", 0.0, 1.0, False),
+               "trending_weight": ("float", 0.0, 2.0, False)},
 }
 
 # Parameters a model reads when scoring, not in ``fit``: when a search varies only these, the

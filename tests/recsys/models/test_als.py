@@ -6,7 +6,7 @@ import numpy as np
 from scipy import sparse
 
 from recsys.models import ALS
-from tests.recsys.models.board import FAST, N, Board
+from tests.recsys.models.board import FAST, Board, N
 
 
 def test_fold_in_equals_stored_user_factors(board: Board) -> None:

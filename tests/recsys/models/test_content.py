@@ -8,7 +8,7 @@ from scipy import sparse
 
 from recsys.models import ContentTFIDF
 from recsys.models.base import ItemFeatures
-from tests.recsys.models.board import N, STAPLE, Board, make_board, with_new_product
+from tests.recsys.models.board import STAPLE, Board, N, make_board, with_new_product
 
 
 @pytest.fixture(scope="module")

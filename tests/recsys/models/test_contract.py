@@ -11,7 +11,7 @@ from scipy import sparse
 
 from recsys.errors import NotFittedError
 from recsys.models import REGISTRY, ItemFeatures, Ranked, RecommenderBase, make_model
-from tests.recsys.models.board import N, STAPLE, Board, build
+from tests.recsys.models.board import STAPLE, Board, N, build
 
 NAMES = sorted(REGISTRY)
 DISCOVERY = {"itemknn", "ease", "als", "bpr", "content", "hybrid"}
