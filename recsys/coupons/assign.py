@@ -195,13 +195,17 @@ class CouponAssigner:
         score[~mask | (score <= 0)] = -np.inf
         return score, cost, p
 
+    def _cap(self, limit: int | None) -> int:
+        cap = self.catalog.max_per_customer
+        return cap if limit is None else max(0, min(cap, limit))
+
     def _key(self, score: Matrix, cost: Matrix) -> Matrix:
         return score / np.maximum(cost, _EPS) if self.order == "ratio" else score
 
     # -- online -----------------------------------------------------------------------------
     def assign_one(self, audience: Audience, affinity: Matrix, at: dt.date,
-                   state: BudgetState, **history: sparse.spmatrix | NDArray[np.bool_] | None
-                   ) -> Assignment:
+                   state: BudgetState, *, limit: int | None = None,
+                   **history: sparse.spmatrix | NDArray[np.bool_] | None) -> Assignment:
         """Coupons for one customer now, charged to ``state``.
 
         Parameters
@@ -211,6 +215,9 @@ class CouponAssigner:
         at : date
         state : BudgetState
             Remaining budgets, updated in place.
+        limit : int, optional
+            At most this many coupons (and never more than the catalog's
+            ``max_per_customer``).
         **history
             ``issued``/``redeemed`` (1, n_coupons) sparse, ``welcome_received`` (1,) bool.
         """
@@ -223,8 +230,7 @@ class CouponAssigner:
         cand = np.flatnonzero(np.isfinite(score[0]))
         chosen = cand[greedy_select(np.zeros(len(cand), np.int64), cand,
                                     self._key(score, cost)[0, cand], cost[0, cand],
-                                    self.rules.welcome, state, self.catalog.max_per_customer,
-                                    1)]
+                                    self.rules.welcome, state, self._cap(limit), 1)]
         return self._explain(audience, rows[np.zeros(len(chosen), np.int64)], chosen,
                              score[0, chosen], p[0, chosen], cost[0, chosen], aff[0, chosen])
 
@@ -234,8 +240,8 @@ class CouponAssigner:
                      issued: sparse.spmatrix | None = None,
                      redeemed: sparse.spmatrix | None = None,
                      welcome_received: NDArray[np.bool_] | None = None,
-                     chunk_size: int = 20_000, candidates_per_customer: int | None = None
-                     ) -> Assignment:
+                     chunk_size: int = 20_000, candidates_per_customer: int | None = None,
+                     limit: int | None = None) -> Assignment:
         """Coupons for a whole audience under shared budgets.
 
         Parameters
@@ -255,6 +261,9 @@ class CouponAssigner:
             Best pairs per customer kept for the global greedy (default
             ``max(4 x max_per_customer, 10)``, at most all coupons); more only matters when
             many coupons run out of budget.
+        limit : int, optional
+            At most this many coupons per customer (never more than ``max_per_customer``);
+            budget is only spent on coupons given.
 
         Returns
         -------
@@ -262,7 +271,8 @@ class CouponAssigner:
         """
         n, m = len(audience), len(self.catalog.coupons)
         state = state or BudgetState.from_catalog(self.catalog, self.econ)
-        k = min(m, candidates_per_customer or max(4 * self.catalog.max_per_customer, 10))
+        cap = self._cap(limit)
+        k = min(m, candidates_per_customer or max(4 * cap, 10))
         parts: list[tuple[NDArray[np.int64], ...]] = []
         for lo in range(0, n, chunk_size):
             rows = np.arange(lo, min(lo + chunk_size, n), dtype=np.int64)
@@ -285,7 +295,7 @@ class CouponAssigner:
                 for i in range(7)]
         cust, coup = cols[0].astype(np.int64), cols[1].astype(np.int64)
         chosen = greedy_select(cust, coup, cols[2], cols[4], self.rules.welcome, state,
-                               self.catalog.max_per_customer, n)
+                               cap, n)
         return self._explain(audience, cust[chosen], coup[chosen], cols[3][chosen],
                              cols[5][chosen], cols[4][chosen], cols[6][chosen])
 

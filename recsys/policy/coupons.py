@@ -107,11 +107,12 @@ class CouponChooser:
         used = self._redeemed_matrix(redeemed, len(customer_ids))
         if state is None:
             picks = [self.assigner.assign_one(audience.take(np.array([r])), affinity[r], at,
-                                              self.budget(), redeemed=used[r])
+                                              self.budget(), limit=n, redeemed=used[r])
                      for r in range(len(customer_ids))]
             rows = [(np.zeros(len(a), np.int64) + r, a) for r, a in enumerate(picks)]
         else:
-            a = self.assigner.assign_batch(audience, affinity, at, state=state, redeemed=used)
+            a = self.assigner.assign_batch(audience, affinity, at, state=state, redeemed=used,
+                                           limit=n)
             rows = [(a.customer_idx, a)]
         out: list[list[tuple[float, CouponPick]]] = [[] for _ in customer_ids]
         coupons = self.catalog.coupons
@@ -119,10 +120,11 @@ class CouponChooser:
             for k, (i, j) in enumerate(zip(customer_idx.tolist(), a.coupon_idx.tolist(),
                                            strict=True)):
                 c = coupons[j]
+                value = None if c.value is None else float(c.value)
                 out[i].append((float(a.score[k]), CouponPick(
-                    c.id, c.kind, None if c.value is None else float(c.value), float(a.score[k]), float(a.p_redeem[k]),
-                    a.rule[k], a.reason[k])))
-        return [[p for _, p in sorted(row, key=lambda t: -t[0])[:n]] for row in out]
+                    c.id, c.kind, value, float(a.score[k]), float(a.p_redeem[k]), a.rule[k],
+                    a.reason[k])))
+        return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
 
     def _audience(self, customer_ids: Sequence[str], personal: np.ndarray) -> Audience:
         rows = self.customers.to_index(list(customer_ids), missing="mark")

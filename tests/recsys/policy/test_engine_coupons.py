@@ -97,3 +97,15 @@ def test_a_bundle_without_a_catalog_gives_no_coupons(bundle_dir: Path) -> None:
     bundle = read_bundle(bundle_dir)
     bundle.coupons_yaml = None
     assert Engine(bundle).coupons("x", 3) == []
+
+
+def test_a_batch_spends_budget_only_on_coupons_it_gives(engine: Engine) -> None:
+    budget = engine.coupon_budget()
+    start = budget.budget
+    picks = engine.coupons_many(engine.customers.ids.tolist(), 1, budget=budget)
+    assert all(len(p) <= 1 for p in picks)
+    catalog = {c.id: j for j, c in enumerate(engine.coupon_chooser.catalog.coupons)}
+    given = np.bincount([catalog[p.coupon_id] for row in picks for p in row],
+                        minlength=len(catalog))
+    issues_spent = engine.coupon_budget().coupon_issues - budget.coupon_issues
+    assert np.array_equal(issues_spent, given) and budget.budget < start
