@@ -37,17 +37,24 @@ sys.path.insert(0, str(REPO))  # before benchmarks/, whose serving.py would shad
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import CJ_CACHE, wait_ready  # noqa: E402
+from benchmarks.serving import CJ_CACHE  # noqa: E402
 
 MIX = {"recommend": 0.70, "similar": 0.15, "events": 0.10, "coupons": 0.05}
 EVENT_TYPES = (("view", 0.6), ("add_to_cart", 0.25), ("purchase", 0.15))
 
 
 def bundle_for(config: Path) -> Path:
-    """The bundle of a training config, built once into the benchmark cache."""
+    """The bundle of a training config, built once into the benchmark cache (again when
+    this release cannot read the cached one)."""
+    from recsys.bundle import read_bundle
+    from recsys.errors import BundleError
+
     out = CJ_CACHE.parent / f"{config.stem}-bundle"
-    if (out / "manifest.json").is_file():
+    try:
+        read_bundle(out)
         return out
+    except BundleError:
+        pass
     from training.config import load_config
     from training.jobs.bundle import build_bundle
     from training.jobs.evaluate import load_clean
@@ -130,6 +137,30 @@ def generator(base: str, key: str, phases: list[tuple[str, float, float]],
     out.put(None)
 
 
+def wait_for_model(base: str, server: subprocess.Popen[bytes], timeout: float = 600
+                   ) -> dict[str, Any]:
+    """The first live model, once /ready says 200; exits with the server's own reason when
+    the model cannot load or the process dies."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
+        try:
+            ready = httpx.get(f"{base}/ready", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.5)
+            continue
+        body = ready.json()
+        if ready.status_code == 200:
+            return dict(body["models"][0])
+        if body.get("reload") == "failed":
+            raise SystemExit(f"the server is not ready: {body['problems']}")
+        time.sleep(0.5)
+    raise SystemExit(f"server not ready after {timeout:.0f}s")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -203,6 +234,7 @@ def main() -> None:
            "RECSYS_ADMIN_KEY": secrets.token_urlsafe(16),
            "RECSYS_BUNDLE_PATH": str(bundle), "OPENBLAS_NUM_THREADS": "1",
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
     port = args.port or free_port()
     cmd = [sys.executable, "-m", "training.cli", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"]
@@ -210,9 +242,7 @@ def main() -> None:
     server = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL)
     try:
-        model = wait_ready(base, timeout=600)["models"][0]
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited ({server.returncode}); is port {port} taken?")
+        model = wait_for_model(base, server)
         import pyarrow.parquet as pq
 
         customers = [str(c) for c in pq.read_table(bundle / "customers.parquet",
@@ -227,7 +257,8 @@ def main() -> None:
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
         phases = [("warm-up", args.rate, args.warmup), ("measured", args.rate, args.duration)]
-        gen = ctx.Process(target=generator, args=(base, key, phases, customers, products, out))
+        gen = ctx.Process(target=generator, args=(base, key, phases, customers, products, out),
+                          daemon=True)  # ends with this process, even on SIGTERM
         gen.start()
         errors, usage = 0, {}
         while (item := out.get()) is not None:
