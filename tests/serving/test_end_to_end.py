@@ -19,7 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
+from recsys.errors import BundleError
 from recsys.policy.pipeline import Engine
+from serving.loader import example_customer
 from serving.main import create_app
 from tests.serving.conftest import (
     ADMIN,
@@ -129,6 +131,15 @@ def test_champion_answers_every_kind_of_question(served: Served) -> None:
     assert [[i["product_id"] for i in r["items"]] for r in batch.json()["results"]] == \
         [[i["product_id"] for i in r["items"]] for r in (body, cold)]
     assert 'route="/v1/customers/{customer_id}/recommendations"' in client.get("/metrics").text
+
+
+def test_demo_example_customer_comes_from_the_champion(served: Served) -> None:
+    settings = served.client.app.state.settings  # type: ignore[attr-defined]
+    expected = served.customers[0]  # the first customer with consent
+    assert example_customer(settings, f"models:/{NAME}@champion") == expected
+    assert example_customer(settings, served.trained.bundle_dir) == expected
+    with pytest.raises(BundleError, match="recsys retrain"):
+        example_customer(settings, "models:/no-such-model@champion")
 
 
 @pytest.mark.skipif(not hasattr(Engine, "coupons"),
