@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ def log_bundle_model(bundle_dir: Path, registered_model: str) -> str:
         registered_model_name=registered_model,
         signature=ModelSignature(inputs=Schema([ColSpec("string", "customer_id")]),
                                  params=ParamSchema([ParamSpec("n", "long", 10)])),
+        # The model runs this project's code: name it instead of letting MLflow infer the
+        # environment by importing everything (3-11 s per run).
+        pip_requirements=[f"loyalty-recsys=={metadata.version('loyalty-recsys')}"],
     )
     return str(info.registered_model_version)
 
