@@ -98,7 +98,8 @@ def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: spar
     """
     items, weights = padded_history(history)
     sims = pair_similarity(model, items, np.asarray(picks))
-    support = np.where(np.isfinite(sims), sims * weights[:, None, :], -np.inf)
+    with np.errstate(invalid="ignore"):  # -inf x 0 at padding; np.where drops those cells
+        support = np.where(np.isfinite(sims), sims * weights[:, None, :], -np.inf)
     best = np.argmax(support, axis=2)
     out = np.take_along_axis(items, best, axis=1)
     out[~np.isfinite(np.max(support, axis=2)) | (picks < 0)] = -1
