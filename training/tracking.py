@@ -36,6 +36,7 @@ def event_store() -> EventStore:
 def setup(experiment: str) -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` or the embedded SQLite store; return the
     experiment id (created with a local artifact folder when the store is local)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet CLI/cron
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI: decide "local" before it.
     local = not os.environ.get("MLFLOW_TRACKING_URI")
     if local:
