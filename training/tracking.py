@@ -11,11 +11,10 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from recsys.events import EventStore, default_url
-
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"

@@ -1,4 +1,4 @@
-"""Coupon choice for the API and batch picks: the bundle's catalog, one customer state, one rule set.
+"""Coupon choice for the API and batch picks: the bundle catalog, one customer state, one rule set.
 
 A customer's affinity to a coupon is the share of their (history-weighted) spend that falls on
 the coupon's target. Customers who are unknown, erased or opted out of personalization are
