@@ -32,7 +32,11 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
     config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
                             access_log=False, log_level=log_level,
                             log_config=log_config or LOGGING_CONFIG,
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10,
+                            # uvicorn kills a worker whose ping thread misses 5 s; a worker
+                            # loading or warming a bundle on a busy machine can, and its
+                            # replacement would lose the model it was serving.
+                            timeout_worker_healthcheck=30)
     if workers > 1:
         Multiprocess(config, sockets=[listening_socket(config)]).run()
         return
