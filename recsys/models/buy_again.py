@@ -15,7 +15,7 @@ from recsys.models._common import (
     feature,
     same_category_first,
 )
-from recsys.models.base import ItemFeatures
+from recsys.models.base import ItemFeatures, as_csr
 
 
 class BuyAgain(Model):
@@ -78,12 +78,13 @@ class BuyAgain(Model):
     def repurchase_scores(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
         """``h_ui ** frequency_power * q_i`` on the bought cells of ``history`` (sparse)."""
         self._check_fitted()
-        scores = sparse.csr_matrix(history, dtype=np.float32, copy=True)
-        scores.data[scores.data < 0] = 0.0
-        scores.eliminate_zeros()
-        scores.data = np.power(scores.data, self.frequency_power, dtype=np.float32) \
-            * self.item_rate_[scores.indices]
-        return scores
+        history = as_csr(history)
+        bought = history.data > 0
+        if not bought.all():
+            history = history.multiply(history > 0).tocsr()
+        data = np.power(history.data, self.frequency_power, dtype=np.float32) \
+            * self.item_rate_[history.indices]
+        return sparse.csr_matrix((data, history.indices, history.indptr), shape=history.shape)
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = np.full(history.shape, -np.inf, np.float32)

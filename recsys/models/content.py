@@ -103,10 +103,10 @@ class ContentTFIDF(Model):
         self.vocabulary_ = np.asarray(terms[keep], dtype=str)
         self.idf_ = (np.log((1.0 + len(codes)) / (1.0 + docs)) + 1.0).astype(np.float32)
         weighted = self._weigh(counts)
-        dims = min(self.dims, weighted.shape[1] - 1, len(codes) - 1)
+        dims = min(self.dims, weighted.shape[1] - 1, weighted.shape[0])  # rank <= distinct texts
         if dims < 1:
-            raise ValueError("ContentTFIDF needs at least two products and two distinct "
-                             "n-grams to build a latent space.")
+            raise ValueError("ContentTFIDF needs at least two distinct n-grams to build a "
+                             "latent space.")
         svd = TruncatedSVD(n_components=dims, random_state=self.random_state)
         svd.fit(sparse.diags(np.sqrt(copies)) @ weighted)
         self.components_ = svd.components_.astype(np.float32)

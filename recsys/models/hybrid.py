@@ -67,7 +67,8 @@ class Hybrid(Model):
     history's text profile), ``category`` (popularity times the customer's share of purchases
     in the product's category), ``popularity`` and ``trending`` (the same for everyone).
     The default weights were tuned on the validation periods of The Complete Journey and
-    UCI Online Retail (benchmarks/hybrid_weights.py, docs/benchmarks/quality.md).
+    UCI Online Retail (benchmarks/hybrid_weights.py, docs/benchmarks/quality.md), except
+    ``new_weight``, set above its NDCG optimum (0.1) so that new products reach the lists.
 
     Cold customers (empty history, no stored user) get popularity and trending only. Cold
     products (no sales) get no CF score but reach customers through ``new`` and ``content``,
@@ -98,10 +99,10 @@ class Hybrid(Model):
                  buyagain_params: Mapping[str, Any] | None = None,
                  trending_params: Mapping[str, Any] | None = None,
                  mode: Literal["mixed", "discover"] = "mixed",
-                 cf_weight: float = 1.0, content_weight: float = 0.1,
+                 cf_weight: float = 1.2, content_weight: float = 0.01,
                  buyagain_weight: float = 1.0, category_weight: float = 0.0,
                  new_weight: float = 0.5, popularity_weight: float = 0.0,
-                 trending_weight: float = 0.75, category_depth: int | None = None) -> None:
+                 trending_weight: float = 0.1, category_depth: int | None = None) -> None:
         self.cf = cf
         self.cf_params = cf_params
         self.content_params = content_params
@@ -199,7 +200,7 @@ class Hybrid(Model):
             again = self.buyagain_.repurchase_scores(history)
             if weights["buyagain"]:
                 yield "buyagain", again.toarray()
-            if weights["new"]:
+            if weights["new"] and self._twins.nnz:  # no twins: no product without sales
                 yield "new", (again @ self._twins).toarray()
         if weights["category"]:
             spend = (history @ self._categories).toarray()

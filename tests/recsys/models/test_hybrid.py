@@ -44,9 +44,8 @@ def test_buy_again_reason_names_the_pick_itself(hybrid: Hybrid, board: Board) ->
     assert bought[rows, ranked.ids[again]].all()
 
 
-def test_because_you_bought_points_to_a_history_item_of_the_same_group(board: Board) -> None:
-    # Trending off: on the board it would out-score CF for a few customers' discovery picks.
-    hybrid = Hybrid(**PARAMS, trending_weight=0.0).fit(board.matrix, items=board.items)
+def test_because_you_bought_points_to_a_history_item_of_the_same_group(
+        hybrid: Hybrid, board: Board) -> None:
     ranked, kind, item = hybrid.recommend_with_reasons(board.matrix, 1, exclude=board.matrix)
     np.testing.assert_array_equal(ranked.ids[:, 0], np.arange(N))  # the checkerboard answer
     assert (kind[:, 0] == Reason.BECAUSE_YOU_BOUGHT).all()
