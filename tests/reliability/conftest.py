@@ -24,7 +24,8 @@ import pytest  # noqa: E402
 
 from recsys.data.schema import RetailData  # noqa: E402
 from recsys.data.synthetic import generate  # noqa: E402
-from training.config import ModelConfig, TrainConfig  # noqa: E402
+from tests.configs import repo_config  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
 from training.jobs.bundle import build_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,11 +37,7 @@ DATASET = {"n_customers": 400, "n_products": 150, "seed": 3}
 
 def train_config(**params: Any) -> TrainConfig:
     """A small ALS with the repository's policy, coupons and customer profile."""
-    return TrainConfig(
-        model=ModelConfig(name="als", params={"factors": 8, "iterations": 3,
-                                              "num_threads": 1, **params}),
-        customers_config=str(REPO / "configs/customers.yaml"),
-        coupons=str(REPO / "configs/coupons.yaml"), policy=str(REPO / "configs/policy.yaml"))
+    return repo_config("als", **{"factors": 8, "iterations": 3, "num_threads": 1, **params})
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from recsys.data.schema import RetailData
 from recsys.data.synthetic import generate
 from serving.main import create_app
 from serving.settings import Settings
-from training.config import ModelConfig, TrainConfig
+from tests.configs import repo_config
+from training.config import TrainConfig
 from training.jobs.bundle import build_bundle
 
-REPO = Path(__file__).resolve().parents[2]
 CLIENT_KEY, ADMIN_KEY = "client-test-key", "admin-test-key"
 HEADERS = {"X-API-Key": CLIENT_KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -42,11 +42,7 @@ def retail() -> RetailData:
 def train_config(model: str) -> TrainConfig:
     """The production training config with a small ``model`` (configs by absolute path, so
     the tests do not depend on the working directory)."""
-    configs = REPO / "configs"
-    return TrainConfig(model=ModelConfig(name=model, params=MODEL_PARAMS[model]),
-                       customers_config=str(configs / "customers.yaml"),
-                       coupons=str(configs / "coupons.yaml"),
-                       policy=str(configs / "policy.yaml"))
+    return repo_config(model, **MODEL_PARAMS[model])
 
 
 @pytest.fixture(scope="session")

@@ -23,27 +23,22 @@ from recsys.errors import BundleError
 from recsys.policy.pipeline import Engine
 from serving.loader import example_customer
 from serving.main import create_app
+from tests.configs import repo_config
 from tests.serving.conftest import (
     ADMIN,
     HEADERS,
-    REPO,
     known_customers,
     product_ids,
     settings_for,
 )
-from training.config import ModelConfig, TrainConfig
 from training.jobs.promote import promote
 from training.jobs.train import TrainResult, load_clean, retrain
 
 pytestmark = pytest.mark.slow
 NAME = "e2e-recsys"
-CONFIG = TrainConfig(
-    dataset="synthetic:customers=300,products=120,seed=0",
-    model=ModelConfig(name="als", params={"factors": 16, "iterations": 5, "random_state": 0,
-                                          "num_threads": 1}),
-    baselines=["popularity"], registered_model=NAME, experiment=NAME,
-    customers_config=str(REPO / "configs" / "customers.yaml"),
-    coupons=str(REPO / "configs" / "coupons.yaml"), policy=str(REPO / "configs" / "policy.yaml"))
+CONFIG = repo_config("als", factors=16, iterations=5, random_state=0, num_threads=1).model_copy(
+    update={"dataset": "synthetic:customers=300,products=120,seed=0",
+            "baselines": ["popularity"], "registered_model": NAME, "experiment": NAME})
 
 
 @dataclass(frozen=True)

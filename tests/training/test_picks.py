@@ -16,7 +16,7 @@ from recsys.data.synthetic import generate
 from recsys.errors import DataError
 from recsys.events import Consent, Erasure, Event, EventStore
 from recsys.policy.pipeline import Engine
-from training.config import ModelConfig, TrainConfig
+from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
 from training.jobs.picks import (
     PicksJob,
@@ -27,16 +27,11 @@ from training.jobs.picks import (
     write_picks,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=300, n_products=120, seed=1)
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 3}),
-                      customers_config=str(REPO / "configs/customers.yaml"),
-                      coupons=str(REPO / "configs/coupons.yaml"),
-                      policy=str(REPO / "configs/policy.yaml"))
+    cfg = repo_config("als", factors=8, iterations=3)
     out = tmp_path_factory.mktemp("picks") / "bundle"
     build_bundle(data, cfg, out)
     return out

@@ -11,13 +11,12 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from recsys.data.synthetic import generate
+from tests.configs import repo_config
 from training.cli import app
-from training.config import ModelConfig, TrainConfig
 from training.jobs.bundle import build_bundle
 from training.tracking import CHAMPION, log_bundle_model, setup
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "picks-cli-test"
 
 
@@ -30,11 +29,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("RECSYS_DATA_DIR", str(tmp_path / "data"))
         setup("picks-cli-test")
         for seed in (1, 2):
-            cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8,
-                                                                    "iterations": 2}),
-                              customers_config=str(REPO / "configs/customers.yaml"),
-                              coupons=str(REPO / "configs/coupons.yaml"),
-                              policy=str(REPO / "configs/policy.yaml"))
+            cfg = repo_config("als", factors=8, iterations=2)
             bundle = tmp_path / f"v{seed}" / "bundle"  # the folder name `recsys train` logs
             build_bundle(generate(n_customers=200, n_products=80, seed=seed), cfg, bundle)
             with mlflow.start_run():

