@@ -50,7 +50,8 @@ class Runtime:
         self.problems: dict[str, str] = {}
         self.reload_status = ReloadStatus("loading")
         self._lock = threading.RLock()  # applying changes and swapping models
-        self._reloading = threading.Lock()
+        self._reloading = threading.Lock()  # one load at a time
+        self._queued = threading.Semaphore(1)  # at most one load waits behind it
         self._cursor = 0  # journal seq applied to the live models
         self._own: set[int] = set()  # seqs this process applied already, above the cursor
         self._erased: set[str] = set()
@@ -90,23 +91,30 @@ class Runtime:
         log.error("not ready: %s: %s", what, message)
 
     # -- models -----------------------------------------------------------------------------
-    def reload(self, wait: bool = False, broadcast: bool = False) -> bool:
-        """Load the current champion (and challenger) and swap them in; False when a reload
-        is already running. The old models serve until the swap and stay on failure.
-        ``broadcast`` also asks the other worker processes sharing the data dir to reload."""
+    def reload(self, broadcast: bool = False) -> bool:
+        """Load the current champion (and challenger) in the background and swap them in.
+        A request arriving while a load runs queues one more load after it, so the newest
+        target always gets loaded; False when such a load is already queued. The old models
+        serve until the swap and stay on failure. ``broadcast`` also asks the other worker
+        processes sharing the data dir to reload."""
         if broadcast:
             self._request_reload()
-        if not self._reloading.acquire(blocking=False):
+        if not self._queued.acquire(blocking=False):
             return False
-        self._reloading.release()
-        if wait:
-            self._reload_now()
-        else:
-            threading.Thread(target=self._reload_now, name="recsys-reload", daemon=True).start()
+        threading.Thread(target=self._reload_now, args=(True,), name="recsys-reload",
+                         daemon=True).start()
         return True
 
-    def _reload_now(self) -> None:
+    def reload_and_wait(self, broadcast: bool = False) -> ReloadStatus:
+        """Load and swap now (after any load already running) and return this load's outcome."""
+        if broadcast:
+            self._request_reload()
+        return self._reload_now()
+
+    def _reload_now(self, queued: bool = False) -> ReloadStatus:
         with self._reloading:
+            if queued:
+                self._queued.release()  # later requests queue behind this load
             self.reload_status = ReloadStatus("loading", at=time.time())
             try:
                 models = self._load()
@@ -120,11 +128,12 @@ class Runtime:
                     self._problem("model", message)
                 else:
                     log.error("reload failed, the previous model keeps serving: %s", message)
-                return
+                return self.reload_status
             self.reload_status = ReloadStatus("ok", at=time.time())
             self.problems.pop("model", None)
             self.metrics.reloads.labels("ok").inc()
             self.metrics.reload_failed.set(0)
+            return self.reload_status
 
     def _load(self) -> Models:
         """Both models, or a ``BundleError``. Only at start-up may a broken challenger be

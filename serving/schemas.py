@@ -214,7 +214,8 @@ class ErrorPublic(BaseModel):
 
 
 class ReloadPublic(BaseModel):
-    started: bool = Field(description="False when a reload was already running")
+    started: bool = Field(description="False when a reload was already queued behind a running "
+                                      "one; that queued reload loads the newest model")
     reload: str
     reload_error: str | None = None
     models: list[ModelPublic]

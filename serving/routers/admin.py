@@ -16,9 +16,10 @@ router = APIRouter(tags=["admin"])
 def reload(runtime: RuntimeDep, request_id: RequestIdDep, response: Response,
            wait: bool = False) -> ReloadPublic:
     """Reload the models in every worker; ``wait=true`` answers after this worker's swap."""
-    started = runtime.reload(wait=wait, broadcast=True)
     if wait:
+        started, status = True, runtime.reload_and_wait(broadcast=True)
         response.status_code = 200
-    status = runtime.reload_status
+    else:
+        started, status = runtime.reload(broadcast=True), runtime.reload_status
     return ReloadPublic(started=started, reload=status.state, reload_error=status.error,
                         models=model_list(runtime), request_id=request_id)

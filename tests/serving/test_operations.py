@@ -91,6 +91,41 @@ def test_reload_reaches_every_worker(make_client: MakeClient, bundle_copy: Path,
             time.sleep(0.05)
 
 
+def test_reload_requested_during_a_load_runs_after_it(make_client: MakeClient,
+                                                       bundle_copy: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload asked for while one loads is queued, not dropped (the running load may have
+    read the old bundle); requests beyond the one queued share it."""
+    with make_client(bundle=bundle_copy) as client:
+        runtime = client.app.state.runtime
+        release, loads = threading.Event(), []
+        real_load = runtime._load
+
+        def slow_load():  # type: ignore[no-untyped-def]
+            loads.append(time.monotonic())
+            release.wait(10)
+            return real_load()
+
+        monkeypatch.setattr(runtime, "_load", slow_load)
+        first = client.post("/admin/reload", headers=ADMIN).json()
+        deadline = time.monotonic() + 10
+        while not loads:
+            assert time.monotonic() < deadline, "the first load did not start"
+            time.sleep(0.01)
+        second = client.post("/admin/reload", headers=ADMIN).json()
+        third = client.post("/admin/reload", headers=ADMIN).json()
+        assert (first["started"], second["started"], third["started"]) == (True, True, False)
+        release.set()
+        waited = client.post("/admin/reload", params={"wait": True}, headers=ADMIN).json()
+        assert waited["reload"] == "ok"
+        deadline = time.monotonic() + 10
+        while len(loads) < 3:  # the first, the queued one and the waiting request's own
+            assert time.monotonic() < deadline, f"{len(loads)} loads ran, not 3"
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert len(loads) == 3
+
+
 def test_failed_reload_keeps_the_old_model_and_reports_it(make_client: MakeClient,
                                                           bundle_copy: Path) -> None:
     version = version_of(bundle_copy)
