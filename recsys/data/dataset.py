@@ -16,6 +16,9 @@ from recsys.errors import UnknownIdError
 Weighting = Literal["binary", "count", "log", "monetary"]
 
 
+FEW_IDS = 32  # up to this many ids are looked up one by one
+
+
 class IdMap:
     """A fixed bijection between external string ids and dense ``int32`` indices.
 
@@ -50,13 +53,22 @@ class IdMap:
         ``"skip"`` drops them.
         """
         arr = np.atleast_1d(np.asarray(ids if not isinstance(ids, str) else [ids], dtype=object))
-        idx = self._index.get_indexer(arr.astype(str)).astype(np.int32)
+        if len(arr) <= FEW_IDS:  # online calls: a hash lookup each beats building an Index
+            idx = np.array([self._position(str(i)) for i in arr], np.int32)
+        else:
+            idx = self._index.get_indexer(arr.astype(str)).astype(np.int32)
         if missing == "raise" and (idx < 0).any():
             unknown = arr[idx < 0][:3].tolist()
             raise UnknownIdError(f"unknown id(s) {unknown}; they are not in this model's catalog")
         if missing == "skip":
             idx = idx[idx >= 0]
         return idx
+
+    def _position(self, id_: str) -> int:
+        try:
+            return int(self._index.get_loc(id_))
+        except KeyError:
+            return -1
 
     def to_ids(self, idx: np.ndarray) -> np.ndarray:
         """Map indices back to external ids (``-1`` padding becomes ``""``)."""

@@ -79,7 +79,8 @@ class Recommender(Protocol):
 
 
 def top_n(scores: np.ndarray, n: int) -> Ranked:
-    """Top ``n`` columns of each row of a dense score block, best first.
+    """Top ``n`` columns of each row of a dense score block, best first, equal scores in
+    column order (so any subset of columns holding the answer ranks the same).
 
     ``-inf`` scores are treated as "not recommendable" and come back as id -1.
     """
@@ -88,10 +89,17 @@ def top_n(scores: np.ndarray, n: int) -> Ranked:
     k = min(n, n_items)
     if k == 0:
         return Ranked(np.full((batch, n), -1, np.int32), np.full((batch, n), -np.inf, np.float32))
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else \
-        np.tile(np.arange(n_items), (batch, 1))
+    if k < n_items:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        tied = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k))
+        for r in tied:  # ties across the k-th place: the first columns win
+            level = np.flatnonzero(scores[r] >= kth[r])
+            part[r] = level[np.lexsort((level, -scores[r, level]))[:k]]
+    else:
+        part = np.tile(np.arange(n_items), (batch, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)
     ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
     top = np.take_along_axis(part_scores, order, axis=1)
     ids[~np.isfinite(top)] = -1

@@ -154,13 +154,24 @@ class ContentTFIDF(Model):
             raise TypeError("embed takes a sequence of texts, not one string.")
         return self._project(self._tfidf([str(t) for t in texts]))
 
-    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+    def profiles(self, history: sparse.csr_matrix) -> np.ndarray:
+        """Each row's unit text profile: the history-weighted sum of its items' vectors."""
         profile = np.asarray(history @ self.item_vectors_, dtype=np.float32)
         norms = np.linalg.norm(profile, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        scores = (profile / norms) @ self.item_vectors_.T
+        return profile / norms
+
+    def score_items(self, profiles: np.ndarray, items: IntArray | None = None) -> np.ndarray:
+        """Scores of ``items`` (None: all) for each profile: cosine plus the popularity nudge."""
+        vectors = self.item_vectors_ if items is None else self.item_vectors_[items]
+        scores = profiles @ vectors.T
         if self.popularity_weight:
-            scores += np.float32(self.popularity_weight) * self.item_popularity_
+            popularity = self.item_popularity_ if items is None else self.item_popularity_[items]
+            scores += np.float32(self.popularity_weight) * popularity
+        return scores
+
+    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        scores = self.score_items(self.profiles(history))
         scores[~self._known_rows(history, users)] = -np.inf
         return scores
 

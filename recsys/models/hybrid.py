@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -31,6 +31,7 @@ from recsys.models.bpr import BPR
 from recsys.models.buy_again import BuyAgain
 from recsys.models.content import ContentTFIDF
 from recsys.models.ease import EASE
+from recsys.models.factor_ranker import FactorRanker
 from recsys.models.itemknn import ItemKNN
 from recsys.models.popularity import Popularity, Trending
 
@@ -46,6 +47,8 @@ _OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_seen_", "has_
               "twin_data_", "twin_indices_", "twin_indptr_")
 TWINS = 5  # sold products a product without sales borrows its demand from
 TWIN_MIN_SIMILARITY = 0.5  # smallest content cosine at which two products count as alike
+CANDIDATE_ROWS = 16  # batches up to this size rank each row from candidates (online calls)
+FIRST_CANDIDATES = 32  # CF and best-seller candidates per row on the first try (x4 per retry)
 
 
 class Hybrid(Model):
@@ -62,13 +65,19 @@ class Hybrid(Model):
       ``TWIN_MIN_SIMILARITY``, times that cosine): a new size or flavour of what the
       customer keeps buying.
 
-    The others are scaled into [0, 1] per customer (``row_max_scale``): ``cf`` (the CF
-    model; 0 for products without sales in training), ``content`` (similarity to the
-    history's text profile), ``category`` (popularity times the customer's share of purchases
-    in the product's category), ``popularity`` and ``trending`` (the same for everyone).
+    The others lie in [0, 1]: ``cf`` (the CF model's score over the customer's best one; 0
+    for products without sales in training), ``content`` (cosine to the history's text
+    profile plus the content model's popularity nudge, clipped to [0, 1]), ``category``
+    (popularity times the customer's share of purchases in the product's category, over the
+    customer's best), ``popularity`` and ``trending`` (the same for everyone).
     The default weights were tuned on the validation periods of The Complete Journey and
     UCI Online Retail (benchmarks/hybrid_weights.py, docs/benchmarks/quality.md), except
     ``new_weight``, set above its NDCG optimum (0.1) so that new products reach the lists.
+
+    With an ALS or BPR part, small batches (online calls) are ranked from candidates: the
+    history, the new products that twin it, and the best CF and best-selling products; any
+    other product's score is bounded, so the answer equals the full blend's (up to float
+    rounding), and the candidates grow until that bound is beaten.
 
     Cold customers (empty history, no stored user) get popularity and trending only. Cold
     products (no sales) get no CF score but reach customers through ``new`` and ``content``,
@@ -180,6 +189,12 @@ class Hybrid(Model):
         n = int(self.n_items_)
         self._twins = sparse.csr_matrix((self.twin_data_, self.twin_indices_, self.twin_indptr_),
                                         shape=(n, n))
+        self._category_top = np.zeros(self._categories.shape[1], np.float32)  # best _pop
+        np.maximum.at(self._category_top, self.item_category_[known], self._pop[known])
+        self._ranker = FactorRanker(self.cf_, batch_exact=False) \
+            if FactorRanker.supports(self.cf_) else None
+        self._everything = np.ones(n, bool)
+        self._fixed_orders: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- scoring ----------------------------------------------------------------------------
     def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
@@ -195,7 +210,8 @@ class Hybrid(Model):
         if weights["cf"]:
             yield "cf", row_max_scale(self.cf_._score_users(history, users)) * self.item_seen_
         if weights["content"]:
-            yield "content", row_max_scale(self.content_._score_users(history, None))
+            yield "content", np.clip(self.content_.score_items(self.content_.profiles(history)),
+                                     0.0, 1.0)
         if weights["buyagain"] or weights["new"]:
             again = self.buyagain_.repurchase_scores(history)
             if weights["buyagain"]:
@@ -203,30 +219,29 @@ class Hybrid(Model):
             if weights["new"] and self._twins.nnz:  # no twins: no product without sales
                 yield "new", (again @ self._twins).toarray()
         if weights["category"]:
-            spend = (history @ self._categories).toarray()
-            spend /= np.maximum(spend.sum(axis=1, keepdims=True), 1e-12)
-            affinity = np.where(self.item_category_ >= 0,
-                                spend[:, np.maximum(self.item_category_, 0)], 0.0)
-            yield "category", row_max_scale(affinity * self._pop)
+            yield "category", row_max_scale(self._category_affinity(history) * self._pop)
         for name, values in (("popularity", self._pop), ("trending", self._trend)):
             if weights[name]:
                 yield name, np.broadcast_to(values, (batch, values.size))
+
+    def _category_spend(self, history: sparse.csr_matrix) -> np.ndarray:
+        """Each row's share of purchases per category, ``(batch, n_categories)``."""
+        spend = (history @ self._categories).toarray()
+        return spend / np.maximum(spend.sum(axis=1, keepdims=True), 1e-12)
+
+    def _category_affinity(self, history: sparse.csr_matrix,
+                           items: IntArray | None = None) -> np.ndarray:
+        """The row's purchase share of each item's category (0 for unknown categories)."""
+        spend = self._category_spend(history)
+        codes = self.item_category_ if items is None else self.item_category_[items]
+        return np.where(codes >= 0, spend[:, np.maximum(codes, 0)], 0.0)
 
     def _blend(self, history: sparse.csr_matrix, users: IntArray | None, *, track: bool = False
                ) -> tuple[np.ndarray, np.ndarray | None]:
         """Total scores and, if ``track``, the index in COMPONENTS of each cell's top part."""
         weights = self._weights()
-        total = np.zeros(history.shape, np.float32)
-        best = np.zeros(history.shape, np.float32) if track else None
-        which = np.full(history.shape, list(COMPONENTS).index("popularity"), np.int8) \
-            if track else None
-        for name, part in self._parts(history, users, weights):
-            contribution = weights[name] * part
-            total += contribution
-            if track:
-                better = contribution > best
-                best[better] = contribution[better]
-                which[better] = list(COMPONENTS).index(name)
+        total, which = _accumulate(self._parts(history, users, weights), weights,
+                                   history.shape, track)
         cold = ~self._known_rows(history, users)
         if cold.any():  # nothing personal to go on: popularity and trending only
             w_pop = weights["popularity"] or (0.0 if weights["trending"] else 1.0)
@@ -241,15 +256,6 @@ class Hybrid(Model):
 
     def _block_rows(self) -> int:
         return max(1, min(SCORE_CHUNK, _BLOCK_CELLS // int(self.n_items_)))
-
-    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        step = self._block_rows()
-        out = np.empty(history.shape, np.float32)
-        for start in range(0, history.shape[0], step):
-            rows = slice(start, start + step)
-            out[rows] = self._blend(row_block(history, start, start + step),
-                                    None if users is None else users[rows])[0]
-        return out
 
     def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
                                users: IntArray | None = None,
@@ -273,6 +279,18 @@ class Hybrid(Model):
             buy-again score times content cosine); for ``BUY_AGAIN`` the pick itself; -1
             otherwise.
         """
+        return self._rank(history, n, users, exclude, candidates, explain=True)
+
+    def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
+                  users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
+                  candidates: IntArray | None = None) -> Ranked:
+        """Top ``n`` items per row (see ``RecommenderBase.recommend``)."""
+        return self._rank(history, n, users, exclude, candidates, explain=False)[0]
+
+    def _rank(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
+              exclude: sparse.csr_matrix | None, candidates: IntArray | None, *, explain: bool
+              ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend_with_reasons``; the reasons stay -1 unless ``explain``."""
         history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
                                                                  candidates)
         batch = history.shape[0]
@@ -289,17 +307,128 @@ class Hybrid(Model):
         for start in range(0, batch, step):
             rows = slice(start, min(start + step, batch))
             block = row_block(history, rows.start, rows.stop)
-            total, which = self._blend(block, None if users is None else users[rows], track=True)
-            if allowed is not None:
-                total[:, ~allowed] = -np.inf
-            if exclude is not None:
-                forbid(total, row_block(exclude, rows.start, rows.stop))
-            ranked = top_n(total, n)
+            block_users = None if users is None else users[rows]
+            block_exclude = None if exclude is None else row_block(exclude, rows.start, rows.stop)
+            ranked, part = self._rank_block(block, block_users, block_exclude, allowed, n)
             ids[rows], scores[rows] = ranked
-            part = np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
-            kinds[rows] = np.where(ranked.ids >= 0, codes[part], Reason.NONE)
-            items[rows] = self._reason_items(block, ranked.ids, part)
+            if explain:
+                kinds[rows] = np.where(ranked.ids >= 0, codes[part], Reason.NONE)
+                items[rows] = self._reason_items(block, ranked.ids, part)
         return Ranked(ids, scores), kinds, items
+
+    def _rank_block(self, history: sparse.csr_matrix, users: IntArray | None,
+                    exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int
+                    ) -> tuple[Ranked, np.ndarray]:
+        """Top ``n`` of a block of rows and the index in COMPONENTS of each pick's top part:
+        from candidates row by row for small blocks, else from the dense blend."""
+        weights = self._weights()
+        if history.shape[0] <= CANDIDATE_ROWS and self._ranker is not None and weights["cf"]:
+            found = [self._rank_candidates(history[r], -1 if users is None else int(users[r]),
+                                           None if exclude is None else exclude[r], allowed,
+                                           n, weights) for r in range(history.shape[0])]
+            if all(f is not None for f in found):
+                return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
+                              np.vstack([f[0].scores for f in found])), \
+                    np.vstack([f[1] for f in found])  # type: ignore[index]
+        total, which = self._blend(history, users, track=True)
+        if allowed is not None:
+            total[:, ~allowed] = -np.inf
+        if exclude is not None:
+            forbid(total, exclude)
+        ranked = top_n(total, n)
+        return ranked, np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+
+    def _rank_candidates(self, history: sparse.csr_matrix, user: int,
+                         exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int,
+                         weights: Mapping[str, float]) -> tuple[Ranked, np.ndarray] | None:
+        """One row's exact top ``n`` from candidates, or None when the dense blend must do.
+
+        A product outside the candidates has no buy-again or new part and scores at most
+        ``w_cf * cf_K / cf_max + w_content + w_category + fixed_K``, with ``cf_K`` and
+        ``fixed_K`` the K-th best CF and popularity-plus-trending scores among permitted
+        products; the answer is final once the n-th best candidate beats that bound.
+        """
+        ranker = self._ranker
+        assert ranker is not None
+        vectors, known = ranker.user_vectors(history, np.array([user], np.int32))
+        if not known[0]:
+            return None
+        barred = exclude if exclude is not None else sparse.csr_matrix(history.shape)
+        if self.mode == "discover":
+            barred = barred + history
+        barred = sparse.csr_matrix((np.ones(barred.nnz, np.float32), barred.indices,
+                                    barred.indptr), shape=barred.shape)
+        allowed = self._everything if allowed is None else allowed
+        permitted = allowed.copy()
+        permitted[barred.indices] = False
+        unfiltered = barred.nnz == 0 and allowed is self._everything
+        again = self.buyagain_.repurchase_scores(history)
+        twins = again @ self._twins if weights["new"] and self._twins.nnz else None
+        fixed, fixed_order = self._fixed(weights)
+        k = FIRST_CANDIDATES
+        cf_max = None
+        while True:
+            best_cf = ranker.top(vectors, known, k, exclude=barred, allowed=allowed)
+            if cf_max is None:
+                top = best_cf if unfiltered else ranker.top(vectors, known, 1, exclude=None,
+                                                            allowed=self._everything)
+                cf_max = max(float(top.scores[0, 0]), 0.0) or 1.0
+            best_fixed = _first_permitted(fixed_order, permitted, k)
+            chosen = np.zeros(self.n_items_, bool)
+            for ids in (again.indices, best_cf.ids[0][best_cf.ids[0] >= 0], best_fixed):
+                chosen[ids] = True
+            if twins is not None:
+                chosen[twins.indices] = True
+            candidates = np.flatnonzero(chosen & permitted)
+            total, which = _accumulate(self._candidate_parts(
+                history, vectors, candidates, again, twins, cf_max, weights), weights,
+                (1, len(candidates)), track=True)
+            ranked = top_n(total, n)
+            everything = best_cf.ids[0, -1] < 0 or len(best_fixed) < k  # all permitted are in
+            bound = (weights["cf"] * max(float(best_cf.scores[0, -1]), 0.0) / cf_max
+                     + weights["content"] + weights["category"]
+                     + (float(fixed[best_fixed[-1]]) if not everything else 0.0))
+            if everything or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
+                picks = np.where(ranked.ids >= 0, candidates[np.maximum(ranked.ids, 0)], -1)
+                return Ranked(picks.astype(np.int32), ranked.scores), \
+                    np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+            if k * 4 > self.n_items_:
+                return None
+            k *= 4
+
+    def _candidate_parts(self, history: sparse.csr_matrix, vectors: np.ndarray,
+                         items: np.ndarray, again: sparse.csr_matrix,
+                         twins: sparse.csr_matrix | None, cf_max: float,
+                         weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
+        """``_parts`` of one row on the columns ``items`` (same values, same order)."""
+        if weights["cf"]:
+            cf = vectors @ self.cf_.item_factors_[items].T
+            yield "cf", np.maximum(cf, 0.0) / np.float32(cf_max) * self.item_seen_[items]
+        if weights["content"]:
+            yield "content", np.clip(self.content_.score_items(
+                self.content_.profiles(history), items), 0.0, 1.0)
+        for name, values in (("buyagain", again), ("new", twins)):
+            if weights[name] and values is not None:
+                dense = np.zeros(self.n_items_, np.float32)
+                dense[values.indices] = values.data
+                yield name, dense[items][None, :]
+        if weights["category"]:
+            spend = self._category_spend(history)
+            top = float((spend * self._category_top).max(initial=0.0)) or 1.0
+            yield "category", self._category_affinity(history, items) * self._pop[items] / top
+        for name, values in (("popularity", self._pop), ("trending", self._trend)):
+            if weights[name]:
+                yield name, values[items][None, :]
+
+    def _fixed(self, weights: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Popularity plus trending as weighted, and the items by it, best first."""
+        key = (weights["popularity"], weights["trending"])
+        entry = self._fixed_orders.get(key)
+        if entry is None:
+            fixed = key[0] * self._pop + key[1] * self._trend
+            entry = (fixed, np.argsort(-fixed, kind="stable"))
+            self._fixed_orders[key] = entry
+        return entry
 
     def _reason_items(self, history: sparse.csr_matrix, picks: np.ndarray, part: np.ndarray
                       ) -> np.ndarray:
@@ -357,6 +486,35 @@ class Hybrid(Model):
             setattr(model, f"{part}_", fitted)
         model._restore()
         return model
+
+
+def _accumulate(parts: Iterable[tuple[str, np.ndarray]], weights: Mapping[str, float],
+                shape: tuple[int, int], track: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Weighted sum of ``parts`` and, if ``track``, the index in COMPONENTS of each cell's
+    largest contribution (popularity where none is positive)."""
+    names = list(COMPONENTS)
+    total = np.zeros(shape, np.float32)
+    best = np.zeros(shape, np.float32) if track else None
+    which = np.full(shape, names.index("popularity"), np.int8) if track else None
+    for name, part in parts:
+        contribution = weights[name] * part
+        total += contribution
+        if track:
+            better = contribution > best
+            best[better] = contribution[better]
+            which[better] = names.index(name)
+    return total, which
+
+
+def _first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` entries of ``order`` that are ``permitted`` (fewer if there are not)."""
+    width = 4 * k
+    while True:
+        head = order[:width]
+        found = head[permitted[head]]
+        if len(found) >= k or width >= len(order):
+            return found[:k]
+        width *= 4
 
 
 def _unit_max(values: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from recsys.errors import UnknownIdError
 from recsys.models.base import SCORE_CHUNK, Ranked, top_n
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
-from recsys.policy.factors import FactorRanker
+from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 
@@ -163,8 +163,7 @@ class Engine:
         users = self.customers.to_index(list(customer_ids), missing="mark")
         allowed = self.personalizable(customer_ids, users)
         users = np.where(allowed, users, -1).astype(np.int32)
-        rows = self.bundle.history[np.clip(users, 0, None)]
-        rows = sparse.diags((users >= 0).astype(np.float32)) @ rows
+        rows = select_rows(self.bundle.history, users)
         with self._lock:
             extra = [(r, dict(e)) for r, c in enumerate(customer_ids)
                      if allowed[r] and (e := self._extra.get(c))] if self._extra else []
@@ -220,7 +219,7 @@ class Engine:
                                                   exclude_it)
             ids[rows], scores[rows], codes[rows], anchors[rows] = ranked.ids, ranked.scores, \
                 kind, anchor
-        excluded = sparse.csr_matrix(sparse.diags(excluding.astype(np.float32)) @ history)
+        excluded = select_rows(history, np.where(excluding, np.arange(len(excluding)), -1))
         self._fill_popular(ids, scores, codes, excluded, mask)
         fallback = np.full(len(customer_ids), None, object)
         fallback[~has_history & allowed] = "cold_start"
@@ -306,7 +305,7 @@ class Engine:
                   mask: np.ndarray, mode: str, exclude_purchased: bool,
                   exclude: sparse.csr_matrix | None = None,
                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        candidates = np.flatnonzero(mask)
+        candidates = None if mask.all() else np.flatnonzero(mask)
         if exclude is None and exclude_purchased:
             exclude = history
         if mode == "buy_again":
@@ -384,6 +383,17 @@ class Engine:
                           zip(code, *np.divmod(rest, width), strict=True)], object)
         out[filled] = texts[inverse.ravel()]
         return out
+
+
+def select_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    """``matrix[rows]`` as float32 CSR, with an empty row wherever ``rows`` is -1."""
+    keep = rows >= 0
+    picked = matrix[rows[keep]]
+    lengths = np.zeros(len(rows), np.int64)
+    lengths[keep] = np.diff(picked.indptr)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    return sparse.csr_matrix((picked.data.astype(np.float32, copy=False), picked.indices,
+                              indptr), shape=(len(rows), matrix.shape[1]))
 
 
 __all__ = ["Pick", "Result", "Ranking", "Engine", "CouponPick"]

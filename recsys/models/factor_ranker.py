@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from recsys.models import ALS, BPR
+from recsys.models.als import ALS
 from recsys.models.base import Ranked, RecommenderBase
+from recsys.models.bpr import BPR
 
 FIRST_BLOCK = 512  # items in the first block; each further block doubles, up to MAX_BLOCK
 MAX_BLOCK = 16384
+ORDERS_KEPT = 4  # visit orders cached, one per allowed-items mask
 _SLACK = 1e-4  # relative margin on the bound for float32 rounding of the dot products
 
 
@@ -28,14 +30,17 @@ class FactorRanker:
     ----------
     model : ALS or BPR
         A fitted model; ``supports(model)`` says whether it qualifies.
+    batch_exact : bool
+        Score a lone row as a batch would, to the last bit (through gemm, ~14x slower than
+        gemv for one row); False when the scores only choose candidates.
     """
 
-    def __init__(self, model: RecommenderBase) -> None:
-        self.model = model
+    def __init__(self, model: RecommenderBase, *, batch_exact: bool = True) -> None:
+        self.model, self.batch_exact = model, batch_exact
         self.items = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
         self.order = np.argsort(-self.norms, kind="stable")
-        self._cache: tuple[bytes, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._orders: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     @staticmethod
     def supports(model: RecommenderBase) -> bool:
@@ -71,8 +76,13 @@ class FactorRanker:
         allowed : ndarray of bool, shape (n_items,)
         """
         vectors, known = self.user_vectors(history, users)
+        return self.top(vectors, known, n, exclude=exclude, allowed=allowed)
+
+    def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
+            exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
+        """``recommend`` from user vectors; rows where ``known`` is False get no items."""
         order, items, norms = self._visit_order(allowed)
-        batch = history.shape[0]
+        batch = vectors.shape[0]
         best_s = np.full((batch, n), -np.inf, np.float32)
         best_i = np.full((batch, n), -1, np.int64)
         active = np.flatnonzero(known)
@@ -82,7 +92,9 @@ class FactorRanker:
         start, block = 0, FIRST_BLOCK
         while active.size and start < len(order):
             stop = min(start + block, len(order))
-            scores = _gemm(vectors[active], items[start:stop])
+            users = vectors[active]
+            scores = _gemm(users, items[start:stop]) if self.batch_exact else \
+                users @ items[start:stop].T
             slot[active] = np.arange(active.size)
             hit = (ex_pos >= start) & (ex_pos < stop)
             hit[hit] = slot[ex_row[hit]] >= 0
@@ -104,17 +116,17 @@ class FactorRanker:
         return Ranked(ids, np.take_along_axis(best_s, rank, axis=1))
 
     def _visit_order(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Allowed items by decreasing norm, their vectors and norms (cached for the last
-        mask: batch chunks share it)."""
+        """Allowed items by decreasing norm, their vectors and norms (the last few masks are
+        kept: batch chunks and repeated filters share them)."""
         key = np.packbits(allowed).tobytes()
-        cached = self._cache
-        if cached is not None and cached[0] == key:
-            return cached[1], cached[2], cached[3]
-        order = self.order[allowed[self.order]]
-        entry = (key, order, self.items[order], self.norms[order])
-        self._cache = entry  # one assignment: other threads see the old entry or this one
-        return entry[1], entry[2], entry[3]
-
+        entry = self._orders.get(key)
+        if entry is None:
+            order = self.order[allowed[self.order]]
+            entry = (order, self.items[order], self.norms[order])
+            if len(self._orders) >= ORDERS_KEPT:
+                self._orders.pop(next(iter(self._orders)), None)
+            self._orders[key] = entry  # dict updates are atomic: threads see old or new
+        return entry
     @staticmethod
     def _excluded_positions(exclude: sparse.csr_matrix | None, order: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray]:

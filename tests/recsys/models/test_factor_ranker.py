@@ -1,4 +1,4 @@
-"""The pruned top-n that batch picks and the API rank with (recsys.policy.factors) gives the
+"""The pruned top-n that batch picks and the API rank with (recsys.models.factor_ranker) gives the
 answers of full scoring (``model.recommend``), whatever the batch around a customer."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from scipy import sparse
 
 from recsys.models import ALS, BPR
 from recsys.models.base import RecommenderBase
-from recsys.policy import factors
-from recsys.policy.factors import FactorRanker
+from recsys.models import factor_ranker as factors
+from recsys.models.factor_ranker import FactorRanker
 
 N_USERS, N_ITEMS = 120, 300
 
