@@ -10,6 +10,8 @@ bundle/
   history.npz        CSR customer x product weights (exclusion, fold-in, buy-again)
   popularity.npz     per-item popularity over windows ("all", "28d", "7d")
   coupons.yaml       the coupon catalog (optional);  policy.yaml  serving policy (optional)
+  propensity.json    trained redemption model as plain numbers (optional; manifest
+                     ``coupon_propensity`` says "trained" with its validation, or "prior")
 ```
 No pickle anywhere; ``read_bundle`` checks version, checksums and shapes and raises
 ``BundleError`` saying what is wrong, so a half-written bundle is never half-loaded.
@@ -24,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,9 @@ from scipy import sparse
 from recsys.data.dataset import IdMap
 from recsys.errors import BundleError
 from recsys.models.base import RecommenderBase
+
+if TYPE_CHECKING:
+    from recsys.coupons.served import ServedPropensity
 
 SCHEMA_VERSION = 1
 PRODUCT_COLUMNS = ("product_id", "title", "category", "price", "available")
@@ -51,6 +56,7 @@ class Bundle:
     manifest: dict[str, Any] = field(default_factory=dict)
     coupons_yaml: str | None = None
     policy_yaml: str | None = None
+    coupon_propensity: ServedPropensity | None = None  # None: coupons use the prior
 
     @property
     def product_map(self) -> IdMap:
@@ -108,6 +114,8 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
                            ("policy.yaml", bundle.policy_yaml)):
             if text is not None:
                 (tmp / name).write_text(text)
+        if bundle.coupon_propensity is not None:
+            (tmp / "propensity.json").write_text(json.dumps(bundle.coupon_propensity.to_json()))
         files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
                  for p in sorted(tmp.iterdir())}
         manifest = {
@@ -119,6 +127,8 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
             "created_at": bundle.manifest.get("created_at")
             or datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files,
+            "coupon_propensity": bundle.coupon_propensity.info if bundle.coupon_propensity
+            else bundle.manifest.get("coupon_propensity", {"source": "prior"}),
         }
         manifest["bundle_id"] = hashlib.sha256(
             json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
@@ -189,7 +199,25 @@ def read_bundle(path: str | Path) -> Bundle:
         return file.read_text() if file.is_file() else None
 
     return Bundle(model, products, customers, history, popularity, manifest,
-                  optional("coupons.yaml"), optional("policy.yaml"))
+                  optional("coupons.yaml"), optional("policy.yaml"),
+                  _read_propensity(path, manifest))
+
+
+def _read_propensity(path: Path, manifest: dict[str, Any]) -> ServedPropensity | None:
+    """The trained redemption model when the manifest lists one (checksum already checked)."""
+    from recsys.coupons.served import ServedPropensity
+
+    listed = "propensity.json" in manifest.get("files", {})
+    source = (manifest.get("coupon_propensity") or {}).get("source", "prior")
+    if not listed:
+        if source == "trained":
+            raise BundleError("bundle manifest says the coupon propensity is trained but lists "
+                              "no propensity.json.")
+        return None
+    try:
+        return ServedPropensity.from_json(json.loads((path / "propensity.json").read_text()))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise BundleError(f"bundle file propensity.json is invalid: {exc}.") from exc
 
 
 __all__ = ["Bundle", "SCHEMA_VERSION", "write_bundle", "read_bundle", "read_manifest"]

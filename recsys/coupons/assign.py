@@ -179,14 +179,18 @@ class CouponAssigner:
 
     # -- scoring ----------------------------------------------------------------------------
     def score(self, audience: Audience, rows: NDArray[np.int64], affinity: Matrix, at: dt.date,
+              p_redeem: Matrix | None = None,
               **history: sparse.spmatrix | NDArray[np.bool_] | None
               ) -> tuple[Matrix, Matrix, Matrix]:
         """``(score, expected_cost, p_redeem)``, each ``(len(rows), n_coupons)`` float64, for
         audience ``rows``; ineligible or non-positive pairs score ``-inf``. ``history``
-        takes ``issued``/``redeemed``/``welcome_received`` already restricted to ``rows``."""
+        takes ``issued``/``redeemed``/``welcome_received`` already restricted to ``rows``;
+        ``p_redeem`` (same rows), when given, replaces the assigner's propensity."""
         sub = audience.take(rows)
         mask = self.rules.mask(sub, at, **history)  # type: ignore[arg-type]
-        if self.propensity is None:
+        if p_redeem is not None:
+            p = np.array(p_redeem, dtype=np.float64).reshape(len(rows), -1)
+        elif self.propensity is None:
             p = prior_propensity(affinity, sub.stage, self.catalog.prior,
                                  min_basket=self.min_basket, avg_basket=sub.avg_basket)
         else:
@@ -205,6 +209,7 @@ class CouponAssigner:
     # -- online -----------------------------------------------------------------------------
     def assign_one(self, audience: Audience, affinity: Matrix, at: dt.date,
                    state: BudgetState, *, limit: int | None = None,
+                   p_redeem: Matrix | None = None,
                    **history: sparse.spmatrix | NDArray[np.bool_] | None) -> Assignment:
         """Coupons for one customer now, charged to ``state``.
 
@@ -218,6 +223,8 @@ class CouponAssigner:
         limit : int, optional
             At most this many coupons (and never more than the catalog's
             ``max_per_customer``).
+        p_redeem : ndarray, shape (1, n_coupons) or (n_coupons,), optional
+            P(redeem) to use instead of the assigner's propensity.
         **history
             ``issued``/``redeemed`` (1, n_coupons) sparse, ``welcome_received`` (1,) bool.
         """
@@ -226,7 +233,7 @@ class CouponAssigner:
                              "use assign_batch for more.")
         aff = np.asarray(affinity, dtype=np.float64).reshape(1, -1)
         rows = np.zeros(1, np.int64)
-        score, cost, p = self.score(audience, rows, aff, at, **history)
+        score, cost, p = self.score(audience, rows, aff, at, p_redeem, **history)
         cand = np.flatnonzero(np.isfinite(score[0]))
         chosen = cand[greedy_select(np.zeros(len(cand), np.int64), cand,
                                     self._key(score, cost)[0, cand], cost[0, cand],
@@ -241,7 +248,7 @@ class CouponAssigner:
                      redeemed: sparse.spmatrix | None = None,
                      welcome_received: NDArray[np.bool_] | None = None,
                      chunk_size: int = 20_000, candidates_per_customer: int | None = None,
-                     limit: int | None = None) -> Assignment:
+                     limit: int | None = None, p_redeem: Matrix | None = None) -> Assignment:
         """Coupons for a whole audience under shared budgets.
 
         Parameters
@@ -264,6 +271,8 @@ class CouponAssigner:
         limit : int, optional
             At most this many coupons per customer (never more than ``max_per_customer``);
             budget is only spent on coupons given.
+        p_redeem : ndarray, shape (n, n_coupons), optional
+            P(redeem) to use instead of the assigner's propensity.
 
         Returns
         -------
@@ -279,7 +288,7 @@ class CouponAssigner:
             aff = affinity(rows) if callable(affinity) else np.asarray(affinity)[rows]
             aff = np.asarray(aff, dtype=np.float64)
             score, cost, p = self.score(
-                audience, rows, aff, at,
+                audience, rows, aff, at, None if p_redeem is None else p_redeem[rows],
                 issued=None if issued is None else issued[rows],
                 redeemed=None if redeemed is None else redeemed[rows],
                 welcome_received=None if welcome_received is None else welcome_received[rows])

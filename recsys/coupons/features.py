@@ -30,7 +30,7 @@ score of the customer over the coupon's products.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +57,15 @@ def _days(ts: pd.Series | pd.Timestamp) -> NDArray[np.float64] | float:
     if isinstance(ts, pd.Timestamp):
         return ts.value / _NS_PER_DAY
     return ts.astype("datetime64[ns]").to_numpy().astype(np.int64) / _NS_PER_DAY
+
+
+def _category_codes(categories: pd.Series, depth: int
+                    ) -> tuple[NDArray[np.int32], NDArray[np.object_]]:
+    """Category paths cut to ``depth`` levels as codes (-1 unknown) and their names."""
+    cats = categories.fillna("").astype(str)
+    cut = cats.str.split(CATEGORY_SEP).str[:depth].str.join(CATEGORY_SEP)
+    codes, names = pd.factorize(cut.where(cut != ""))
+    return codes.astype(np.int32), np.asarray(names, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -88,17 +97,28 @@ class PurchaseLog:
             tx["product_id"].astype(str).to_numpy(dtype=object),
             products["product_id"].astype(str).to_numpy(dtype=object)])))
         cats = products.set_index(products["product_id"].astype(str))["category"]
-        cats = cats[~cats.index.duplicated()].reindex(pmap.ids).fillna("").astype(str)
-        cut = cats.str.split(CATEGORY_SEP).str[:category_depth].str.join(CATEGORY_SEP)
-        codes, names = pd.factorize(cut.where(cut != ""))
+        cats = cats[~cats.index.duplicated()].reindex(pmap.ids)
+        codes, names = _category_codes(cats, category_depth)
         cust = cmap.to_index(tx["customer_id"].to_numpy(), missing="mark")
         keep = cust >= 0
-        return cls(customers=cmap, products=pmap, category_idx=codes.astype(np.int32),
-                   category_names=np.asarray(names, dtype=object), cust=cust[keep],
+        return cls(customers=cmap, products=pmap, category_idx=codes, category_names=names,
+                   cust=cust[keep],
                    prod=pmap.to_index(tx["product_id"].to_numpy()[keep]),
                    order=pd.factorize(tx["order_id"].astype(str))[0][keep].astype(np.int64),
                    amount=tx["amount"].to_numpy(np.float64)[keep].clip(min=0),
                    day=np.asarray(_days(tx["timestamp"]))[keep])
+
+    @classmethod
+    def catalog_only(cls, product_ids: NDArray[np.object_], categories: NDArray[np.object_], *,
+                     category_depth: int = 2) -> PurchaseLog:
+        """A log without lines over ``product_ids`` in that order (their categories only):
+        what :func:`coupon_side` needs when serving."""
+        codes, names = _category_codes(pd.Series(categories, dtype=object), category_depth)
+        empty = np.zeros(0, np.int32)
+        return cls(customers=IdMap(np.zeros(0, dtype=object)),
+                   products=IdMap(np.asarray(product_ids, dtype=object)), category_idx=codes,
+                   category_names=names, cust=empty, prod=empty, order=np.zeros(0, np.int64),
+                   amount=np.zeros(0), day=np.zeros(0))
 
     @property
     def start_day(self) -> float:
@@ -224,43 +244,58 @@ def offer_features(history: CustomerHistory, coupons: CouponSide, rows: NDArray[
     DataFrame of float32, n x n_coupons rows (customer-major: row ``i * n_coupons + j`` is
     customer ``rows[i]`` and coupon ``j``), columns ``FEATURES``.
     """
+    return pd.DataFrame(offer_feature_columns(history, coupons, rows, cf=cf))
+
+
+def offer_feature_columns(history: CustomerHistory, coupons: CouponSide,
+                          rows: NDArray[np.integer], *, cf: CF | NDArray[np.floating] | None = None,
+                          names: Sequence[str] = FEATURES) -> dict[str, NDArray[np.float32]]:
+    """The columns ``names`` of :func:`offer_features`, each computed only when asked for
+    (serving scores one customer at a time and needs a few)."""
     rows = np.asarray(rows, dtype=np.int64)
     n, m = len(rows), coupons.products.shape[0]
     spend = history.spend[rows]
     cat = history.category_spend[rows]
     total = np.asarray(spend.sum(axis=1)).ravel()
-    main = np.zeros((n, m))
-    has_main = coupons.main_category >= 0
-    if has_main.any():
-        main_spend = np.asarray(cat[:, coupons.main_category[has_main]].todense())
-        main[:, has_main] = np.divide(main_spend, total[:, None], out=np.zeros_like(main_spend),
-                                      where=total[:, None] > 0)
-    main[:, coupons.sitewide] = (total > 0)[:, None]
-    if cf is None:
-        cf_block = np.full((n, m), np.nan)
-    elif callable(cf):
-        cf_block = np.asarray(cf(history.customer_ids[rows], coupons.products,
-                                 history.product_ids, history.as_of))
-    else:
-        cf_block = np.asarray(cf)
-    if cf_block.shape != (n, m):
-        raise ValueError(f"cf must give shape (customers, coupons) = {(n, m)}, "
-                         f"not {cf_block.shape}.")
-    block = {
-        "target_share": target_share(spend, coupons.products, coupons.sitewide),
-        "recent_target_share": target_share(history.recent[rows], coupons.products,
-                                            coupons.sitewide),
-        "target_products_bought": np.log1p(np.asarray(
+
+    def main_category_share() -> NDArray[np.float64]:
+        main = np.zeros((n, m))
+        has_main = coupons.main_category >= 0
+        if has_main.any():
+            main_spend = np.asarray(cat[:, coupons.main_category[has_main]].todense())
+            main[:, has_main] = np.divide(main_spend, total[:, None],
+                                          out=np.zeros_like(main_spend),
+                                          where=total[:, None] > 0)
+        main[:, coupons.sitewide] = (total > 0)[:, None]
+        return main
+
+    def cf_affinity() -> NDArray[np.float64]:
+        if cf is None:
+            return np.full((n, m), np.nan)
+        block = np.asarray(cf(history.customer_ids[rows], coupons.products,
+                              history.product_ids, history.as_of) if callable(cf) else cf)
+        if block.shape != (n, m):
+            raise ValueError(f"cf must give shape (customers, coupons) = {(n, m)}, "
+                             f"not {block.shape}.")
+        return block
+
+    blocks: dict[str, Callable[[], NDArray[np.floating]]] = {
+        "target_share": lambda: target_share(spend, coupons.products, coupons.sitewide),
+        "recent_target_share": lambda: target_share(history.recent[rows], coupons.products,
+                                                    coupons.sitewide),
+        "target_products_bought": lambda: np.log1p(np.asarray(
             ((spend > 0).astype(np.float64) @ coupons.products.T).todense())),
-        "main_category_share": main,
-        "categories_share": target_share(cat, coupons.categories, coupons.sitewide),
-        "cf_affinity": cf_block,
+        "main_category_share": main_category_share,
+        "categories_share": lambda: target_share(cat, coupons.categories, coupons.sitewide),
+        "cf_affinity": cf_affinity,
     }
-    out = {name: np.broadcast_to(block[name], (n, m)) if name in block else
-           np.broadcast_to(history.stats[name][rows][:, None], (n, m)) if name in history.stats
-           else np.broadcast_to(coupons.stats[name][None, :], (n, m)) for name in FEATURES}
-    return pd.DataFrame({k: v.astype(np.float32).ravel() for k, v in out.items()})
+    out = {}
+    for name in names:
+        value = blocks[name]() if name in blocks else history.stats[name][rows][:, None] \
+            if name in history.stats else coupons.stats[name][None, :]
+        out[name] = np.broadcast_to(value, (n, m)).astype(np.float32).ravel()
+    return out
 
 
 __all__ = ["FEATURES", "CF", "PurchaseLog", "CustomerHistory", "customer_history", "CouponSide",
-           "coupon_side", "offer_features"]
+           "coupon_side", "offer_features", "offer_feature_columns"]

@@ -7,6 +7,12 @@ targeted on their data. Missing consent to marketing removes every coupon (hard 
 
 The API quotes coupons against the catalog's full budgets (a page view does not spend budget);
 batch runs share one :class:`~recsys.coupons.assign.BudgetState` across the whole audience.
+
+P(redeem) comes from the bundle's trained redemption model when it has one
+(:mod:`recsys.coupons.served`; features from the customer's history, profile and redemptions,
+including those folded in online), for coupons with product or category targets; sitewide
+coupons, and every coupon of a bundle without a trained model, use the catalog's prior. With a
+trained model each reason says which source gave its probability.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState, CouponAssigner
 from recsys.coupons.catalog import Catalog, parse_catalog
 from recsys.coupons.eligibility import Audience
+from recsys.coupons.propensity import prior_propensity
 from recsys.coupons.scoring import coupon_products, target_share
+from recsys.coupons.served import ServedFeatures
 from recsys.errors import BundleError, ConfigError
 
 STRANGER_STAGE = "prospect"
+FROM_MODEL = "; chance from the redemption model"
+FROM_PRIOR = "; chance from the prior (no redemption history for sitewide coupons)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,17 @@ class CouponChooser:
         self._price = products["price"].fillna(0.0).to_numpy(np.float64).clip(min=0.0)
         self._sitewide = self.assigner.sitewide
         self._coupon_index = {cid: j for j, cid in enumerate(catalog.ids)}
+        self.trained = bundle.coupon_propensity
+        if self.trained is not None:
+            self._features = ServedFeatures(
+                products["product_id"].to_numpy(dtype=object),
+                products["category"].astype(str).to_numpy(dtype=object), targets,
+                self._sitewide, sparse.csr_matrix(bundle.history.multiply(self._price[None, :])))
+            frame = bundle.customers
+            self._redemptions = frame["coupon_redemptions"].to_numpy(np.float64) \
+                if "coupon_redemptions" in frame else np.zeros(len(frame))
+            self._recency = frame["recency_days"].to_numpy(np.float64) \
+                if "recency_days" in frame else np.full(len(frame), np.nan)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> CouponChooser | None:
@@ -100,19 +121,23 @@ class CouponChooser:
         full budgets (the online case); with it, budgets are shared and spent.
         """
         at = at or dt.date.today()
-        audience = self._audience(customer_ids, personal)
+        rows_of = self.customers.to_index(list(customer_ids), missing="mark")
+        audience = self._audience(rows_of, personal)
         spend = sparse.csr_matrix(history.multiply(self._price[None, :]))
         spend = sparse.diags(personal.astype(np.float64)) @ spend
         affinity = target_share(spend, self._targets, self._sitewide)
         used = self._redeemed_matrix(redeemed, len(customer_ids))
+        p = None if self.trained is None else \
+            self._p_redeem(rows_of, personal, spend, audience, affinity, redeemed)
         if state is None:
-            picks = [self.assigner.assign_one(audience.take(np.array([r])), affinity[r], at,
-                                              self.budget(), limit=n, redeemed=used[r])
-                     for r in range(len(customer_ids))]
+            picks = [self.assigner.assign_one(
+                audience.take(np.array([r])), affinity[r], at, self.budget(), limit=n,
+                redeemed=used[r], p_redeem=None if p is None else p[r])
+                for r in range(len(customer_ids))]
             rows = [(np.zeros(len(a), np.int64) + r, a) for r, a in enumerate(picks)]
         else:
             a = self.assigner.assign_batch(audience, affinity, at, state=state, redeemed=used,
-                                           limit=n)
+                                           limit=n, p_redeem=p)
             rows = [(a.customer_idx, a)]
         out: list[list[tuple[float, CouponPick]]] = [[] for _ in customer_ids]
         coupons = self.catalog.coupons
@@ -121,13 +146,38 @@ class CouponChooser:
                                            strict=True)):
                 c = coupons[j]
                 value = None if c.value is None else float(c.value)
+                reason = a.reason[k] if self.trained is None else \
+                    a.reason[k] + (FROM_PRIOR if self._sitewide[j] else FROM_MODEL)
                 out[i].append((float(a.score[k]), CouponPick(
                     c.id, c.kind, value, float(a.score[k]), float(a.p_redeem[k]), a.rule[k],
-                    a.reason[k])))
+                    reason)))
         return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
 
-    def _audience(self, customer_ids: Sequence[str], personal: np.ndarray) -> Audience:
-        rows = self.customers.to_index(list(customer_ids), missing="mark")
+    def _p_redeem(self, rows: np.ndarray, personal: np.ndarray,
+                  spend: sparse.csr_matrix, audience: Audience, affinity: np.ndarray,
+                  redeemed: Sequence[set[str]] | None) -> np.ndarray:
+        """P(redeem) ``(n, n_coupons)``: the trained model, the prior for sitewide coupons.
+        Strangers (unknown, opted out) get no profile or past redemptions from the bundle."""
+        assert self.trained is not None
+        known = (rows >= 0) & personal
+        at = np.clip(rows, 0, None)
+        online = np.array([len(r) for r in redeemed] if redeemed else np.zeros(len(rows)),
+                          np.float64)
+        X = self._features(
+            spend, past_redemptions=np.where(known, self._redemptions[at], 0.0) + online,
+            recency_days=np.where(known, self._recency[at], np.nan),
+            avg_basket=audience.avg_basket, columns=self.trained.features)
+        p = self.trained.probability(X).reshape(len(rows), -1)
+        if self._sitewide.any():
+            prior = prior_propensity(affinity[:, self._sitewide], audience.stage,
+                                     self.catalog.prior,
+                                     min_basket=self.assigner.min_basket[self._sitewide],
+                                     avg_basket=audience.avg_basket)
+            p[:, self._sitewide] = prior
+        return p
+
+    def _audience(self, rows: np.ndarray, personal: np.ndarray) -> Audience:
+        """Audience rows for bundle customer indices ``rows`` (-1 = unknown)."""
         known = (rows >= 0) & personal
         sub = self.audience.take(np.clip(rows, 0, None))
         stranger = {"stage": STRANGER_STAGE, "segment": "", "tier": "", "birth_month": 0,

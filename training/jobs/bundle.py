@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 
 from recsys.bundle import PRODUCT_COLUMNS, Bundle, write_bundle
+from recsys.coupons.served import ServedPropensity, fit_served_propensity
 from recsys.data.dataset import IdMap, build_interactions
 from recsys.data.features import item_features
 from recsys.data.schema import RetailData
+from recsys.errors import DataError
 from recsys.models import make_model
 from training.config import TrainConfig
 
@@ -76,7 +78,27 @@ def customer_table(data: RetailData, customers: IdMap, cfg: TrainConfig) -> pd.D
         profile = profile_customers(data.transactions, config=config,
                                     products=data.products, redemptions=data.redemptions)
         frame = frame.merge(profile, on="customer_id", how="left")
+    if len(data.redemptions):  # features of the trained coupon propensity
+        counts = data.redemptions["customer_id"].astype(str).value_counts()
+        frame["coupon_redemptions"] = frame["customer_id"].map(counts).fillna(0).astype(
+            np.int64)
     return frame
+
+
+def coupon_propensity(data: RetailData, coupons_yaml: str | None
+                      ) -> tuple[ServedPropensity | None, dict[str, object]]:
+    """The trained redemption model when there is a catalog and offer history to learn from,
+    else None and why coupons fall back to the prior (for the manifest)."""
+    if not coupons_yaml:
+        return None, {"source": "prior", "reason": "no coupon catalog"}
+    started = time.perf_counter()
+    try:
+        served = fit_served_propensity(data)
+    except DataError as exc:
+        log.info("coupon propensity: prior (%s)", exc)
+        return None, {"source": "prior", "reason": str(exc)}
+    served.info["fit_seconds"] = round(time.perf_counter() - started, 3)
+    return served, served.info
 
 
 def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bundle:
@@ -92,6 +114,8 @@ def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bun
     fit_seconds = time.perf_counter() - started
     log.info("fitted %s on %s in %.1fs", model.name, inter.shape, fit_seconds)
     tx = data.transactions
+    coupons_yaml = _read_optional(cfg.coupons)
+    propensity, propensity_info = coupon_propensity(data, coupons_yaml)
     bundle = Bundle(
         model=model,
         products=product_table(data, products),
@@ -99,9 +123,11 @@ def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bun
         history=inter.matrix,
         popularity=popularity(tx, products),
         manifest={"dataset": data.name, "fit_seconds": round(fit_seconds, 3),
-                  "data_window": [str(tx["timestamp"].min()), str(tx["timestamp"].max())]},
-        coupons_yaml=_read_optional(cfg.coupons),
+                  "data_window": [str(tx["timestamp"].min()), str(tx["timestamp"].max())],
+                  "coupon_propensity": propensity_info},
+        coupons_yaml=coupons_yaml,
         policy_yaml=_read_optional(cfg.policy),
+        coupon_propensity=propensity,
     )
     write_bundle(out_dir, bundle)
     return bundle
