@@ -40,7 +40,7 @@ class FactorRanker:
         self.items = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
         self.order = np.argsort(-self.norms, kind="stable")
-        self._orders: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._orders: dict[bytes, tuple[np.ndarray, ...]] = {}
 
     @staticmethod
     def supports(model: RecommenderBase) -> bool:
@@ -81,13 +81,13 @@ class FactorRanker:
     def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
             exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
         """``recommend`` from user vectors; rows where ``known`` is False get no items."""
-        order, items, norms = self._visit_order(allowed)
+        order, items, norms, position = self._visit_order(allowed)
         batch = vectors.shape[0]
         best_s = np.full((batch, n), -np.inf, np.float32)
         best_i = np.full((batch, n), -1, np.int64)
         active = np.flatnonzero(known)
         user_norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
-        ex_row, ex_pos = self._excluded_positions(exclude, order)
+        ex_row, ex_pos = _excluded_positions(exclude, position)
         slot = np.full(batch, -1, np.int64)  # row -> position in ``active``
         start, block = 0, FIRST_BLOCK
         while active.size and start < len(order):
@@ -115,30 +115,32 @@ class FactorRanker:
         ids = np.take_along_axis(best_i, rank, axis=1).astype(np.int32)
         return Ranked(ids, np.take_along_axis(best_s, rank, axis=1))
 
-    def _visit_order(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Allowed items by decreasing norm, their vectors and norms (the last few masks are
-        kept: batch chunks and repeated filters share them)."""
+    def _visit_order(self, allowed: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Allowed items by decreasing norm, their vectors and norms, and each item's place in
+        that order (-1 if not allowed). The last few masks are kept: batch chunks and
+        repeated filters share them."""
         key = np.packbits(allowed).tobytes()
         entry = self._orders.get(key)
         if entry is None:
             order = self.order[allowed[self.order]]
-            entry = (order, self.items[order], self.norms[order])
+            position = np.full(len(allowed), -1, np.int64)
+            position[order] = np.arange(len(order))
+            entry = (order, self.items[order], self.norms[order], position)
             if len(self._orders) >= ORDERS_KEPT:
                 self._orders.pop(next(iter(self._orders)), None)
             self._orders[key] = entry  # dict updates are atomic: threads see old or new
         return entry
-    @staticmethod
-    def _excluded_positions(exclude: sparse.csr_matrix | None, order: np.ndarray
-                            ) -> tuple[np.ndarray, np.ndarray]:
-        """Excluded cells as (row, position in the visit order); items outside it drop out."""
-        if exclude is None or exclude.nnz == 0:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        coo = exclude.tocoo()
-        pos = np.full(exclude.shape[1], -1, np.int64)
-        pos[order] = np.arange(len(order))
-        where = pos[coo.col]
-        inside = (where >= 0) & (coo.data != 0)
-        return coo.row[inside].astype(np.int64), where[inside]
+
+
+def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Excluded cells as (row, place in the visit order); items outside it drop out."""
+    if exclude is None or exclude.nnz == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    where = position[exclude.indices]
+    inside = (where >= 0) & (exclude.data != 0)
+    return rows[inside].astype(np.int64), where[inside]
 
 
 def _best(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

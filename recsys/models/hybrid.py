@@ -353,15 +353,17 @@ class Hybrid(Model):
         vectors, known = ranker.user_vectors(history, np.array([user], np.int32))
         if not known[0]:
             return None
-        barred = exclude if exclude is not None else sparse.csr_matrix(history.shape)
+        barred = exclude
         if self.mode == "discover":
-            barred = barred + history
-        barred = sparse.csr_matrix((np.ones(barred.nnz, np.float32), barred.indices,
-                                    barred.indptr), shape=barred.shape)
+            barred = history if barred is None else barred + history
+        if barred is not None:  # every stored cell counts, as in the dense blend
+            barred = sparse.csr_matrix((np.ones(barred.nnz, np.float32), barred.indices,
+                                        barred.indptr), shape=barred.shape)
         allowed = self._everything if allowed is None else allowed
         permitted = allowed.copy()
-        permitted[barred.indices] = False
-        unfiltered = barred.nnz == 0 and allowed is self._everything
+        if barred is not None:
+            permitted[barred.indices] = False
+        unfiltered = (barred is None or barred.nnz == 0) and allowed is self._everything
         again = self.buyagain_.repurchase_scores(history)
         twins = again @ self._twins if weights["new"] and self._twins.nnz else None
         fixed, fixed_order = self._fixed(weights)
@@ -436,13 +438,13 @@ class Hybrid(Model):
         names = list(COMPONENTS)
         again = (part == names.index("buyagain")) & (picks >= 0)
         out[again] = picks[again]
-        sources = (("cf", self.cf_, history), ("content", self.content_, history),
-                   ("new", self._twins, self.buyagain_.repurchase_scores(history)))
-        for name, model, weights in sources:
+        for name, model in (("cf", self.cf_), ("content", self.content_), ("new", self._twins)):
             mask = (part == names.index(name)) & (picks >= 0)
             if mask.any():
                 rows = np.nonzero(mask.any(axis=1))[0]
-                found = because_you_bought(model, weights[rows],
+                weights = history[rows] if name != "new" else \
+                    self.buyagain_.repurchase_scores(history[rows])
+                found = because_you_bought(model, weights,
                                            np.where(mask[rows], picks[rows], -1))
                 out[rows] = np.where(mask[rows], found, out[rows])
         return out

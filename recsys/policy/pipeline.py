@@ -386,14 +386,17 @@ class Engine:
 
 
 def select_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
-    """``matrix[rows]`` as float32 CSR, with an empty row wherever ``rows`` is -1."""
+    """``matrix[rows]`` as float32 CSR, with an empty row wherever ``rows`` is -1 (a gather
+    of the stored cells: no scipy indexing machinery for a request's one row)."""
     keep = rows >= 0
-    picked = matrix[rows[keep]]
-    lengths = np.zeros(len(rows), np.int64)
-    lengths[keep] = np.diff(picked.indptr)
+    safe = np.where(keep, rows, 0)
+    starts = matrix.indptr[safe]
+    lengths = np.where(keep, matrix.indptr[safe + 1] - starts, 0)
     indptr = np.concatenate([[0], np.cumsum(lengths)])
-    return sparse.csr_matrix((picked.data.astype(np.float32, copy=False), picked.indices,
-                              indptr), shape=(len(rows), matrix.shape[1]))
+    cells = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+    return sparse.csr_matrix((matrix.data[cells].astype(np.float32, copy=False),
+                              matrix.indices[cells], indptr),
+                             shape=(len(rows), matrix.shape[1]))
 
 
 __all__ = ["Pick", "Result", "Ranking", "Engine", "CouponPick"]

@@ -14,7 +14,7 @@ router = APIRouter(tags=["popular"])
 
 
 @router.get("/popular", response_model=PopularPublic)
-def popular(request: Request, models: ModelsDep, n: N = 10, category: Category = None,
+async def popular(request: Request, models: ModelsDep, n: N = 10, category: Category = None,
             window: Annotated[str, Query(min_length=1, max_length=32)] = "all"
             ) -> PopularPublic:
     """Best sellers, optionally in a category and over a recent window (e.g. 7d)."""
