@@ -323,9 +323,11 @@ class Hybrid(Model):
         from candidates row by row for small blocks, else from the dense blend."""
         weights = self._weights()
         if history.shape[0] <= CANDIDATE_ROWS and self._ranker is not None and weights["cf"]:
-            found = [self._rank_candidates(history[r], -1 if users is None else int(users[r]),
-                                           None if exclude is None else exclude[r], allowed,
-                                           n, weights) for r in range(history.shape[0])]
+            one = history.shape[0] == 1  # a request's row: no scipy row indexing
+            found = [self._rank_candidates(
+                history if one else history[r], -1 if users is None else int(users[r]),
+                exclude if one or exclude is None else exclude[r], allowed, n, weights)
+                for r in range(history.shape[0])]
             if all(f is not None for f in found):
                 return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
                               np.vstack([f[0].scores for f in found])), \
@@ -442,8 +444,9 @@ class Hybrid(Model):
             mask = (part == names.index(name)) & (picks >= 0)
             if mask.any():
                 rows = np.nonzero(mask.any(axis=1))[0]
-                weights = history[rows] if name != "new" else \
-                    self.buyagain_.repurchase_scores(history[rows])
+                rows_history = history if len(rows) == history.shape[0] else history[rows]
+                weights = rows_history if name != "new" else \
+                    self.buyagain_.repurchase_scores(rows_history)
                 found = because_you_bought(model, weights,
                                            np.where(mask[rows], picks[rows], -1))
                 out[rows] = np.where(mask[rows], found, out[rows])

@@ -19,7 +19,7 @@ from scipy import sparse
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
-from recsys.models.base import SCORE_CHUNK, Ranked, top_n
+from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, top_n
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
 from recsys.models.factor_ranker import FactorRanker
@@ -173,7 +173,7 @@ class Engine:
             vals = np.concatenate([np.fromiter(e.values(), np.float32) for _, e in extra])
             rows = rows + sparse.csr_matrix((vals, (r_idx, c_idx)), shape=rows.shape)
             users[[r for r, _ in extra]] = -1  # stored vector is stale: fold in afresh
-        return sparse.csr_matrix(rows, dtype=np.float32), users, allowed
+        return as_csr(rows), users, allowed
 
     # -- questions --------------------------------------------------------------------------
     def recommend_many(self, customer_ids: Sequence[str], n: int = 10, *,
@@ -219,8 +219,9 @@ class Engine:
                                                   exclude_it)
             ids[rows], scores[rows], codes[rows], anchors[rows] = ranked.ids, ranked.scores, \
                 kind, anchor
-        excluded = select_rows(history, np.where(excluding, np.arange(len(excluding)), -1))
-        self._fill_popular(ids, scores, codes, excluded, mask)
+        if (ids < 0).any():
+            excluded = select_rows(history, np.where(excluding, np.arange(len(excluding)), -1))
+            self._fill_popular(ids, scores, codes, excluded, mask)
         fallback = np.full(len(customer_ids), None, object)
         fallback[~has_history & allowed] = "cold_start"
         fallback[~has_history & ~allowed] = "not_personalized"
