@@ -57,17 +57,9 @@ def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarra
         out = np.zeros(s.shape, np.float32)
         out[ok] = model.weights_[ps[ok], pd_[ok]]
     else:
-        vectors = model._item_vectors()
-        out = np.einsum("bnk,blk->bnl", _unit(vectors[np.maximum(picks, 0)]),
-                        _unit(vectors[np.maximum(items, 0)]))
+        unit = model.unit_item_vectors()
+        out = np.einsum("bnk,blk->bnl", unit[np.maximum(picks, 0)], unit[np.maximum(items, 0)])
     return np.where(valid, out, -np.inf).astype(np.float32)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as float32."""
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
 
 
 def padded_history(history: sparse.csr_matrix, limit: int = EXPLAIN_HISTORY

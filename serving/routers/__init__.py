@@ -1,9 +1,11 @@
 """One router per resource; ``answered`` records which model answered a request.
 
-Answers for one customer, product or basket take a few ms of CPU and no I/O: their handlers
-are ``async def`` and run on the worker's event loop, which saves the thread-pool hop (about
-1 ms of CPU per request, docs/benchmarks/serving.md). Handlers that write to the event store
-or answer large batches stay ``def`` and run in the thread pool.
+Answers for one customer, product or basket and event batches take a few ms of CPU: their
+handlers are ``async def`` and run on the worker's event loop. That saves the thread-pool hop
+(about 1 ms of CPU per request), and a handler in a thread no longer waits for the GIL behind
+the loop at each SQLite call (events took seconds under load that way,
+docs/benchmarks/serving.md). Rare or large requests (erasure, consent, batches, reload,
+metrics) stay ``def`` and run in the thread pool.
 """
 
 from __future__ import annotations
