@@ -39,7 +39,8 @@ class ReasonWriter:
         sentences = {
             "because_you_bought": f"because you bought {self._title(anchor)}",
             "popular_in_category": f"popular in {leaf}" if leaf else "popular with shoppers",
-            "new_in_category": f"new in {leaf}, a category you buy",
+            "new_in_category": f"new in {leaf}, a category you buy" if leaf else
+            f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy",
             "buy_again": "you buy this regularly",
             "trending": "trending now",
             "popular": "popular with shoppers",
