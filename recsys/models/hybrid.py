@@ -48,6 +48,7 @@ _OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_seen_", "has_
 TWINS = 5  # sold products a product without sales borrows its demand from
 TWIN_MIN_SIMILARITY = 0.5  # smallest content cosine at which two products count as alike
 CANDIDATE_ROWS = 16  # batches up to this size rank each row from candidates (online calls)
+CANDIDATE_MIN_ITEMS = 5_000  # below, one row's dense blend costs the same (2.5k items: both 0.6-0.9 ms)
 FIRST_CANDIDATES = 32  # CF and best-seller candidates per row on the first try (x4 per retry)
 
 
@@ -309,7 +310,8 @@ class Hybrid(Model):
             block = row_block(history, rows.start, rows.stop)
             block_users = None if users is None else users[rows]
             block_exclude = None if exclude is None else row_block(exclude, rows.start, rows.stop)
-            ranked, part = self._rank_block(block, block_users, block_exclude, allowed, n)
+            ranked, part = self._rank_block(block, block_users, block_exclude, allowed, n,
+                                            track=explain)
             ids[rows], scores[rows] = ranked
             if explain:
                 kinds[rows] = np.where(ranked.ids >= 0, codes[part], Reason.NONE)
@@ -317,32 +319,36 @@ class Hybrid(Model):
         return Ranked(ids, scores), kinds, items
 
     def _rank_block(self, history: sparse.csr_matrix, users: IntArray | None,
-                    exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int
-                    ) -> tuple[Ranked, np.ndarray]:
-        """Top ``n`` of a block of rows and the index in COMPONENTS of each pick's top part:
-        from candidates row by row for small blocks, else from the dense blend."""
+                    exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int, *,
+                    track: bool) -> tuple[Ranked, np.ndarray | None]:
+        """Top ``n`` of a block of rows and, if ``track``, the index in COMPONENTS of each
+        pick's top part: from candidates row by row for small blocks of a large catalog,
+        else from the dense blend."""
         weights = self._weights()
-        if history.shape[0] <= CANDIDATE_ROWS and self._ranker is not None and weights["cf"]:
+        if history.shape[0] <= CANDIDATE_ROWS and self.n_items_ >= CANDIDATE_MIN_ITEMS \
+                and self._ranker is not None and weights["cf"]:
             one = history.shape[0] == 1  # a request's row: no scipy row indexing
             found = [self._rank_candidates(
                 history if one else history[r], -1 if users is None else int(users[r]),
-                exclude if one or exclude is None else exclude[r], allowed, n, weights)
+                exclude if one or exclude is None else exclude[r], allowed, n, weights, track)
                 for r in range(history.shape[0])]
             if all(f is not None for f in found):
                 return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
                               np.vstack([f[0].scores for f in found])), \
-                    np.vstack([f[1] for f in found])  # type: ignore[index]
-        total, which = self._blend(history, users, track=True)
+                    np.vstack([f[1] for f in found]) if track else None  # type: ignore[index]
+        total, which = self._blend(history, users, track=track)
         if allowed is not None:
             total[:, ~allowed] = -np.inf
         if exclude is not None:
             forbid(total, exclude)
         ranked = top_n(total, n)
-        return ranked, np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+        return ranked, None if which is None else \
+            np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
 
     def _rank_candidates(self, history: sparse.csr_matrix, user: int,
                          exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int,
-                         weights: Mapping[str, float]) -> tuple[Ranked, np.ndarray] | None:
+                         weights: Mapping[str, float], track: bool = True
+                         ) -> tuple[Ranked, np.ndarray | None] | None:
         """One row's exact top ``n`` from candidates, or None when the dense blend must do.
 
         A product outside the candidates has no buy-again or new part and scores at most
@@ -386,7 +392,7 @@ class Hybrid(Model):
             candidates = np.flatnonzero(chosen & permitted)
             total, which = _accumulate(self._candidate_parts(
                 history, vectors, candidates, again, twins, cf_max, weights), weights,
-                (1, len(candidates)), track=True)
+                (1, len(candidates)), track=track)
             ranked = top_n(total, n)
             everything = best_cf.ids[0, -1] < 0 or len(best_fixed) < k  # all permitted are in
             bound = (weights["cf"] * max(float(best_cf.scores[0, -1]), 0.0) / cf_max
@@ -394,8 +400,8 @@ class Hybrid(Model):
                      + (float(fixed[best_fixed[-1]]) if not everything else 0.0))
             if everything or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
                 picks = np.where(ranked.ids >= 0, candidates[np.maximum(ranked.ids, 0)], -1)
-                return Ranked(picks.astype(np.int32), ranked.scores), \
-                    np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+                return Ranked(picks.astype(np.int32), ranked.scores), None if which is None \
+                    else np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
             if k * 4 > self.n_items_:
                 return None
             k *= 4

@@ -15,6 +15,12 @@ from recsys.models import hybrid as hybrid_module
 ROWS = 60
 
 
+@pytest.fixture(autouse=True)
+def small_catalogs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The synthetic catalog is below CANDIDATE_MIN_ITEMS; rank it from candidates anyway."""
+    monkeypatch.setattr(hybrid_module, "CANDIDATE_MIN_ITEMS", 0)
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[Hybrid, sparse.csr_matrix]:
     data = generate(n_customers=400, n_products=300, seed=5)
