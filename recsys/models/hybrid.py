@@ -48,7 +48,7 @@ _OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_seen_", "has_
 TWINS = 5  # sold products a product without sales borrows its demand from
 TWIN_MIN_SIMILARITY = 0.5  # smallest content cosine at which two products count as alike
 CANDIDATE_ROWS = 16  # batches up to this size rank each row from candidates (online calls)
-CANDIDATE_MIN_ITEMS = 5_000  # below, one row's dense blend costs the same (2.5k items: both 0.6-0.9 ms)
+CANDIDATE_MIN_ITEMS = 5_000  # below it one row's dense blend costs as little (0.6-0.9 ms)
 FIRST_CANDIDATES = 32  # CF and best-seller candidates per row on the first try (x4 per retry)
 
 

@@ -20,9 +20,9 @@ from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
 from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, top_n
+from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
-from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 

@@ -13,7 +13,7 @@ router = APIRouter(tags=["cart"])
 
 @router.post("/cart/recommendations", response_model=CartPublic)
 async def cart(request: Request, body: CartRequest, models: ModelsDep, settings: SettingsDep,
-         n: N = 10) -> CartPublic:
+               n: N = 10) -> CartPublic:
     """Add-ons that go with a basket; works for anonymous shoppers too."""
     if len(body.product_ids) > settings.max_cart_items:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -25,7 +25,7 @@ def coupon_picks(served: Served, customer_ids: Sequence[str], n: int
 
 @router.get("/customers/{customer_id}/coupons", response_model=CouponsPublic)
 async def coupons(request: Request, customer_id: CustomerId, models: ModelsDep, n: N = 3
-            ) -> CouponsPublic:
+                  ) -> CouponsPublic:
     """Coupons chosen for a customer (none targeted when personalization is refused)."""
     served = models.route(customer_id)
     (picks,) = coupon_picks(served, [customer_id], n)

@@ -15,8 +15,9 @@ router = APIRouter(tags=["events"])
 
 @router.post("/events", response_model=EventsAccepted,
              responses={413: {"description": "More events than RECSYS_MAX_EVENTS_PER_BATCH"}})
-async def post_events(request: Request, batch: EventBatch, runtime: JournalDep, settings: SettingsDep,
-                metrics: MetricsDep, request_id: RequestIdDep) -> EventsAccepted:
+async def post_events(request: Request, batch: EventBatch, runtime: JournalDep,
+                      settings: SettingsDep, metrics: MetricsDep, request_id: RequestIdDep
+                      ) -> EventsAccepted:
     """Record events (idempotent by event_id); the next recommendation reflects them."""
     limit = settings.max_events_per_batch
     if len(batch.events) > limit:

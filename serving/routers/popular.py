@@ -15,8 +15,8 @@ router = APIRouter(tags=["popular"])
 
 @router.get("/popular", response_model=PopularPublic)
 async def popular(request: Request, models: ModelsDep, n: N = 10, category: Category = None,
-            window: Annotated[str, Query(min_length=1, max_length=32)] = "all"
-            ) -> PopularPublic:
+                  window: Annotated[str, Query(min_length=1, max_length=32)] = "all"
+                  ) -> PopularPublic:
     """Best sellers, optionally in a category and over a recent window (e.g. 7d)."""
     served = models.champion
     check_n(served.engine, n)

@@ -15,7 +15,7 @@ router = APIRouter(tags=["products"])
 @router.get("/products/{product_id}/similar", response_model=SimilarPublic,
             responses={404: {"description": "The product is not in the model's catalog"}})
 async def similar(request: Request, product_id: ProductId, models: ModelsDep, n: N = 10,
-            category: Category = None) -> SimilarPublic:
+                  category: Category = None) -> SimilarPublic:
     """Products similar to a product (faiss index over item vectors when available)."""
     served = models.champion
     check_n(served.engine, n)

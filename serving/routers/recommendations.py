@@ -48,9 +48,10 @@ def answer(request: Request, served: Served, customer_ids: list[str],
 
 @router.get("/customers/{customer_id}/recommendations", response_model=RecommendationsPublic)
 async def recommend(request: Request, customer_id: CustomerId, models: ModelsDep, n: N = 10,
-              category: Category = None, min_price: Price = None, max_price: Price = None,
-              exclude_purchased: bool | None = None, mode: Mode | None = None,
-              include_coupons: bool = False) -> RecommendationsPublic:
+                    category: Category = None, min_price: Price = None,
+                    max_price: Price = None, exclude_purchased: bool | None = None,
+                    mode: Mode | None = None, include_coupons: bool = False
+                    ) -> RecommendationsPublic:
     """Top products for a customer; unknown customers get the cold-start answer."""
     check_prices(min_price, max_price)
     query = BatchRecommendationsRequest.model_construct(  # validated as parameters

@@ -8,8 +8,8 @@ import pytest
 from scipy import sparse
 
 from recsys.models import ALS, BPR
-from recsys.models.base import RecommenderBase
 from recsys.models import factor_ranker as factors
+from recsys.models.base import RecommenderBase
 from recsys.models.factor_ranker import FactorRanker
 
 N_USERS, N_ITEMS = 120, 300
