@@ -16,13 +16,12 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from recsys.errors import BundleError, ConfigError, RecsysError
-from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore, fold_in_weight
+from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore
 from serving.ab import CHALLENGER, CHAMPION, Models
 from serving.loader import Served, load_served
 from serving.metrics import Metrics
@@ -231,43 +230,15 @@ class Runtime:
         return self.store
 
     def _apply(self, changes: Iterable[Change], targets: list[Served]) -> int:
-        """Apply journal records in order; events are folded per customer in runs."""
+        """Apply journal records in order to every target (``Engine.apply_changes``); returns
+        how many events changed a history."""
+        changes = list(changes)
+        erasures = {c.customer_id for c in changes if isinstance(c, Erasure)}
         folded = 0
-        pending: list[Event] = []
-        for change in changes:
-            if isinstance(change, Event):
-                pending.append(change)
-                continue
-            folded += self._fold(pending, targets)
-            pending = []
-            for served in targets:
-                if isinstance(change, Erasure):
-                    served.engine.erase(change.customer_id)
-                else:
-                    served.engine.set_consent(change.customer_id, change.personalization)
-            if isinstance(change, Erasure):
-                self._erased.add(change.customer_id)
-        return folded + self._fold(pending, targets)
-
-    def _fold(self, events: list[Event], targets: list[Served]) -> int:
-        folded = 0
-        for served in targets:
-            engine, policy = served.engine, served.engine.policy
-            rows: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
-            for ev in events:
-                if ev.event_type == "coupon_redeemed" and ev.coupon_id:
-                    engine.add_redemption(ev.customer_id, ev.coupon_id)
-                weight = fold_in_weight(ev, purchase_weight=policy.fold_in_weight,
-                                        view_weight=policy.view_weight)
-                # Engine.add_interactions lifts an erasure, which would bring back the
-                # customer's training history; their new events wait for the next training.
-                if weight <= 0 or not ev.product_id or (
-                        ev.customer_id in self._erased and ev.customer_id in engine.customers):
-                    continue
-                rows[ev.customer_id][0].append(ev.product_id)
-                rows[ev.customer_id][1].append(weight)
-            folded = max(folded, sum(engine.add_interactions(c, p, w)
-                                     for c, (p, w) in rows.items()))
+        for served in targets:  # a copy when it will grow: each engine meets them in order
+            erased = set(self._erased) if erasures else self._erased
+            folded = max(folded, served.engine.apply_changes(changes, erased))
+        self._erased |= erasures
         return folded
 
     def _poll(self) -> None:

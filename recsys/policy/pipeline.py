@@ -8,6 +8,7 @@ non-personalized answer (popular in the requested slice), never an error.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -19,6 +20,7 @@ from scipy import sparse
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
+from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, top_n
 from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
@@ -106,6 +108,35 @@ class Engine:
                     row[int(i)] = row.get(int(i), 0.0) + float(w)
                     folded += 1
             self._erased.discard(customer_id)
+        return folded
+
+    def apply_changes(self, changes: Iterable[Change], erased: set[str]) -> int:
+        """Bring the engine up to date with journal records, in order: events fold into
+        histories (each customer's run of events in one call), redeemed coupons are not
+        offered again, consent and erasure apply. Events of an erased customer the bundle
+        knows wait for the next training (folding them in would bring the erased history
+        back): ``erased`` holds those customers and gains each new erasure. Returns how many
+        events changed a history."""
+        folded = 0
+        run: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
+        for change in [*changes, None]:  # None: the end, fold the last run
+            if not isinstance(change, Erasure | Consent) and change is not None:
+                if change.event_type == "coupon_redeemed" and change.coupon_id:
+                    self.add_redemption(change.customer_id, change.coupon_id)
+                weight = fold_in_weight(change, purchase_weight=self.policy.fold_in_weight,
+                                        view_weight=self.policy.view_weight)
+                if weight > 0 and change.product_id and not (
+                        change.customer_id in erased and change.customer_id in self.customers):
+                    run[change.customer_id][0].append(change.product_id)
+                    run[change.customer_id][1].append(weight)
+                continue
+            folded += sum(self.add_interactions(c, p, w) for c, (p, w) in run.items())
+            run.clear()
+            if isinstance(change, Erasure):
+                self.erase(change.customer_id)
+                erased.add(change.customer_id)
+            elif isinstance(change, Consent):
+                self.set_consent(change.customer_id, change.personalization)
         return folded
 
     def add_redemption(self, customer_id: str, coupon_id: str) -> None:

@@ -20,7 +20,6 @@ from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
 from training.jobs.picks import (
     PicksJob,
-    apply_changes,
     budget_share,
     replay_journal,
     select_audience,
@@ -86,12 +85,14 @@ def test_the_journal_applies_as_in_the_api(engine: Engine) -> None:
                     if (o := engine.coupons(c, 1)))
     product = str(engine.product_ids[0])
     now = datetime(2030, 1, 1)
-    apply_changes(engine, [
+    erased: set[str] = set()
+    engine.apply_changes([
         Erasure(a, 1),
         Event("e1", a, "purchase", now, product_id=product, seq=2),  # waits for training
         Consent(b, False, 3),
         Event("e2", c, "coupon_redeemed", now, coupon_id=offer, seq=4),
-    ])
+    ], erased)
+    assert erased == {a}
     assert not engine.is_personalizable(a) and not engine.is_personalizable(b)
     assert engine.recommend(a, 3).fallback == "not_personalized"
     assert offer not in [p.coupon_id for p in engine.coupons(c, 3)]

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from recsys.coupons.assign import BudgetState
 from recsys.errors import DataError
-from recsys.events import Change, Consent, Erasure, EventStore, fold_in_weight
+from recsys.events import EventStore
 from recsys.policy.pipeline import Engine, Ranking
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -60,39 +60,17 @@ class PicksSummary:
 
 
 # -- the API's journal ----------------------------------------------------------------------
-def apply_changes(engine: Engine, changes: Iterable[Change]) -> None:
-    """Bring the engine up to date with the API's journal, in order and with the API
-    runtime's rules: events fold into histories, redeemed coupons are not offered again,
-    consent and erasure apply; events of an erased known customer wait for the next
-    training (folding them in would bring the erased history back)."""
-    policy = engine.policy
-    erased: set[str] = set()
-    for change in changes:
-        if isinstance(change, Erasure):
-            engine.erase(change.customer_id)
-            erased.add(change.customer_id)
-        elif isinstance(change, Consent):
-            engine.set_consent(change.customer_id, change.personalization)
-        else:
-            if change.event_type == "coupon_redeemed" and change.coupon_id:
-                engine.add_redemption(change.customer_id, change.coupon_id)
-            weight = fold_in_weight(change, purchase_weight=policy.fold_in_weight,
-                                    view_weight=policy.view_weight)
-            if weight > 0 and change.product_id and not (
-                    change.customer_id in erased and change.customer_id in engine.customers):
-                engine.add_interactions(change.customer_id, [change.product_id], [weight])
-
-
 def replay_journal(engine: Engine, store: EventStore) -> int:
-    """Apply the journal to ``engine`` (events the bundle was trained on are skipped, as
-    the API does); returns the journal's last ``seq`` (part of the job's identity)."""
+    """Apply the journal to ``engine`` with the API's rules (``Engine.apply_changes``;
+    events the bundle was trained on are skipped); returns the journal's last ``seq`` (part
+    of the job's identity)."""
     until = store.last_seq()
     value = engine.bundle.manifest.get("events_until")
     try:
         since = dt.datetime.fromisoformat(str(value)) if value else None
     except ValueError as exc:
         raise DataError(f"bundle manifest events_until {value!r} is not a timestamp") from exc
-    apply_changes(engine, store.replay(since, until=until))
+    engine.apply_changes(store.replay(since, until=until), store.erased_customers())
     return until
 
 
@@ -413,5 +391,5 @@ def _csv_cell(value: object) -> str:
     return text
 
 
-__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "apply_changes", "budget_share",
+__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "budget_share",
            "chunk_table", "replay_journal", "select_audience", "write_picks"]
