@@ -121,7 +121,7 @@ def write_bundle(path: str | Path, bundle: Bundle) -> Path:
         manifest = {
             **bundle.manifest,
             "schema_version": SCHEMA_VERSION,
-            "model": {"name": bundle.model.name, "params": bundle.model.get_params()},
+            "model": {"name": bundle.model.name, "params": bundle.model.resolved_params()},
             "n_items": len(bundle.products),
             "n_customers": len(bundle.customers),
             "created_at": bundle.manifest.get("created_at")

@@ -151,6 +151,11 @@ class RecommenderBase:
         sig = inspect.signature(type(self).__init__)
         return {p: getattr(self, p) for p in sig.parameters if p != "self"}
 
+    def resolved_params(self) -> dict[str, Any]:
+        """``get_params`` with nothing left to defaults kept elsewhere: what a saved model
+        stores, so that changing a default in the code does not change it."""
+        return self.get_params()
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"

@@ -480,6 +480,15 @@ class Hybrid(Model):
                 out.update({f"{part}.{k}": v for k, v in model.state().items()})
         return out
 
+    def resolved_params(self) -> dict[str, Any]:
+        """``get_params`` with each fitted part's full parameters in place of None."""
+        params = self.get_params()
+        for part in ("cf", "content", "buyagain", "trending"):
+            model: RecommenderBase | None = getattr(self, f"{part}_", None)
+            if model is not None:
+                params[f"{part}_params"] = model.resolved_params()
+        return params
+
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
         """Rebuild from ``get_params()`` and ``state()``."""

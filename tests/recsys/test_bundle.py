@@ -84,3 +84,24 @@ def test_arrays_that_disagree_with_the_catalog_are_refused(bundle: Path) -> None
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="popularity"):
         read_bundle(bundle)
+
+
+def test_a_hybrid_bundle_keeps_its_parts_parameters_when_defaults_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest stores every part's parameters, not None: a later change of a part's
+    defaults (here ALS regularization, which moves fold-in) leaves old bundles as trained."""
+    from recsys.models import ALS
+
+    cfg = TrainConfig(model=ModelConfig(name="hybrid", params={
+        "cf_params": {"factors": 8, "iterations": 2, "num_threads": 1}}),
+        customers_config=None, coupons=None, policy=None)
+    out = tmp_path / "hybrid"
+    build_bundle(generate(n_customers=150, n_products=60, seed=4), cfg, out)
+    stored = json.loads((out / "manifest.json").read_text())["model"]["params"]
+    trained = ALS().regularization
+    assert stored["cf_params"]["regularization"] == trained
+    assert stored["buyagain_params"] and stored["trending_params"]
+    monkeypatch.setitem(ALS.__init__.__kwdefaults__, "regularization", trained * 10)
+    assert ALS().regularization == trained * 10
+    model = read_bundle(out).model
+    assert model.cf_.regularization == trained and model.cf_.factors == 8
