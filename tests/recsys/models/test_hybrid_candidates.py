@@ -19,6 +19,7 @@ ROWS = 60
 def small_catalogs_too(monkeypatch: pytest.MonkeyPatch) -> None:
     """The synthetic catalog is below CANDIDATE_MIN_ITEMS; rank it from candidates anyway."""
     monkeypatch.setattr(hybrid_module, "CANDIDATE_MIN_ITEMS", 0)
+    monkeypatch.setattr(hybrid_module, "CANDIDATE_ALL_ITEMS", 10**9)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def dense(model: Hybrid, history: sparse.csr_matrix, users: np.ndarray | None,
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     with monkeypatch.context() as patch:
         patch.setattr(hybrid_module, "CANDIDATE_ROWS", 0)
+        patch.setattr(hybrid_module, "CANDIDATE_ALL_ITEMS", 10**9)
         ranked, kind, item = model.recommend_with_reasons(history, 10, users=users, **kwargs)
     return ranked.ids, ranked.scores, kind, item
 
@@ -114,3 +116,22 @@ def test_candidate_ranking_scores_few_products(fitted: tuple[Hybrid, sparse.csr_
     for r in range(20):
         model.recommend(matrix[r], 5, users=np.array([r]))
     assert len(sizes) >= 20 and np.median(sizes) < matrix.shape[1] / 2
+
+
+def test_a_very_large_catalog_ranks_whole_batches_from_candidates(
+        fitted: tuple[Hybrid, sparse.csr_matrix], monkeypatch: pytest.MonkeyPatch) -> None:
+    model, matrix = fitted
+    history, users = matrix[:ROWS], np.arange(ROWS, dtype=np.int32)
+    want = dense(model, history, users, monkeypatch, exclude=history)
+    monkeypatch.setattr(hybrid_module, "CANDIDATE_ALL_ITEMS", 0)
+    rows: list[int] = []
+    real = model._rank_candidates
+
+    def counting(history, *args):  # type: ignore[no-untyped-def]
+        rows.append(history.shape[0])
+        return real(history, *args)
+
+    monkeypatch.setattr(model, "_rank_candidates", counting)
+    ranked, kind, item = model.recommend_with_reasons(history, 10, users=users, exclude=history)
+    assert len(rows) == ROWS  # one batch, every row from candidates
+    assert_same((ranked.ids, ranked.scores, kind, item), want)
