@@ -243,7 +243,7 @@ class RecommenderBase:
     def _item_similarity(self, items: np.ndarray) -> np.ndarray:
         """Dense ``(len(items), n_items)`` similarity; default: cosine of item vectors."""
         unit = self.unit_item_vectors()
-        return (unit @ unit[items].T).T  # catalog-major: a gemv for one item, ~3x the speed
+        return unit[items] @ unit.T
 
     def unit_item_vectors(self) -> np.ndarray:
         """Item vectors scaled to unit length (zero rows stay zero), float32; computed once

@@ -222,7 +222,8 @@ class Hybrid(Model):
             if weights["new"] and self._twins.nnz:  # no twins: no product without sales
                 yield "new", (again @ self._twins).toarray()
         if weights["category"]:
-            yield "category", row_max_scale(self._category_affinity(history) * self._pop)
+            yield "category", row_max_scale(
+                self._category_affinity(self._category_spend(history)) * self._pop)
         for name, values in (("popularity", self._pop), ("trending", self._trend)):
             if weights[name]:
                 yield name, np.broadcast_to(values, (batch, values.size))
@@ -232,10 +233,9 @@ class Hybrid(Model):
         spend = (history @ self._categories).toarray()
         return spend / np.maximum(spend.sum(axis=1, keepdims=True), 1e-12)
 
-    def _category_affinity(self, history: sparse.csr_matrix,
-                           items: IntArray | None = None) -> np.ndarray:
-        """The row's purchase share of each item's category (0 for unknown categories)."""
-        spend = self._category_spend(history)
+    def _category_affinity(self, spend: np.ndarray, items: IntArray | None = None
+                           ) -> np.ndarray:
+        """Each row's share (``_category_spend``) of each item's category (0 if unknown)."""
         codes = self.item_category_ if items is None else self.item_category_[items]
         return np.where(codes >= 0, spend[:, np.maximum(codes, 0)], 0.0)
 
@@ -377,6 +377,13 @@ class Hybrid(Model):
         unfiltered = (barred is None or barred.nnz == 0) and allowed is self._everything
         again = self.buyagain_.repurchase_scores(history)
         twins = again @ self._twins if weights["new"] and self._twins.nnz else None
+        dense = {}  # the row's buy-again and new parts over the catalog, for every try
+        for name, values in (("buyagain", again), ("new", twins)):
+            if weights[name] and values is not None:
+                dense[name] = np.zeros(self.n_items_, np.float32)
+                dense[name][values.indices] = values.data
+        profile = self.content_.profiles(history) if weights["content"] else None
+        spend = self._category_spend(history) if weights["category"] else None
         fixed, fixed_order = self._fixed(weights)
         k = FIRST_CANDIDATES
         cf_max = None
@@ -394,7 +401,7 @@ class Hybrid(Model):
                 chosen[twins.indices] = True
             candidates = np.flatnonzero(chosen & permitted)
             total, which = _accumulate(self._candidate_parts(
-                history, vectors, candidates, again, twins, cf_max, weights), weights,
+                vectors, candidates, cf_max, dense, profile, spend, weights), weights,
                 (1, len(candidates)), track=track)
             ranked = top_n(total, n)
             everything = best_cf.ids[0, -1] < 0 or len(best_fixed) < k  # all permitted are in
@@ -409,26 +416,23 @@ class Hybrid(Model):
                 return None
             k *= 4
 
-    def _candidate_parts(self, history: sparse.csr_matrix, vectors: np.ndarray,
-                         items: np.ndarray, again: sparse.csr_matrix,
-                         twins: sparse.csr_matrix | None, cf_max: float,
-                         weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
-        """``_parts`` of one row on the columns ``items`` (same values, same order)."""
+    def _candidate_parts(self, vectors: np.ndarray, items: np.ndarray, cf_max: float,
+                         dense: Mapping[str, np.ndarray], profile: np.ndarray | None,
+                         spend: np.ndarray | None, weights: Mapping[str, float]
+                         ) -> Iterator[tuple[str, np.ndarray]]:
+        """``_parts`` of one row on the columns ``items`` (same values, same order), from
+        the row's user vector, dense buy-again/new parts, text profile and category spend."""
         if weights["cf"]:
             cf = vectors @ self.cf_.item_factors_[items].T
             yield "cf", np.maximum(cf, 0.0) / np.float32(cf_max) * self.item_seen_[items]
-        if weights["content"]:
-            yield "content", np.clip(self.content_.score_items(
-                self.content_.profiles(history), items), 0.0, 1.0)
-        for name, values in (("buyagain", again), ("new", twins)):
-            if weights[name] and values is not None:
-                dense = np.zeros(self.n_items_, np.float32)
-                dense[values.indices] = values.data
-                yield name, dense[items][None, :]
-        if weights["category"]:
-            spend = self._category_spend(history)
+        if profile is not None:
+            yield "content", np.clip(self.content_.score_items(profile, items), 0.0, 1.0)
+        for name in ("buyagain", "new"):
+            if name in dense:
+                yield name, dense[name][items][None, :]
+        if spend is not None:
             top = float((spend * self._category_top).max(initial=0.0)) or 1.0
-            yield "category", self._category_affinity(history, items) * self._pop[items] / top
+            yield "category", self._category_affinity(spend, items) * self._pop[items] / top
         for name, values in (("popularity", self._pop), ("trending", self._trend)):
             if weights[name]:
                 yield name, values[items][None, :]

@@ -107,9 +107,9 @@ def test_candidate_ranking_scores_few_products(fitted: tuple[Hybrid, sparse.csr_
     sizes: list[int] = []
     real = model._candidate_parts
 
-    def counting(history, vectors, items, *args):  # type: ignore[no-untyped-def]
+    def counting(vectors, items, *args):  # type: ignore[no-untyped-def]
         sizes.append(len(items))
-        return real(history, vectors, items, *args)
+        return real(vectors, items, *args)
 
     monkeypatch.setattr(model, "_candidate_parts", counting)
     monkeypatch.setattr(hybrid_module, "FIRST_CANDIDATES", 16)
