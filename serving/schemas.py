@@ -64,12 +64,10 @@ class RecommendationsPublic(Attributed):
     coupons: list[CouponPublic] | None = None
 
 
-class BatchRecommendationsRequest(_Strict):
-    """Customers to answer at once, with the options of the single-customer endpoint."""
+class RecommendationsQuery(BaseModel):
+    """Options of a recommendation request: the single-customer endpoint's query string
+    (read as one model: a parameter each cost ~30 us per request in FastAPI)."""
 
-    customer_ids: list[Id] = Field(
-        min_length=1, description="At most RECSYS_MAX_BATCH_CUSTOMERS ids; answers keep "
-                                  "this order")
     n: int = Field(10, ge=1, le=N_MAX, description="How many products per customer")
     category: str | None = Field(None, min_length=1, max_length=200,
                                  description='Category path prefix, e.g. "GROCERY"')
@@ -78,6 +76,16 @@ class BatchRecommendationsRequest(_Strict):
     exclude_purchased: bool | None = None
     mode: Mode | None = None
     include_coupons: bool = False
+
+
+class BatchRecommendationsRequest(RecommendationsQuery):
+    """Customers to answer at once, with the options of the single-customer endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[Id] = Field(
+        min_length=1, description="At most RECSYS_MAX_BATCH_CUSTOMERS ids; answers keep "
+                                  "this order")
 
 
 class BatchRecommendationsPublic(BaseModel):

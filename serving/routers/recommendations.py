@@ -8,8 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from recsys.policy.config import Mode
-from serving.deps import Category, CustomerId, ModelsDep, N, RequestIdDep, SettingsDep
+from serving.deps import CustomerId, ModelsDep, RequestIdDep, SettingsDep
 from serving.loader import Served
 from serving.routers import answered, check_n
 from serving.routers.coupons import coupon_picks
@@ -18,10 +17,10 @@ from serving.schemas import (
     BatchRecommendationsRequest,
     ItemPublic,
     RecommendationsPublic,
+    RecommendationsQuery,
 )
 
 router = APIRouter(tags=["recommendations"])
-Price = Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)]
 
 
 def check_prices(min_price: float | None, max_price: float | None) -> None:
@@ -31,7 +30,7 @@ def check_prices(min_price: float | None, max_price: float | None) -> None:
 
 
 def answer(request: Request, served: Served, customer_ids: list[str],
-           query: BatchRecommendationsRequest) -> list[RecommendationsPublic]:
+           query: RecommendationsQuery) -> list[RecommendationsPublic]:
     """``served``'s answers for ``customer_ids``, in order (one engine call for all)."""
     check_n(served.engine, query.n)
     results = served.engine.recommend_many(
@@ -47,17 +46,10 @@ def answer(request: Request, served: Served, customer_ids: list[str],
 
 
 @router.get("/customers/{customer_id}/recommendations", response_model=RecommendationsPublic)
-async def recommend(request: Request, customer_id: CustomerId, models: ModelsDep, n: N = 10,
-                    category: Category = None, min_price: Price = None,
-                    max_price: Price = None, exclude_purchased: bool | None = None,
-                    mode: Mode | None = None, include_coupons: bool = False
-                    ) -> RecommendationsPublic:
+async def recommend(request: Request, customer_id: CustomerId, models: ModelsDep,
+                    query: Annotated[RecommendationsQuery, Query()]) -> RecommendationsPublic:
     """Top products for a customer; unknown customers get the cold-start answer."""
-    check_prices(min_price, max_price)
-    query = BatchRecommendationsRequest.model_construct(  # validated as parameters
-        customer_ids=[customer_id], n=n, category=category, min_price=min_price,
-        max_price=max_price, exclude_purchased=exclude_purchased, mode=mode,
-        include_coupons=include_coupons)
+    check_prices(query.min_price, query.max_price)
     return answer(request, models.route(customer_id), [customer_id], query)[0]
 
 
