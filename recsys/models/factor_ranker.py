@@ -17,7 +17,9 @@ from recsys.models.als import ALS
 from recsys.models.base import Ranked, RecommenderBase
 from recsys.models.bpr import BPR
 
-FIRST_BLOCK = 512  # items in the first block; each further block doubles, up to MAX_BLOCK
+FIRST_BLOCK = 512  # items in a batch's first block; each further block doubles, up to MAX_BLOCK
+FIRST_BLOCK_FEW = 2048  # the same for up to FEW_ROWS rows (a request): Python's cost per block
+FEW_ROWS = 4  # outweighs the products, and one block holds the median customer's answer
 MAX_BLOCK = 16384
 ORDERS_KEPT = 4  # visit orders cached, one per allowed-items mask
 _SLACK = 1e-4  # relative margin on the bound for float32 rounding of the dot products
@@ -89,7 +91,7 @@ class FactorRanker:
         user_norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
         ex_row, ex_pos = _excluded_positions(exclude, position)
         slot = np.full(batch, -1, np.int64)  # row -> position in ``active``
-        start, block = 0, FIRST_BLOCK
+        start, block = 0, FIRST_BLOCK_FEW if batch <= FEW_ROWS else FIRST_BLOCK
         while active.size and start < len(order):
             stop = min(start + block, len(order))
             users = vectors[active]
@@ -144,16 +146,18 @@ def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray
 
 
 def _best(scores: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best columns of each row, in no particular order. Where no row ties at its
-    n-th score, the cells at or above it are exactly those (a cheaper selection than
-    ``argpartition``, which decides ties)."""
+    """The ``n`` best columns of each row, in no particular order, equal scores going to the
+    lower item (so the answer does not depend on how the catalog was split into blocks).
+    Where no row ties at its n-th score, the cells at or above it are exactly those."""
     width = scores.shape[1]
     kth = np.partition(scores, width - n, axis=1)[:, width - n, None]
     above = scores >= kth
-    if (above.sum(axis=1) == n).all():
+    tied = np.flatnonzero(above.sum(axis=1) > n)
+    if not len(tied):
         rows, cols = np.nonzero(above)
         return scores[rows, cols].reshape(-1, n), items[rows, cols].reshape(-1, n)
     keep = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    keep[tied] = np.lexsort((items[tied], -scores[tied]), axis=1)[:, :n]
     return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(items, keep, axis=1)
 
 

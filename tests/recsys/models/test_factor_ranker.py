@@ -36,8 +36,10 @@ def model(request: pytest.FixtureRequest, interactions: sparse.csr_matrix) -> Re
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of a few items, so a few hundred items take many blocks and the bound."""
+    """Blocks of a few items, so a few hundred items take many blocks and the bound; a lone
+    customer's blocks differ from a batch's."""
     monkeypatch.setattr(factors, "FIRST_BLOCK", 4)
+    monkeypatch.setattr(factors, "FIRST_BLOCK_FEW", 16)
     monkeypatch.setattr(factors, "MAX_BLOCK", 32)
 
 
