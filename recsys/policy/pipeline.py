@@ -246,8 +246,9 @@ class Engine:
                 continue
             exclude_it = exclude_purchased if exclude_purchased is not None else m == "discover"
             excluding[rows] = exclude_it and m != "buy_again"
-            ranked, kind, anchor = self._personal(history[rows], users[rows], n, mask, m,
-                                                  exclude_it)
+            every = len(rows) == len(customer_ids)  # a request's one row: no scipy indexing
+            ranked, kind, anchor = self._personal(history if every else history[rows],
+                                                  users[rows], n, mask, m, exclude_it)
             ids[rows], scores[rows], codes[rows], anchors[rows] = ranked.ids, ranked.scores, \
                 kind, anchor
         if (ids < 0).any():
