@@ -82,32 +82,99 @@ def top_n(scores: np.ndarray, n: int) -> Ranked:
     """Top ``n`` columns of each row of a dense score block, best first, equal scores in
     column order (so any subset of columns holding the answer ranks the same).
 
-    ``-inf`` scores are treated as "not recommendable" and come back as id -1.
+    ``-inf`` scores are treated as "not recommendable" and come back as id -1 / score -inf;
+    so do ``+inf`` (ranked first) and ``nan`` (ranked last). Rows of a big block are ranked
+    from the few cells at or above a cheap bound (`_bounded_candidates`); small blocks and
+    rows with many cells at the bound (heavy ties) from an exact partition.
     """
     scores = np.asarray(scores, dtype=np.float32)
     batch, n_items = scores.shape
     k = min(n, n_items)
     if k == 0:
         return Ranked(np.full((batch, n), -1, np.int32), np.full((batch, n), -np.inf, np.float32))
-    if k < n_items:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
-        tied = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k))
-        for r in tied:  # ties across the k-th place: the first columns win
-            level = np.flatnonzero(scores[r] >= kth[r])
-            part[r] = level[np.lexsort((level, -scores[r, level]))[:k]]
+    found = _bounded_candidates(scores, k)
+    if found is None:
+        ids, top = _rank_candidates(*_partition_candidates(scores, k), k)
     else:
-        part = np.tile(np.arange(n_items), (batch, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
+        quick, part, part_scores = found
+        ids, top = np.empty((batch, k), np.int32), np.empty((batch, k), np.float32)
+        ids[quick], top[quick] = _rank_candidates(part, part_scores, k)
+        if not quick.all():
+            slow = ~quick
+            ids[slow], top[slow] = _rank_candidates(*_partition_candidates(scores[slow], k), k)
+    if k < n:
+        ids = np.pad(ids, ((0, 0), (0, n - k)), constant_values=-1)
+        top = np.pad(top, ((0, 0), (0, n - k)), constant_values=-np.inf)
+    return Ranked(ids, top)
+
+
+def _rank_candidates(part: np.ndarray, part_scores: np.ndarray, k: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of each row's candidate columns ``part`` (scored ``part_scores``) by
+    (score descending, column), non-finite scores as id -1 / score -inf."""
+    order = np.lexsort((part, -part_scores), axis=1)[:, :k]
     ids = np.take_along_axis(part, order, axis=1).astype(np.int32)
     top = np.take_along_axis(part_scores, order, axis=1)
     ids[~np.isfinite(top)] = -1
     top[ids < 0] = -np.inf
-    if k < n:
-        ids = np.pad(ids, ((0, 0), (0, n - k)), constant_values=-1)
-        top = np.pad(top, ((0, 0), (0, n - k)), constant_values=-np.inf)
-    return Ranked(ids, top.astype(np.float32))
+    return ids, top
+
+
+def _partition_candidates(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top ``k`` columns (any order) and their scores, by ``argpartition``; ties
+    across the k-th place are settled by column."""
+    batch, n_items = scores.shape
+    if k == n_items:
+        part = np.tile(np.arange(n_items), (batch, 1))
+        return part, scores
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    tied = np.flatnonzero(np.isfinite(kth) & ((scores >= kth[:, None]).sum(axis=1) > k))
+    for r in tied:  # ties across the k-th place: the first columns win
+        level = np.flatnonzero(scores[r] >= kth[r])
+        part[r] = level[np.lexsort((level, -scores[r, level]))[:k]]
+    return part, np.take_along_axis(scores, part, axis=1)
+
+
+_LOWEST = np.finfo(np.float32).min  # candidates are the cells >= max(bound, _LOWEST): > -inf
+_QUICK_CELLS = 8192  # smaller blocks rank faster by the exact path (fewer numpy calls)
+
+
+def _bounded_candidates(scores: np.ndarray, k: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Candidate columns holding each row's top ``k``, from a cheap lower bound on its k-th
+    best score: split the columns into ``groups`` strided groups (column ``c`` in group
+    ``c % groups``); the k-th largest of the group maxima (nan ignored) is reached by k
+    distinct cells, so every top-k cell scores at least that. ``(quick, part, part_scores)``:
+    the rows with at most ``4 k`` such cells, their cells in column order padded with
+    score -inf; None when the catalog is too small for groups to pay.
+    """
+    batch, n_items = scores.shape
+    groups = max(128, 8 * k)
+    per_group = n_items // groups
+    if per_group < 2 or scores.size < _QUICK_CELLS:
+        return None
+    step = scores.strides[1]
+    strided = np.lib.stride_tricks.as_strided(  # (batch, per_group, groups) view, no copy
+        scores, (batch, per_group, groups), (scores.strides[0], groups * step, step),
+        writeable=False)
+    maxima = np.fmax.reduce(strided, axis=1, initial=-np.inf)
+    rest = scores[:, per_group * groups:]
+    np.fmax(maxima[:, :rest.shape[1]], rest, out=maxima[:, :rest.shape[1]])
+    bound = np.maximum(np.partition(maxima, groups - k, axis=1)[:, groups - k], _LOWEST)
+    above = scores >= bound[:, None]
+    counts = np.count_nonzero(above, axis=1)
+    quick = counts <= 4 * k
+    if not quick.any():
+        return None
+    counts = counts[quick]
+    rows, cols = np.divmod(np.flatnonzero(above[quick]), n_items)  # rows among the quick ones
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    part = np.zeros((len(counts), max(k, int(counts.max()))), np.intp)
+    part_scores = np.full(part.shape, -np.inf, np.float32)
+    part[rows, slot] = cols
+    part_scores[rows, slot] = scores[np.flatnonzero(quick)[rows], cols]
+    return quick, part, part_scores
 
 
 def as_csr(matrix: sparse.spmatrix, dtype: type = np.float32) -> sparse.csr_matrix:
