@@ -56,6 +56,7 @@ class Runtime:
         self._erased: set[str] = set()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._marker_lock = threading.Lock()  # token check vs. token write (see _poll)
         self._reload_token = self._read_marker()  # reload requests already honoured
 
     # -- life cycle -------------------------------------------------------------------------
@@ -178,14 +179,27 @@ class Runtime:
     def _request_reload(self) -> None:
         """Write a new token to the marker file that every worker's poller watches."""
         token = uuid.uuid4().hex
-        self._reload_token = token  # before writing: our own poller must not reload twice
-        try:
-            self._marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._marker.with_suffix(f".{token}")
-            tmp.write_text(token)
-            tmp.replace(self._marker)
-        except OSError as exc:
-            log.warning("cannot ask other workers to reload (%s); only this one reloads", exc)
+        with self._marker_lock:  # our own poller must not take this token for another's
+            self._reload_token = token
+            try:
+                self._marker.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self._marker.with_suffix(f".{token}")
+                tmp.write_text(token)
+                tmp.replace(self._marker)
+            except OSError as exc:
+                log.warning("cannot ask other workers to reload (%s); only this one reloads",
+                            exc)
+
+    def _asked_to_reload(self) -> bool:
+        """Whether another worker wrote a new reload token since the last look. Read and
+        compared under the lock: a poller that read the old file while this worker wrote
+        its own token would otherwise reload once more (and once more again)."""
+        with self._marker_lock:
+            token = self._read_marker()
+            if token == self._reload_token:
+                return False
+            self._reload_token = token
+            return True
 
     def _read_marker(self) -> str | None:
         try:
@@ -244,9 +258,7 @@ class Runtime:
     def _poll(self) -> None:
         """Apply what other processes wrote to the journal."""
         while not self._stop.wait(self.settings.events_poll_seconds):
-            token = self._read_marker()
-            if token != self._reload_token:  # another worker got POST /admin/reload
-                self._reload_token = token
+            if self._asked_to_reload():  # another worker got POST /admin/reload
                 self.reload()
             if self.store is None or self.models is None:
                 continue

@@ -91,6 +91,35 @@ def test_reload_reaches_every_worker(make_client: MakeClient, bundle_copy: Path,
             time.sleep(0.05)
 
 
+def test_a_worker_does_not_take_its_own_reload_request_for_another_workers(
+        make_client: MakeClient, bundle_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal poller reads the reload marker just as this worker's POST /admin/reload
+    writes a new token: no extra reload (it used to run one, so ``/ready`` said "loading"
+    after the request's own reload had answered)."""
+    with make_client(bundle=bundle_copy) as client:
+        runtime = client.app.state.runtime
+        reloads: list[bool] = []
+        monkeypatch.setattr(runtime, "reload", lambda broadcast=False: reloads.append(True))
+        real_read, once = runtime._read_marker, threading.Lock()
+        writer = threading.Thread(target=runtime._request_reload)
+
+        def read_while_writing() -> str | None:
+            value = real_read()
+            if once.acquire(blocking=False):  # the first read, by the poller or by us
+                writer.start()  # the token write happens between the read and the compare
+                writer.join(0.3)
+            return value
+
+        monkeypatch.setattr(runtime, "_read_marker", read_while_writing)
+        if runtime._asked_to_reload():
+            runtime.reload()
+        writer.join(5)
+        time.sleep(0.3)  # several poller rounds
+        assert once.locked() and not writer.is_alive()
+        assert runtime._read_marker() == runtime._reload_token
+        assert reloads == []
+
+
 def test_reload_requested_during_a_load_runs_after_it(make_client: MakeClient,
                                                        bundle_copy: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
