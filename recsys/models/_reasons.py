@@ -45,16 +45,17 @@ def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarra
     """
     src, dst = np.broadcast_arrays(items[:, None, :], picks[:, :, None])
     valid = (src >= 0) & (dst >= 0)
-    s, d = np.where(valid, src, 0), np.where(valid, dst, 0)
     similarity = model if sparse.issparse(model) else getattr(model, "similarity_", None)
-    if isinstance(similarity, sparse.csr_matrix):  # ItemKNN, twins
-        out = np.asarray(similarity[s.ravel(), d.ravel()], dtype=np.float32).reshape(s.shape)
+    if isinstance(similarity, sparse.csr_matrix):  # ItemKNN, twins: look up valid pairs only
+        out = np.zeros(valid.shape, np.float32)
+        if valid.any():  # (scipy returns a matrix, not values, for empty index arrays)
+            out[valid] = np.asarray(similarity[src[valid], dst[valid]], np.float32).ravel()
     elif hasattr(model, "weights_") and hasattr(model, "item_index_"):  # EASE
         position = np.full(model.n_items_, -1, np.int64)
         position[model.item_index_] = np.arange(len(model.item_index_))
-        ps, pd_ = position[s], position[d]
+        ps, pd_ = position[np.where(valid, src, 0)], position[np.where(valid, dst, 0)]
         ok = (ps >= 0) & (pd_ >= 0)
-        out = np.zeros(s.shape, np.float32)
+        out = np.zeros(valid.shape, np.float32)
         out[ok] = model.weights_[ps[ok], pd_[ok]]
     else:
         unit = model.unit_item_vectors()
@@ -93,14 +94,20 @@ def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: spar
     ndarray of int32, shape (batch, n)
         -1 where the row has no history or the pick is padding.
     """
+    picks = np.asarray(picks)
+    filled = picks >= 0  # each row's picks first, in as few columns as the fullest row needs
+    width = max(int(filled.sum(axis=1).max(initial=0)), 1)
+    order = np.argsort(~filled, axis=1, kind="stable")[:, :width]
+    packed = np.take_along_axis(picks, order, axis=1)
     items, weights = padded_history(history)
-    sims = pair_similarity(model, items, np.asarray(picks))
+    sims = pair_similarity(model, items, packed)
     with np.errstate(invalid="ignore"):  # -inf x 0 at padding; np.where drops those cells
         support = np.where(np.isfinite(sims), sims * weights[:, None, :], -np.inf)
-    best = np.argmax(support, axis=2)
-    out = np.take_along_axis(items, best, axis=1)
-    out[~np.isfinite(np.max(support, axis=2)) | (picks < 0)] = -1
-    return out.astype(np.int32)
+    found = np.take_along_axis(items, np.argmax(support, axis=2), axis=1)
+    found[~np.isfinite(np.max(support, axis=2)) | (packed < 0)] = -1
+    out = np.full(picks.shape, -1, np.int32)
+    np.put_along_axis(out, order, found, axis=1)
+    return out
 
 
 __all__ = ["Reason", "EXPLAIN_HISTORY", "pair_similarity", "padded_history",

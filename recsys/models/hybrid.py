@@ -377,12 +377,14 @@ class Hybrid(Model):
             permitted[barred.indices] = False
         unfiltered = (barred is None or barred.nnz == 0) and allowed is self._everything
         again = self.buyagain_.repurchase_scores(history)
-        twins = again @ self._twins if weights["new"] and self._twins.nnz else None
         dense = {}  # the row's buy-again and new parts over the catalog, for every try
-        for name, values in (("buyagain", again), ("new", twins)):
-            if weights[name] and values is not None:
-                dense[name] = np.zeros(self.n_items_, np.float32)
-                dense[name][values.indices] = values.data
+        always = [again.indices]  # the items that are candidates on every try
+        if weights["buyagain"]:
+            dense["buyagain"] = np.zeros(self.n_items_, np.float32)
+            dense["buyagain"][again.indices] = again.data
+        if weights["new"] and self._twins.nnz:
+            dense["new"], reached = self._twin_row(again)
+            always.append(reached)
         profile = self.content_.profiles(history) if weights["content"] else None
         spend = self._category_spend(history) if weights["category"] else None
         fixed, fixed_order = self._fixed(weights)
@@ -396,10 +398,8 @@ class Hybrid(Model):
                 cf_max = max(float(top.scores[0, 0]), 0.0) or 1.0
             best_fixed = _first_permitted(fixed_order, permitted, k)
             chosen = np.zeros(self.n_items_, bool)
-            for ids in (again.indices, best_cf.ids[0][best_cf.ids[0] >= 0], best_fixed):
+            for ids in (*always, best_cf.ids[0][best_cf.ids[0] >= 0], best_fixed):
                 chosen[ids] = True
-            if twins is not None:
-                chosen[twins.indices] = True
             candidates = np.flatnonzero(chosen & permitted)
             total, which = _accumulate(self._candidate_parts(
                 vectors, candidates, cf_max, dense, profile, spend, weights), weights,
@@ -416,6 +416,21 @@ class Hybrid(Model):
             if k * 4 > self.n_items_:
                 return None
             k *= 4
+
+    def _twin_row(self, again: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """One row's ``new`` part, ``again @ twins`` as a dense array, and the items where it
+        is non-zero: the same sums in the same order as scipy's sparse product (so the same
+        floats) for less than half its cost on one row (The Complete Journey: ~25 vs ~60 us
+        with the dense array)."""
+        twins = self._twins
+        starts = twins.indptr[again.indices]
+        lengths = twins.indptr[again.indices + 1] - starts
+        cells = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) \
+            + np.arange(lengths.sum())  # the twins cells of each bought item, in order
+        reached = twins.indices[cells]
+        out = np.zeros(self.n_items_, np.float32)
+        np.add.at(out, reached, np.repeat(again.data, lengths) * twins.data[cells])
+        return out, reached[out[reached] != 0]  # scipy drops sums that come out 0
 
     def _candidate_parts(self, vectors: np.ndarray, items: np.ndarray, cf_max: float,
                          dense: Mapping[str, np.ndarray], profile: np.ndarray | None,

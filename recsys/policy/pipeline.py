@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from recsys.bundle import Bundle
@@ -217,11 +216,11 @@ class Engine:
                                  mode=mode)
         product_ids = self.product_ids
         results = []
-        for r in range(len(customer_ids)):
-            picks = [Pick(product_ids[i], float(s), t, c) for i, s, t, c in zip(
-                ranking.ids[r], ranking.scores[r], ranking.reasons[r], ranking.codes[r],
-                strict=True) if i >= 0]
-            fallback = ranking.fallback[r]
+        for ids, scores, texts, codes, fallback in zip(  # lists: faster than numpy scalars
+                ranking.ids.tolist(), ranking.scores.tolist(), ranking.reasons.tolist(),
+                ranking.codes.tolist(), ranking.fallback.tolist(), strict=True):
+            picks = [Pick(product_ids[i], s, t, c)
+                     for i, s, t, c in zip(ids, scores, texts, codes, strict=True) if i >= 0]
             results.append(Result(picks, personalized=fallback is None, fallback=fallback))
         return results
 
@@ -405,16 +404,11 @@ class Engine:
         once ("" where ids == -1)."""
         out = np.full(ids.shape, "", object)
         filled = ids >= 0
-        if not filled.any():
-            return out
-        code_idx, names = pd.factorize(codes[filled])
-        width = self.n_items + 1
-        keys = (code_idx.astype(np.int64) * width + ids[filled]) * width + anchors[filled] + 1
-        unique, inverse = np.unique(keys, return_inverse=True)
-        code, rest = np.divmod(unique, width * width)
-        texts = np.array([self.reasons.text(str(names[c]), int(i), int(a) - 1) for c, i, a in
-                          zip(code, *np.divmod(rest, width), strict=True)], object)
-        out[filled] = texts[inverse.ravel()]
+        keys = zip(codes[filled].tolist(), ids[filled].tolist(), anchors[filled].tolist(),
+                   strict=True)
+        written: dict[tuple[str, int, int], str] = {}
+        out[filled] = [written[key] if key in written else
+                       written.setdefault(key, self.reasons.text(*key)) for key in keys]
         return out
 
 

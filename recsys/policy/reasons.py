@@ -8,7 +8,11 @@ import pandas as pd
 from recsys.data.schema import CATEGORY_SEP
 from recsys.models import Reason
 
-_CODE = {Reason.NEW_IN_CATEGORY_YOU_BUY: "new_in_category"}
+_CODES = {r.value: "new_in_category" if r is Reason.NEW_IN_CATEGORY_YOU_BUY else r.name.lower()
+          for r in Reason}  # Reason value -> string code
+_FIXED = {"buy_again": "you buy this regularly", "trending": "trending now",  # same for all
+          "popular": "popular with shoppers", "personalized": "picked from your purchase history",
+          "goes_with_basket": "goes well with your basket"}
 
 
 class ReasonWriter:
@@ -22,8 +26,9 @@ class ReasonWriter:
     @staticmethod
     def codes(kinds: np.ndarray) -> np.ndarray:
         """Map the hybrid's ``Reason`` values to string codes (``BUY_AGAIN`` -> "buy_again")."""
-        table = {r.value: _CODE.get(r, r.name.lower()) for r in Reason}
-        return np.vectorize(lambda k: table.get(int(k), "personalized"), otypes=[object])(kinds)
+        kinds = np.asarray(kinds)
+        return np.array([_CODES.get(k, "personalized") for k in kinds.ravel().tolist()],
+                        object).reshape(kinds.shape)
 
     def _title(self, item: int) -> str:
         if item < 0:
@@ -34,21 +39,21 @@ class ReasonWriter:
         return f"similar to {self._title(item)}"
 
     def text(self, code: str, item: int, anchor: int) -> str:
-        """The sentence for one pick of ``item`` with reason ``code``."""
+        """The sentence for one pick of ``item`` with reason ``code`` (only that one is
+        formatted: batch picks write one per distinct pick)."""
+        if code in _FIXED:
+            return _FIXED[code]
         leaf = self.leaf[item] if item >= 0 else ""
-        sentences = {
-            "because_you_bought": f"because you bought {self._title(anchor)}",
-            "popular_in_category": f"popular in {leaf}" if leaf else "popular with shoppers",
-            "new_in_category": f"new in {leaf}, a category you buy" if leaf else
-            f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy",
-            "buy_again": "you buy this regularly",
-            "trending": "trending now",
-            "popular": "popular with shoppers",
-            "personalized": "picked from your purchase history",
-            "goes_with_basket": "goes well with your basket",
-            "similar_content": f"like {self._title(anchor)} you bought",
-        }
-        return sentences.get(code, "recommended for you")
+        if code == "because_you_bought":
+            return f"because you bought {self._title(anchor)}"
+        if code == "popular_in_category":
+            return f"popular in {leaf}" if leaf else "popular with shoppers"
+        if code == "new_in_category":
+            return f"new in {leaf}, a category you buy" if leaf else \
+                f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy"
+        if code == "similar_content":
+            return f"like {self._title(anchor)} you bought"
+        return "recommended for you"
 
 
 __all__ = ["ReasonWriter"]
