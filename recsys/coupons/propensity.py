@@ -223,11 +223,17 @@ class OfferTable:
     start: NDArray[np.datetime64]
     end: NDArray[np.datetime64]
     skipped: dict[str, str]
+    sampled: float = 1.0  # share of each campaign's recipients kept (``max_offers``)
 
 
 def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days: int = 28,
-                      min_history_days: int = 28, cf: CF | None = None) -> OfferTable:
+                      min_history_days: int = 28, cf: CF | None = None,
+                      max_offers: int | None = None, random_state: int = 0) -> OfferTable:
     """One row per (customer, coupon, campaign) offered, with pre-campaign features.
+
+    With ``max_offers``, each campaign keeps the same random share of its recipients so that
+    the table holds at most about that many rows (a million customers times a dozen coupons
+    per campaign would not fit in memory); the share is ``OfferTable.sampled``.
 
     An offer is every coupon of a campaign (``data.coupons``) for every customer who received
     the campaign (``data.offers``); it is positive when ``data.redemptions`` has that
@@ -250,6 +256,12 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
     log = PurchaseLog.from_frames(data.transactions, data.products, customers=IdMap(ids),
                                   category_depth=category_depth)
     offers = data.offers.drop_duplicates()
+    per_campaign = offers.groupby("campaign_id").size() * data.coupons.groupby(
+        "campaign_id")["coupon_id"].nunique().reindex(offers["campaign_id"].unique(),
+                                                     fill_value=0)
+    total = int(per_campaign.sum())
+    share = 1.0 if max_offers is None or total <= max_offers else max_offers / total
+    rng = np.random.default_rng(random_state)
     parts, skipped = [], {}
     for camp in data.campaigns.sort_values("start").itertuples(index=False):
         cid, as_of = str(camp.campaign_id), pd.Timestamp(camp.start)
@@ -258,6 +270,8 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
             continue
         cc = data.coupons[data.coupons["campaign_id"] == cid]
         rows = log.customers.to_index(offers.loc[offers["campaign_id"] == cid, "customer_id"])
+        if share < 1.0:
+            rows = rows[rng.random(len(rows)) < share]
         if not len(cc) or not len(rows):
             skipped[cid] = "no coupons or no recipients"
             continue
@@ -295,7 +309,7 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
         coupon_id=np.concatenate([p[4] for p in parts]).astype(object),
         start=np.repeat(np.array([p[5].start for p in parts], dtype="datetime64[ns]"), n),
         end=np.repeat(np.array([p[5].end for p in parts], dtype="datetime64[ns]"), n),
-        skipped=skipped)
+        skipped=skipped, sampled=share)
 
 
 def top_fraction_lift(y: NDArray[np.integer], score: NDArray[np.floating],

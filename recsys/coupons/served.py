@@ -49,6 +49,7 @@ SERVED_FEATURES: tuple[str, ...] = (
     "coupon_popularity")
 MIN_REDEMPTIONS = 20  # fewer redemptions than this: nothing to learn, keep the prior
 MIN_VALIDATION_AUC = 0.6  # a model ranking held-out offers worse than this: keep the prior
+MAX_OFFERS = 2_000_000  # offers it learns from at most (~0.7 GiB of features; CJ has 0.8M)
 _FOLD_KEYS = ("median", "mean", "scale", "coef")
 
 
@@ -166,7 +167,7 @@ def fit_served_propensity(data: RetailData, *, validation_share: float = 0.3,
         If ``data`` has no campaigns, coupons or offers, fewer than ``MIN_REDEMPTIONS``
         redeemed offers, or a validation ROC AUC under ``MIN_VALIDATION_AUC``.
     """
-    table = build_offer_table(data)
+    table = build_offer_table(data, max_offers=MAX_OFFERS, random_state=random_state)
     X, y = table.X[list(SERVED_FEATURES)], table.y
     if y.sum() < MIN_REDEMPTIONS:
         raise DataError(f"{data.name}: {int(y.sum())} redeemed offers, under "
@@ -177,7 +178,8 @@ def fit_served_propensity(data: RetailData, *, validation_share: float = 0.3,
 
     info: dict[str, Any] = {
         "source": "trained", "model": "logistic, isotonic calibration",
-        "offers": len(y), "redemptions": int(y.sum()),
+        "offers": len(y), "offers_sampled": round(table.sampled, 4),
+        "redemptions": int(y.sum()),
         "campaigns": len(set(table.campaign_id)),
         **_validation(table.start, table.end, X, y, validation_share, model())}
     if info.get("validation_auc", 1.0) < MIN_VALIDATION_AUC:

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from recsys.coupons.catalog import Prior
 from recsys.coupons.features import FEATURES
 from recsys.coupons.propensity import (
+    OfferTable,
     RedemptionModel,
     build_offer_table,
     prior_propensity,
@@ -18,6 +19,7 @@ from recsys.coupons.propensity import (
 )
 from recsys.data.schema import RetailData
 from recsys.data.sources import conform
+from recsys.data.synthetic import generate
 from recsys.errors import DataError, NotFittedError
 
 
@@ -182,3 +184,25 @@ def test_model_input_errors() -> None:
         model.predict_proba(X.drop(columns="frequency"))
     with pytest.raises(ValueError, match="method must be"):
         RedemptionModel(method="forest").fit(X, y)  # type: ignore[arg-type]
+
+
+def test_offer_table_keeps_a_share_of_recipients_under_max_offers() -> None:
+    """A retailer too big for memory learns from a random share of each campaign's
+    recipients: whole recipients (all their coupons), same labels, about max_offers rows."""
+    data = generate(3000, 300, n_lines=30_000, seed=0)
+    full = build_offer_table(data)
+    cap = len(full.y) // 4
+    small = build_offer_table(data, max_offers=cap)
+    assert full.sampled == 1.0 and 0 < small.sampled <= cap / len(full.y)
+    assert 0.5 * small.sampled * len(full.y) < len(small.y) <= 1.2 * cap
+
+    def offers(table: OfferTable) -> set[tuple[str, str, str, int]]:
+        return set(zip(table.campaign_id, table.customer_id, table.coupon_id,
+                       table.y.tolist(), strict=True))
+
+    assert offers(small) <= offers(full)
+    kept = pd.DataFrame({"camp": small.campaign_id, "cust": small.customer_id})
+    coupons = pd.Series(full.coupon_id).groupby(full.campaign_id).nunique()
+    per_recipient = kept.groupby(["camp", "cust"]).size()
+    assert (per_recipient.to_numpy() == coupons.reindex(
+        per_recipient.index.get_level_values("camp")).to_numpy()).all()
