@@ -19,6 +19,7 @@ No pickle anywhere; ``read_bundle`` checks version, checksums and shapes and rai
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import shutil
@@ -220,4 +221,16 @@ def _read_propensity(path: Path, manifest: dict[str, Any]) -> ServedPropensity |
         raise BundleError(f"bundle file propensity.json is invalid: {exc}.") from exc
 
 
-__all__ = ["Bundle", "SCHEMA_VERSION", "write_bundle", "read_bundle", "read_manifest"]
+def settle_heap() -> None:
+    """Collect garbage once, then keep every object alive now (the loaded bundles: up to
+    millions of id strings) out of the garbage collector's full passes, which otherwise walk
+    them all every few thousand allocations: 126 ms per 10k customers of batch picks on a
+    1M-customer bundle, ~90 ms per pass for The Complete Journey in a server worker. Call
+    after loading; a later call first frees what earlier bundles left in reference cycles."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+__all__ = ["Bundle", "SCHEMA_VERSION", "write_bundle", "read_bundle", "read_manifest",
+           "settle_heap"]

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsys.bundle import settle_heap
 from recsys.errors import BundleError, ConfigError, RecsysError
 from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore
 from serving.ab import CHALLENGER, CHAMPION, Models
@@ -119,6 +120,7 @@ class Runtime:
             try:
                 models = self._load()
                 self._swap(models)
+                settle_heap()
             except RecsysError as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.reload_status = ReloadStatus("failed", message, time.time())

@@ -105,3 +105,27 @@ def test_a_hybrid_bundle_keeps_its_parts_parameters_when_defaults_change(
     assert ALS().regularization == trained * 10
     model = read_bundle(out).model
     assert model.cf_.regularization == trained and model.cf_.factors == 8
+
+
+def test_settle_heap_freezes_what_is_loaded_and_frees_old_cycles_on_the_next_call() -> None:
+    import gc
+    import weakref
+
+    from recsys.bundle import settle_heap
+
+    class Node:
+        pass
+
+    loaded = Node()
+    loaded.self = loaded  # type: ignore[attr-defined]  # a cycle, as pandas objects have
+    alive = weakref.ref(loaded)
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0 and alive() is not None
+        del loaded  # the old bundle is replaced: cyclic garbage, but frozen
+        gc.collect()
+        assert alive() is not None  # a full collection does not see frozen objects
+        settle_heap()  # the next load
+        assert alive() is None
+    finally:
+        gc.unfreeze()

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from recsys.bundle import settle_heap
 from recsys.coupons.assign import BudgetState
 from recsys.errors import DataError
 from recsys.events import EventStore
@@ -367,6 +368,7 @@ def write_picks(engine: Engine, audience: str, out: Path, *, n: int = 10, coupon
                 progress: Callable[[int], None] | None = None, **filters: Any
                 ) -> PicksSummary:
     """Write picks for ``audience`` to ``out`` (.parquet, .csv or .jsonl), resumably."""
+    settle_heap()
     job = PicksJob.prepare(engine, audience, out, n=n, coupons=coupons,
                            chunk_size=chunk_size, **filters)
     return job.run(run_id, workers=workers, progress=progress)
