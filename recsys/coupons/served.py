@@ -1,8 +1,9 @@
 """The trained redemption model as the bundle carries it and serving scores with it.
 
 At bundle build, :func:`fit_served_propensity` fits a :class:`~recsys.coupons.propensity.
-RedemptionModel` (``method="logistic"``, isotonic calibration) on every past offer of the
-training data (:func:`~recsys.coupons.propensity.build_offer_table`), using only
+RedemptionModel` (``method="logistic"``, isotonic calibration) on the past offers of the
+training data (:func:`~recsys.coupons.propensity.build_offer_table`; at most ``MAX_OFFERS``,
+a random share of each campaign's recipients above that), using only
 ``SERVED_FEATURES``: the offer features serving can compute from what the bundle holds
 (customer x product history priced by the catalog, the customer profile, redemptions counted
 at build plus those folded in online, and the coupon's targets). It also fits the same model on

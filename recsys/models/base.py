@@ -184,6 +184,19 @@ def as_csr(matrix: sparse.spmatrix, dtype: type = np.float32) -> sparse.csr_matr
     return sparse.csr_matrix(matrix, dtype=dtype)
 
 
+def row_cells(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the stored cells of ``rows`` of a CSR matrix (its ``indptr``) sit in its
+    ``data``/``indices``, row after row in order, and how many each row has; a row of -1
+    has none."""
+    keep = rows >= 0
+    safe = np.where(keep, rows, 0)
+    starts = indptr[safe]
+    lengths = np.where(keep, indptr[safe + 1] - starts, 0)
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    return np.repeat(starts - (ends - lengths), lengths) + np.arange(total), lengths
+
+
 def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:
     """Rows ``start:stop`` of ``matrix``; the matrix itself when that is all of it (one-row
     calls are common in serving, and slicing costs more than scoring one customer)."""

@@ -20,7 +20,7 @@ from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
 from recsys.errors import UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
-from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, top_n
+from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, row_cells, top_n
 from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
@@ -415,14 +415,9 @@ class Engine:
 def select_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
     """``matrix[rows]`` as float32 CSR, with an empty row wherever ``rows`` is -1 (a gather
     of the stored cells: no scipy indexing machinery for a request's one row)."""
-    keep = rows >= 0
-    safe = np.where(keep, rows, 0)
-    starts = matrix.indptr[safe]
-    lengths = np.where(keep, matrix.indptr[safe + 1] - starts, 0)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    cells = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+    cells, lengths = row_cells(matrix.indptr, rows)
     return sparse.csr_matrix((matrix.data[cells].astype(np.float32, copy=False),
-                              matrix.indices[cells], indptr),
+                              matrix.indices[cells], np.concatenate([[0], np.cumsum(lengths)])),
                              shape=(len(rows), matrix.shape[1]))
 
 
