@@ -14,7 +14,9 @@ closed-loop phase saturates each endpoint to compare throughput. After each phas
 waits until the server has worked off its backlog (column "backlog s"), so an overloaded phase
 does not slow the next one down. "server CPU ms/req" is the workers' CPU time per request
 sent: unlike latency it does not grow when other processes compete for the cores, and
-2 cores x 1000 / it bounds the throughput.
+2 cores x 1000 / it bounds the throughput. "client CPU ms/req" is the load generator's, which
+shares the same cores. "reused" is the share of recommendations answered from the workers'
+answer cache (``RECSYS_ANSWER_CACHE_CUSTOMERS``; ``--answer-cache 0`` ranks every request).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
+import re
+import resource
 import secrets
 import signal
 import subprocess
@@ -186,6 +190,18 @@ def server_cpu(pid: int) -> float:
     return total
 
 
+def answer_cache(base: str) -> tuple[float, float]:
+    """(hits, misses) of the workers' answer cache so far, from ``/metrics``."""
+    import httpx
+
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    counts = {"hit": 0.0, "miss": 0.0}
+    for result, value in re.findall(r'^recsys_answer_cache_total\{.*result="(\w+)".*\} (\S+)$',
+                                    text, re.M):
+        counts[result] += float(value)
+    return counts["hit"], counts["miss"]
+
+
 def _drain(pid: int, timeout: float = 600.0) -> float:
     """Wait until the server has worked off what the last phase queued (requests the client
     gave up on still run to completion): under 5% of a core used in two 1-second windows in
@@ -198,18 +214,30 @@ def _drain(pid: int, timeout: float = 600.0) -> float:
     return time.perf_counter() - started
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[str]], key: str,
-               server: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+               server: int, base: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """The load-generator process: runs every phase of ``plan`` and reports each, with the
-    server CPU spent per request sent (the phase and the backlog it left)."""
+    server and client CPU spent per request sent (the phase and the backlog it left) and
+    the share of answers the server reused."""
     for endpoint, kind, level, duration in plan:
-        cpu = server_cpu(server)
+        cpu, own, (hits, misses) = server_cpu(server), _own_cpu(), answer_cache(base)
         if kind == "open":
             result = asyncio.run(_open_loop(urls[endpoint], key, level, duration))
         else:
             result = asyncio.run(_closed_loop(urls[endpoint], key, int(level), duration))
+        client = _own_cpu() - own
         result["drain"] = _drain(server)
-        result["cpu_ms"] = (server_cpu(server) - cpu) * 1e3 / max(result["sent"], 1)
+        sent = max(result["sent"], 1)
+        result["cpu_ms"] = (server_cpu(server) - cpu) * 1e3 / sent
+        result["client_ms"] = client * 1e3 / sent
+        after_hits, after_misses = answer_cache(base)
+        answers = after_hits - hits + after_misses - misses
+        result["reused"] = (after_hits - hits) / answers if answers else float("nan")
         out.put((endpoint, kind, level, result))
     out.put(None)
 
@@ -225,11 +253,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=8911)
     parser.add_argument("--n", type=int, default=10, help="recommendations per request")
+    parser.add_argument("--answer-cache", type=int, default=10_000,
+                        help="customers' answers each worker keeps (0: rank every request)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     key = secrets.token_urlsafe(16)
     env = {**os.environ, "RECSYS_API_KEYS": key, "RECSYS_DATA_DIR": str(work),
+           "RECSYS_ANSWER_CACHE_CUSTOMERS": str(args.answer_cache),
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if args.model_uri:
         env["RECSYS_MODEL_URI"] = args.model_uri
@@ -258,20 +289,23 @@ def main() -> None:
                  for e in ("constant", "recommendations")]
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(target=_generator,
-                                            args=(plan, urls, key, server.pid, out))
+                                            args=(plan, urls, key, server.pid, base, out))
         print(f"model {model['model']} version {model['model_version']}, "
-              f"{model['n_items']} items; {args.workers} uvicorn workers; "
+              f"{model['n_items']} items; {args.workers} uvicorn workers; answer cache "
+              f"{args.answer_cache} customers per worker; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
-              "backlog s | server CPU ms/req |")
-        print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+              "backlog s | server CPU ms/req | client CPU ms/req | reused |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
         gen.start()
         while (item := out.get()) is not None:
             endpoint, kind, level, r = item
             load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
+            reused = "-" if np.isnan(r["reused"]) else f"{r['reused']:.0%}"
             print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
                   f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} | "
-                  f"{r['cpu_ms']:.2f} |", flush=True)
+                  f"{r['cpu_ms']:.2f} | {r['client_ms']:.2f} | {reused} |",
+                  flush=True)
         gen.join()
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     finally:

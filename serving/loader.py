@@ -155,7 +155,7 @@ def load_served(settings: Settings, variant: str, source: str | Path) -> Served:
     model URI); raises ``BundleError`` saying what is wrong."""
     started = time.perf_counter()
     bundle = _fetch(settings, source)
-    engine = Engine(bundle)
+    engine = Engine(bundle, answer_cache=settings.answer_cache_customers)
     index = _build_index(settings, bundle)
     served = Served(variant, engine, index, str(source), _events_until(bundle))
     warm_up(served, settings.warmup_requests)

@@ -43,6 +43,9 @@ class Metrics:
                                  ["route", "variant"], registry=r)
         self.fallbacks = Counter("recsys_fallbacks", "Non-personalized answers by reason",
                                  ["variant", "reason"], registry=r)
+        self.answer_cache = Counter("recsys_answer_cache",
+                                    "Recommendation answers reused (hit) or ranked (miss)",
+                                    ["variant", "result"], registry=r)
         self.model_info = Gauge("recsys_model_info", "1 for the live version of each variant",
                                 ["variant", "version"], registry=r,
                                 multiprocess_mode="mostrecent")

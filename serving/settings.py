@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(64, ge=8)
     recall_queries: int = Field(500, ge=10)  # items used to measure HNSW recall vs exact
     warmup_requests: int = Field(20, ge=0)
+    # Recent recommendation answers kept per worker, by customer (0: rank every request).
+    answer_cache_customers: int = Field(10_000, ge=0)
     # Events.
     events_url: str | None = None  # default: sqlite:///<data_dir>/events.db
     events_poll_seconds: float = Field(1.0, gt=0)  # pick up events stored by other workers

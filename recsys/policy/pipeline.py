@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -22,10 +23,13 @@ from recsys.errors import UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, row_cells, top_n
 from recsys.models.factor_ranker import FactorRanker
+from recsys.policy.answers import AnswerCache
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupons import CouponChooser, CouponPick
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
+
+SIMILAR_ANSWERS = 4096  # (product, n, category) answers of ``Engine.similar`` kept
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,13 @@ class Pick:
 
 @dataclass(frozen=True)
 class Result:
-    """Picks for one customer; ``fallback`` says why they are not personalized, if so."""
+    """Picks for one customer; ``fallback`` says why they are not personalized, if so;
+    ``cached``: reused from an earlier identical question (``Engine(answer_cache=...)``)."""
 
     picks: list[Pick]
     personalized: bool
     fallback: str | None = None
+    cached: bool = False
 
 
 class Ranking(NamedTuple):
@@ -62,10 +68,12 @@ class Engine:
     """Answers every recommendation question from one bundle plus live events.
 
     Thread-safe: reads may run in parallel with ``add_purchases``, ``erase`` and
-    ``set_consent``.
+    ``set_consent``. ``answer_cache``: how many customers' recent answers ``recommend_many``
+    keeps (0: none; the server keeps some, see ``recsys.policy.answers``).
     """
 
-    def __init__(self, bundle: Bundle, policy: PolicyConfig | None = None) -> None:
+    def __init__(self, bundle: Bundle, policy: PolicyConfig | None = None, *,
+                 answer_cache: int = 0) -> None:
         self.bundle = bundle
         self.model = bundle.model
         self.policy = policy or parse_policy(bundle.policy_yaml)
@@ -87,6 +95,8 @@ class Engine:
         self._erased: set[str] = set()
         self._redeemed: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self.answers: AnswerCache[Result] = AnswerCache(answer_cache)
+        self._similar_answers = lru_cache(maxsize=SIMILAR_ANSWERS)(self._similar)
         self.coupon_chooser = CouponChooser.from_bundle(bundle)
 
     @property
@@ -107,6 +117,7 @@ class Engine:
                     row[int(i)] = row.get(int(i), 0.0) + float(w)
                     folded += 1
             self._erased.discard(customer_id)
+        self.answers.forget(customer_id)
         return folded
 
     def apply_changes(self, changes: Iterable[Change], erased: set[str]) -> int:
@@ -149,11 +160,13 @@ class Engine:
             self._extra.pop(customer_id, None)
             self._redeemed.pop(customer_id, None)
             self._erased.add(customer_id)
+        self.answers.forget(customer_id)
 
     def set_consent(self, customer_id: str, personalization: bool) -> None:
         """Record the customer's consent to personalized recommendations."""
         with self._lock:
             self._consent[customer_id] = personalization
+        self.answers.forget(customer_id)
 
     def is_personalizable(self, customer_id: str) -> bool:
         """Consent given (or not withdrawn) and not erased."""
@@ -211,18 +224,28 @@ class Engine:
                        max_price: float | None = None, exclude_purchased: bool | None = None,
                        mode: Mode | None = None) -> list[Result]:
         """Top ``n`` products for each customer, in the order given."""
-        ranking = self.rank_many(customer_ids, n, category=category, min_price=min_price,
-                                 max_price=max_price, exclude_purchased=exclude_purchased,
-                                 mode=mode)
+        question = (n, category, min_price, max_price, exclude_purchased, mode)
+        stamp = self.answers.stamp()  # before reading any state
+        results: list[Result | None] = [self.answers.get(c, question) for c in customer_ids]
+        missing = [r for r, result in enumerate(results) if result is None]
+        if len(missing) < len(results):
+            results = [replace(r, cached=True) if r is not None else None for r in results]
+        if not missing:
+            return results  # type: ignore[return-value]
+        ranking = self.rank_many([customer_ids[r] for r in missing], n, category=category,
+                                 min_price=min_price, max_price=max_price,
+                                 exclude_purchased=exclude_purchased, mode=mode)
         product_ids = self.product_ids
-        results = []
-        for ids, scores, texts, codes, fallback in zip(  # lists: faster than numpy scalars
-                ranking.ids.tolist(), ranking.scores.tolist(), ranking.reasons.tolist(),
-                ranking.codes.tolist(), ranking.fallback.tolist(), strict=True):
+        for r, ids, scores, texts, codes, fallback in zip(  # lists: faster than numpy scalars
+                missing, ranking.ids.tolist(), ranking.scores.tolist(),
+                ranking.reasons.tolist(), ranking.codes.tolist(), ranking.fallback.tolist(),
+                strict=True):
             picks = [Pick(product_ids[i], s, t, c)
                      for i, s, t, c in zip(ids, scores, texts, codes, strict=True) if i >= 0]
-            results.append(Result(picks, personalized=fallback is None, fallback=fallback))
-        return results
+            results[r] = result = Result(picks, personalized=fallback is None,
+                                         fallback=fallback)
+            self.answers.put(customer_ids[r], question, result, stamp)
+        return results  # type: ignore[return-value]
 
     def rank_many(self, customer_ids: Sequence[str], n: int = 10, *,
                   category: str | None = None, min_price: float | None = None,
@@ -265,15 +288,19 @@ class Engine:
 
     def similar(self, product_id: str, n: int = 10, *, category: str | None = None
                 ) -> list[Pick]:
-        """Products most similar to ``product_id``; ``UnknownIdError`` if it is unknown."""
+        """Products most similar to ``product_id``; ``UnknownIdError`` if it is unknown.
+        They depend on the bundle only, so recent answers are reused."""
+        return list(self._similar_answers(product_id, n, category))
+
+    def _similar(self, product_id: str, n: int, category: str | None) -> tuple[Pick, ...]:
         item = self.products.to_index([product_id])  # raises UnknownIdError
         mask = self.filters.mask(category=category)
         wide = min(self.n_items, n if category is None else max(10 * n, 200))
         ranked = self.model.similar_items(item, wide)
         keep = [(i, s) for i, s in zip(ranked.ids[0], ranked.scores[0], strict=True)
                 if i >= 0 and mask[i]][:n]
-        return [Pick(self.product_ids[i], float(s), self.reasons.similar(int(item[0])),
-                     "similar") for i, s in keep]
+        return tuple(Pick(self.product_ids[i], float(s), self.reasons.similar(int(item[0])),
+                          "similar") for i, s in keep)
 
     def popular(self, n: int = 10, *, category: str | None = None, window: str = "all"
                 ) -> list[Pick]:

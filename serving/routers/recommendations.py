@@ -36,6 +36,12 @@ def answer(request: Request, served: Served, customer_ids: list[str],
     results = served.engine.recommend_many(
         customer_ids, query.n, category=query.category, min_price=query.min_price,
         max_price=query.max_price, exclude_purchased=query.exclude_purchased, mode=query.mode)
+    hits = sum(r.cached for r in results)
+    cache = request.app.state.metrics.answer_cache
+    if hits:
+        cache.labels(served.variant, "hit").inc(hits)
+    if hits < len(results):
+        cache.labels(served.variant, "miss").inc(len(results) - hits)
     coupons = coupon_picks(served, customer_ids, query.n) if query.include_coupons \
         else [None] * len(customer_ids)
     return [RecommendationsPublic(
