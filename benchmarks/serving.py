@@ -259,7 +259,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     key = secrets.token_urlsafe(16)
+    (work / "prometheus").mkdir()  # one /metrics view over the workers, as `recsys serve`
     env = {**os.environ, "RECSYS_API_KEYS": key, "RECSYS_DATA_DIR": str(work),
+           "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"),
            "RECSYS_ANSWER_CACHE_CUSTOMERS": str(args.answer_cache),
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if args.model_uri:
