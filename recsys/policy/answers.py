@@ -19,11 +19,12 @@ QUESTIONS_PER_CUSTOMER = 8  # distinct filter/n combinations kept for one custom
 
 
 class AnswerCache(Generic[T]):
-    """A thread-safe LRU of answers keyed by customer, then by question."""
+    """A thread-safe LRU of answers keyed by customer (or by a key shared by customers who
+    get the same answers), then by question."""
 
     def __init__(self, max_customers: int) -> None:
         self.max_customers = max_customers
-        self._answers: OrderedDict[str, dict[Hashable, T]] = OrderedDict()
+        self._answers: OrderedDict[Hashable, dict[Hashable, T]] = OrderedDict()
         self._changes = 0  # bumped by every ``forget``
         self._lock = threading.Lock()
 
@@ -31,7 +32,7 @@ class AnswerCache(Generic[T]):
         """Take before reading the state an answer is computed from; pass to ``put``."""
         return self._changes
 
-    def get(self, customer_id: str, question: Hashable) -> T | None:
+    def get(self, customer_id: Hashable, question: Hashable) -> T | None:
         if self.max_customers <= 0:
             return None
         with self._lock:
@@ -41,7 +42,7 @@ class AnswerCache(Generic[T]):
             self._answers.move_to_end(customer_id)
             return questions.get(question)
 
-    def put(self, customer_id: str, question: Hashable, answer: T, stamp: int) -> None:
+    def put(self, customer_id: Hashable, question: Hashable, answer: T, stamp: int) -> None:
         """Keep ``answer`` unless some customer's state changed since ``stamp``."""
         if self.max_customers <= 0:
             return
@@ -56,7 +57,7 @@ class AnswerCache(Generic[T]):
             while len(self._answers) > self.max_customers:
                 self._answers.popitem(last=False)
 
-    def forget(self, customer_id: str) -> None:
+    def forget(self, customer_id: Hashable) -> None:
         """Drop the customer's answers; call after changing the customer's state."""
         with self._lock:
             self._changes += 1

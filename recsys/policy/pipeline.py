@@ -226,7 +226,8 @@ class Engine:
         """Top ``n`` products for each customer, in the order given."""
         question = (n, category, min_price, max_price, exclude_purchased, mode)
         stamp = self.answers.stamp()  # before reading any state
-        results: list[Result | None] = [self.answers.get(c, question) for c in customer_ids]
+        keys = [self._answer_key(c) for c in customer_ids]
+        results: list[Result | None] = [self.answers.get(k, question) for k in keys]
         missing = [r for r, result in enumerate(results) if result is None]
         if len(missing) < len(results):
             results = [replace(r, cached=True) if r is not None else None for r in results]
@@ -244,8 +245,17 @@ class Engine:
                      for i, s, t, c in zip(ids, scores, texts, codes, strict=True) if i >= 0]
             results[r] = result = Result(picks, personalized=fallback is None,
                                          fallback=fallback)
-            self.answers.put(customer_ids[r], question, result, stamp)
+            if keys[r] is not None or fallback == "cold_start":  # not one raced by a change
+                self.answers.put(keys[r], question, result, stamp)
         return results  # type: ignore[return-value]
+
+    def _answer_key(self, customer_id: str) -> str | None:
+        """The answer cache's key: None for every customer the bundle does not know and who
+        has no live state, as they all get the same cold-start answer."""
+        if customer_id in self.customers or customer_id in self._extra or \
+                customer_id in self._consent or customer_id in self._erased:
+            return customer_id
+        return None
 
     def rank_many(self, customer_ids: Sequence[str], n: int = 10, *,
                   category: str | None = None, min_price: float | None = None,

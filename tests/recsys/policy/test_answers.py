@@ -124,3 +124,16 @@ def test_similar_answers_are_reused_as_copies(pair: tuple[Engine, Engine]) -> No
     again = cached.similar(product, 5)
     assert len(again) == 5 and cached._similar_answers.cache_info().hits == 1
     assert again == list(cached._similar(product, 5, None))  # computed afresh
+
+
+def test_strangers_share_one_answer_until_they_have_state(pair: tuple[Engine, Engine]) -> None:
+    cached, plain = pair
+    first = cached.recommend("stranger-1", 5)
+    second = cached.recommend("stranger-2", 5)
+    assert first.fallback == "cold_start" and second.cached and same(first, second)
+    product = first.picks[-1].product_id
+    for engine in pair:
+        engine.apply_changes([purchase("stranger-3", product, 1)], set())
+    own = cached.recommend("stranger-3", 5)  # now has a history: its own answer
+    assert own.personalized and not own.cached and same(own, plain.recommend("stranger-3", 5))
+    assert cached.recommend("stranger-4", 5).cached and len(cached.answers) == 2
