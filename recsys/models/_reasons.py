@@ -7,7 +7,7 @@ from enum import IntEnum
 import numpy as np
 from scipy import sparse
 
-from recsys.models.base import RecommenderBase
+from recsys.models.base import RecommenderBase, row_cells
 
 EXPLAIN_HISTORY = 200  # history items per customer searched for the "because you bought" item
 
@@ -30,7 +30,7 @@ def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarra
 
     Vector models use the cosine of their item vectors; ItemKNN and EASE their item-item
     weights (how much buying the history item raises the pick's score); a sparse matrix is
-    read as such weights ``M[history item, pick]`` (the hybrid's twins).
+    read as such weights ``M[history item, pick]`` (the hybrid's twins; CSR or CSC).
 
     Parameters
     ----------
@@ -43,14 +43,12 @@ def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarra
     -------
     ndarray of float32, shape (batch, n, L); -inf where either side is padding.
     """
-    src, dst = np.broadcast_arrays(items[:, None, :], picks[:, :, None])
-    valid = (src >= 0) & (dst >= 0)
+    valid = (items[:, None, :] >= 0) & (picks[:, :, None] >= 0)
     similarity = model if sparse.issparse(model) else getattr(model, "similarity_", None)
-    if isinstance(similarity, sparse.csr_matrix):  # ItemKNN, twins: look up valid pairs only
-        out = np.zeros(valid.shape, np.float32)
-        if valid.any():  # (scipy returns a matrix, not values, for empty index arrays)
-            out[valid] = np.asarray(similarity[src[valid], dst[valid]], np.float32).ravel()
+    if isinstance(similarity, sparse.csr_matrix | sparse.csc_matrix):  # ItemKNN, twins
+        out = _stored_pairs(similarity, items, picks)
     elif hasattr(model, "weights_") and hasattr(model, "item_index_"):  # EASE
+        src, dst = np.broadcast_arrays(items[:, None, :], picks[:, :, None])
         position = np.full(model.n_items_, -1, np.int64)
         position[model.item_index_] = np.arange(len(model.item_index_))
         ps, pd_ = position[np.where(valid, src, 0)], position[np.where(valid, dst, 0)]
@@ -63,22 +61,43 @@ def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarra
     return np.where(valid, out, -np.inf).astype(np.float32)
 
 
-def padded_history(history: sparse.csr_matrix, limit: int = EXPLAIN_HISTORY
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's items (heaviest ``limit`` first) as ``(batch, L)`` arrays padded with -1 / 0."""
-    lengths = np.minimum(np.diff(history.indptr), limit)
+def _stored_pairs(matrix: sparse.csr_matrix | sparse.csc_matrix, items: np.ndarray,
+                  picks: np.ndarray) -> np.ndarray:
+    """``matrix[items[b, l], picks[b, n]]`` as ``(batch, n, L)`` float32, 0 where a side is
+    padding: scipy's lookup of each pair, read from the stored cells of the history items'
+    rows (CSR) or of the picks' columns (CSC: few when picks are few) instead."""
+    out = np.zeros((items.shape[0], picks.shape[1], items.shape[1]), np.float32)
+    by_pick = matrix.format == "csc"
+    keys, others = (picks, items) if by_pick else (items, picks)
+    rows, slots = np.nonzero(keys >= 0)
+    cells, lengths = row_cells(matrix.indptr, keys[rows, slots])
+    rows, slots = np.repeat(rows, lengths), np.repeat(slots, lengths)
+    hit, other = np.nonzero(others[rows] == matrix.indices[cells][:, None])
+    at = (rows[hit], slots[hit], other) if by_pick else (rows[hit], other, slots[hit])
+    np.add.at(out, at, matrix.data[cells[hit]])  # duplicate cells add up, as in scipy
+    return out
+
+
+def padded_history(history: sparse.csr_matrix | tuple[np.ndarray, np.ndarray, np.ndarray],
+                   limit: int = EXPLAIN_HISTORY) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's items (heaviest ``limit`` first) as ``(batch, L)`` arrays padded with -1 / 0;
+    ``history`` is a CSR matrix or its ``(data, indices, indptr)``."""
+    data, indices, indptr = (history.data, history.indices, history.indptr) \
+        if sparse.issparse(history) else history
+    lengths = np.minimum(np.diff(indptr), limit)
     width = max(int(lengths.max(initial=0)), 1)
-    items = np.full((history.shape[0], width), -1, np.int64)
-    weights = np.zeros((history.shape[0], width), np.float32)
-    for row in range(history.shape[0]):
-        lo, hi = history.indptr[row], history.indptr[row + 1]
-        order = np.argsort(-history.data[lo:hi], kind="stable")[: lengths[row]]
-        items[row, : len(order)] = history.indices[lo:hi][order]
-        weights[row, : len(order)] = history.data[lo:hi][order]
+    items = np.full((len(lengths), width), -1, np.int64)
+    weights = np.zeros((len(lengths), width), np.float32)
+    for row in range(len(lengths)):
+        lo, hi = indptr[row], indptr[row + 1]
+        order = np.argsort(-data[lo:hi], kind="stable")[: lengths[row]]
+        items[row, : len(order)] = indices[lo:hi][order]
+        weights[row, : len(order)] = data[lo:hi][order]
     return items, weights
 
 
-def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: sparse.csr_matrix,
+def because_you_bought(model: RecommenderBase | sparse.csr_matrix,
+                       history: sparse.csr_matrix | tuple[np.ndarray, np.ndarray, np.ndarray],
                        picks: np.ndarray) -> np.ndarray:
     """The history item that most supports each pick: ``argmax_j weight_j * sim(j, pick)``.
 
@@ -86,7 +105,7 @@ def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: spar
     ----------
     model : fitted model whose item similarity explains the pick (CF or content part), or a
         sparse item-item weight matrix
-    history : csr_matrix, shape (batch, n_items)
+    history : csr_matrix, shape (batch, n_items), or its ``(data, indices, indptr)``
     picks : ndarray of int, shape (batch, n)
 
     Returns
@@ -95,18 +114,24 @@ def because_you_bought(model: RecommenderBase | sparse.csr_matrix, history: spar
         -1 where the row has no history or the pick is padding.
     """
     picks = np.asarray(picks)
-    filled = picks >= 0  # each row's picks first, in as few columns as the fullest row needs
-    width = max(int(filled.sum(axis=1).max(initial=0)), 1)
-    order = np.argsort(~filled, axis=1, kind="stable")[:, :width]
-    packed = np.take_along_axis(picks, order, axis=1)
+    rows = np.arange(picks.shape[0])[:, None]  # (x[rows, cols]: take_along_axis, cheaper)
+    if picks.shape[0] == 1:  # a request: the same packing without the sort
+        order = np.flatnonzero(picks[0] >= 0)[None, :]
+        if not order.size:
+            return np.full(picks.shape, -1, np.int32)
+    else:  # each row's picks first, in as few columns as the fullest row needs
+        filled = picks >= 0
+        width = max(int(filled.sum(axis=1).max(initial=0)), 1)
+        order = np.argsort(~filled, axis=1, kind="stable")[:, :width]
+    packed = picks[rows, order]
     items, weights = padded_history(history)
     sims = pair_similarity(model, items, packed)
     with np.errstate(invalid="ignore"):  # -inf x 0 at padding; np.where drops those cells
         support = np.where(np.isfinite(sims), sims * weights[:, None, :], -np.inf)
-    found = np.take_along_axis(items, np.argmax(support, axis=2), axis=1)
+    found = items[rows, np.argmax(support, axis=2)]
     found[~np.isfinite(np.max(support, axis=2)) | (packed < 0)] = -1
     out = np.full(picks.shape, -1, np.int32)
-    np.put_along_axis(out, order, found, axis=1)
+    out[rows, order] = found
     return out
 
 

@@ -92,8 +92,11 @@ def top_n(scores: np.ndarray, n: int) -> Ranked:
     k = min(n, n_items)
     if k == 0:
         return Ranked(np.full((batch, n), -1, np.int32), np.full((batch, n), -np.inf, np.float32))
-    found = _bounded_candidates(scores, k)
-    if found is None:
+    one_row = batch == 1 and n_items < _QUICK_CELLS  # a request's candidates
+    found = None if one_row else _bounded_candidates(scores, k)
+    if one_row:
+        ids, top = _top_row(scores[0], k)
+    elif found is None:
         ids, top = _rank_candidates(*_partition_candidates(scores, k), k)
     else:
         quick, part, part_scores = found
@@ -117,6 +120,22 @@ def _rank_candidates(part: np.ndarray, part_scores: np.ndarray, k: int
     top = np.take_along_axis(part_scores, order, axis=1)
     ids[~np.isfinite(top)] = -1
     top[ids < 0] = -np.inf
+    return ids, top
+
+
+def _top_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_rank_candidates`` of one row, ``(1, k)``, from its cells at or above the k-th best
+    in a few numpy calls (``partition`` puts nan last: a row short of other scores is
+    sorted whole). Non-finite scores come back as id -1 / score -inf."""
+    negated = -row
+    kth = np.partition(negated, k - 1)[k - 1] if k < len(row) else np.nan
+    cols = np.arange(len(row)) if np.isnan(kth) else np.flatnonzero(negated <= kth)
+    order = cols[np.argsort(negated[cols], kind="stable")[:k]]
+    ids = np.full((1, k), -1, np.int32)
+    top = np.full((1, k), -np.inf, np.float32)
+    finite = np.isfinite(row[order])
+    ids[0, : len(order)][finite] = order[finite]
+    top[0, : len(order)][finite] = row[order[finite]]
     return ids, top
 
 
@@ -188,13 +207,11 @@ def row_cells(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Where the stored cells of ``rows`` of a CSR matrix (its ``indptr``) sit in its
     ``data``/``indices``, row after row in order, and how many each row has; a row of -1
     has none."""
-    keep = rows >= 0
-    safe = np.where(keep, rows, 0)
-    starts = indptr[safe]
-    lengths = np.where(keep, indptr[safe + 1] - starts, 0)
+    starts = indptr[rows]
+    lengths = np.maximum(indptr[rows + 1] - starts, 0)  # row -1: indptr[0] - indptr[-1] <= 0
     ends = np.cumsum(lengths)
     total = int(ends[-1]) if len(ends) else 0
-    return np.repeat(starts - (ends - lengths), lengths) + np.arange(total), lengths
+    return np.arange(total) - np.repeat(ends - lengths - starts, lengths), lengths
 
 
 def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:

@@ -77,14 +77,20 @@ class BuyAgain(Model):
 
     def repurchase_scores(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
         """``h_ui ** frequency_power * q_i`` on the bought cells of ``history`` (sparse)."""
+        history = as_csr(history)
+        return sparse.csr_matrix(self.repurchase_cells(history), shape=history.shape)
+
+    def repurchase_cells(self, history: sparse.csr_matrix
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``repurchase_scores`` as its ``(data, indices, indptr)``, without building the
+        matrix (a request's row: scipy's checks cost more than the scores)."""
         self._check_fitted()
         history = as_csr(history)
-        bought = history.data > 0
-        if not bought.all():
+        if not (history.data > 0).all():
             history = history.multiply(history > 0).tocsr()
         data = np.power(history.data, self.frequency_power, dtype=np.float32) \
             * self.item_rate_[history.indices]
-        return sparse.csr_matrix((data, history.indices, history.indptr), shape=history.shape)
+        return data, history.indices, history.indptr
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = np.full(history.shape, -np.inf, np.float32)

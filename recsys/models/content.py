@@ -157,9 +157,8 @@ class ContentTFIDF(Model):
     def profiles(self, history: sparse.csr_matrix) -> np.ndarray:
         """Each row's unit text profile: the history-weighted sum of its items' vectors."""
         profile = np.asarray(history @ self.item_vectors_, dtype=np.float32)
-        norms = np.linalg.norm(profile, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return profile / norms
+        norms = np.sqrt(np.add.reduce(profile * profile, axis=1, keepdims=True))  # linalg.norm's
+        return profile / np.where(norms == 0, np.float32(1.0), norms)
 
     def score_items(self, profiles: np.ndarray, items: IntArray | None = None) -> np.ndarray:
         """Scores of ``items`` (None: all) for each profile: cosine plus the popularity nudge."""

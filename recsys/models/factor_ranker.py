@@ -23,6 +23,8 @@ FEW_ROWS = 4  # outweighs the products, and one block holds the median customer'
 MAX_BLOCK = 16384
 ORDERS_KEPT = 4  # visit orders cached, one per allowed-items mask
 _SLACK = 1e-4  # relative margin on the bound for float32 rounding of the dot products
+_LOWEST = float(np.finfo(np.float32).min)  # the lowest score above -inf
+_SAMPLE = 4  # ``top_row`` floors a first block by the n-th best of every 4th score
 
 
 class FactorRanker:
@@ -43,6 +45,7 @@ class FactorRanker:
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
         self.order = np.argsort(-self.norms, kind="stable")
         self._orders: dict[bytes, tuple[np.ndarray, ...]] = {}
+        self._all: tuple[np.ndarray, ...] | None = None  # ``_visit_order`` of every item
 
     @staticmethod
     def supports(model: RecommenderBase) -> bool:
@@ -80,9 +83,26 @@ class FactorRanker:
         vectors, known = self.user_vectors(history, users)
         return self.top(vectors, known, n, exclude=exclude, allowed=allowed)
 
+    def user_vector(self, history: sparse.csr_matrix, user: int) -> np.ndarray | None:
+        """``user_vectors`` of a one-row ``history`` as a ``(1, dims)`` array, None when the
+        row has nothing to go on."""
+        model = self.model
+        if history.indptr[1] == history.indptr[0] and not (model.stores_users and user >= 0):
+            return None
+        source = model.user_factors_[user:user + 1] if user >= 0 else model.fold_in(history)
+        return np.array(source, np.float32)
+
     def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
             exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
         """``recommend`` from user vectors; rows where ``known`` is False get no items."""
+        if vectors.shape[0] == 1:  # a request: the one-row path, same answer
+            ids, scores = [], []
+            if known[0]:
+                barred = None if exclude is None else exclude.indices[exclude.data != 0]
+                ids, scores, _ = self.top_row(vectors, n, excluded=barred, allowed=allowed)
+            pad = n - len(ids)
+            return Ranked(np.array([ids + [-1] * pad], np.int32),
+                          np.array([scores + [-np.inf] * pad], np.float32))
         order, items, norms, position = self._visit_order(allowed)
         batch = vectors.shape[0]
         best_s = np.full((batch, n), -np.inf, np.float32)
@@ -117,10 +137,59 @@ class FactorRanker:
         ids = np.take_along_axis(best_i, rank, axis=1).astype(np.int32)
         return Ranked(ids, np.take_along_axis(best_s, rank, axis=1))
 
-    def _visit_order(self, allowed: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Allowed items by decreasing norm, their vectors and norms, and each item's place in
-        that order (-1 if not allowed). The last few masks are kept: batch chunks and
-        repeated filters share them."""
+    def top_row(self, vector: np.ndarray, n: int, *, excluded: np.ndarray | None,
+                allowed: np.ndarray | None) -> tuple[list[int], list[float], float]:
+        """``top`` of one known row (``vector``, shape ``(1, dims)``; ``excluded``: item
+        indices; ``allowed`` None: every item) as lists, best first, without the items that
+        score -inf; plus the best score of any allowed item, excluded or not. The blocks and
+        their scores are those of ``top``, each block cut to its cells that can make the top
+        ``n`` before Python merges them (a request's row: far fewer numpy calls)."""
+        order, items, norms, position = self._visit_order(allowed)
+        barred = None
+        if excluded is not None and len(excluded):
+            barred = position[excluded]
+            barred = np.sort(barred[barred >= 0])
+        as_double = vector.astype(np.float64)  # np.linalg.norm(vector, axis=1), as ``top``
+        user_norm = float(np.sqrt(np.add.reduce(as_double * as_double, axis=1))[0])
+        best: list[tuple[float, int]] = []  # (-score, item), sorted: equal scores, lower item
+        peak = -np.inf
+        start, block = 0, FIRST_BLOCK_FEW
+        while start < len(order):
+            stop = min(start + block, len(order))
+            scores = (_gemm(vector, items[start:stop]) if self.batch_exact else
+                      vector @ items[start:stop].T)[0]
+            peak = max(peak, float(scores.max()))
+            if barred is not None:
+                lo, hi = np.searchsorted(barred, (start, stop))
+                scores[barred[lo:hi] - start] = -np.inf
+            floor = -best[-1][0] if len(best) == n else _LOWEST  # -inf never makes the top
+            sample = scores[::_SAMPLE]  # its n-th best is at most the block's: a floor
+            if len(best) < n and len(sample) > n:
+                floor = max(floor, float(np.partition(sample, len(sample) - n)[len(sample) - n]))
+            cols = np.flatnonzero(scores >= floor)
+            found = scores[cols]
+            if len(cols) > n:  # the block's n best, and any tied with the n-th
+                keep = found >= np.partition(found, len(found) - n)[len(found) - n]
+                cols, found = cols[keep], found[keep]
+            ids = order[start + cols]
+            if len(cols) > n:  # ties at the n-th place: the lower items
+                keep = np.lexsort((ids, -found))[:n]
+                found, ids = found[keep], ids[keep]
+            best = sorted(best + list(zip((-found).tolist(), ids.tolist(), strict=True)))[:n]
+            if stop == len(order) or (
+                    len(best) == n and -best[-1][0] > user_norm * norms[stop] * (1 + _SLACK)):
+                break
+            start, block = stop, min(2 * block, MAX_BLOCK)
+        return [i for _, i in best], [-s for s, _ in best], peak
+
+    def _visit_order(self, allowed: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """Allowed items (None: all) by decreasing norm, their vectors and norms, and each
+        item's place in that order (-1 if not allowed). The last few masks are kept: batch
+        chunks and repeated filters share them."""
+        if allowed is None:
+            if self._all is None:
+                self._all = self._visit_order(np.ones(len(self.order), bool))
+            return self._all
         key = np.packbits(allowed).tobytes()
         entry = self._orders.get(key)
         if entry is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -43,6 +44,9 @@ COMPONENTS: dict[str, Reason] = {
     "buyagain": Reason.BUY_AGAIN, "category": Reason.POPULAR_IN_CATEGORY,
     "new": Reason.NEW_IN_CATEGORY_YOU_BUY, "popularity": Reason.POPULAR,
     "trending": Reason.TRENDING}
+_PART = {name: index for index, name in enumerate(COMPONENTS)}  # component -> its index
+_KINDS = np.array(list(COMPONENTS.values()), np.int8)  # component index -> its Reason
+_NO_REASON = int(Reason.NONE)  # a plain int: numpy converts an IntEnum slowly
 _BLOCK_CELLS = 1 << 22  # customers x items per blend block: bounds the memory of the parts
 _OWN_STATE = ("n_items_", "item_category_", "n_categories_", "item_seen_", "has_content_",
               "twin_data_", "twin_indices_", "twin_indptr_")
@@ -144,7 +148,7 @@ class Hybrid(Model):
 
     def _weights(self) -> dict[str, float]:
         weights = {c: float(getattr(self, f"{c}_weight")) for c in COMPONENTS}
-        if any(w < 0 or not np.isfinite(w) for w in weights.values()):
+        if any(w < 0 or not math.isfinite(w) for w in weights.values()):
             raise ValueError(f"blend weights must be finite and >= 0, not {weights}.")
         if self.mode not in ("mixed", "discover"):
             raise ValueError(f"mode must be 'mixed' or 'discover', not {self.mode!r}.")
@@ -194,6 +198,7 @@ class Hybrid(Model):
         n = int(self.n_items_)
         self._twins = sparse.csr_matrix((self.twin_data_, self.twin_indices_, self.twin_indptr_),
                                         shape=(n, n))
+        self._twins_by_new = self._twins.tocsc()  # a "new" pick's twins: one column each
         self._category_top = np.zeros(self._categories.shape[1], np.float32)  # best _pop
         np.maximum.at(self._category_top, self.item_category_[known], self._pop[known])
         self._ranker = FactorRanker(self.cf_, batch_exact=False) \
@@ -301,9 +306,8 @@ class Hybrid(Model):
         batch = history.shape[0]
         ids = np.full((batch, n), -1, np.int32)
         scores = np.full((batch, n), -np.inf, np.float32)
-        kinds = np.full((batch, n), Reason.NONE, np.int8)
+        kinds = np.full((batch, n), _NO_REASON, np.int8)
         items = np.full((batch, n), -1, np.int32)
-        codes = np.array([COMPONENTS[c] for c in COMPONENTS], np.int8)
         allowed = None
         if candidates is not None:
             allowed = np.zeros(self.n_items_, bool)
@@ -318,7 +322,7 @@ class Hybrid(Model):
                                             track=explain)
             ids[rows], scores[rows] = ranked
             if explain:
-                kinds[rows] = np.where(ranked.ids >= 0, codes[part], Reason.NONE)
+                kinds[rows] = np.where(ranked.ids >= 0, _KINDS[part], _NO_REASON)
                 items[rows] = self._reason_items(block, ranked.ids, part)
         return Ranked(ids, scores), kinds, items
 
@@ -337,6 +341,8 @@ class Hybrid(Model):
                 history if one else history[r], -1 if users is None else int(users[r]),
                 exclude if one or exclude is None else exclude[r], allowed, n, weights, track)
                 for r in range(history.shape[0])]
+            if one and found[0] is not None:
+                return found[0]  # type: ignore[return-value]
             if all(f is not None for f in found):
                 return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
                               np.vstack([f[0].scores for f in found])), \
@@ -363,86 +369,91 @@ class Hybrid(Model):
         """
         ranker = self._ranker
         assert ranker is not None
-        vectors, known = ranker.user_vectors(history, np.array([user], np.int32))
-        if not known[0]:
+        vector = ranker.user_vector(history, user)
+        if vector is None:
             return None
         barred = exclude
         if self.mode == "discover":
             barred = history if barred is None else barred + history
-        if barred is not None:  # every stored cell counts, as in the dense blend
-            barred = sparse.csr_matrix((np.ones(barred.nnz, np.float32), barred.indices,
-                                        barred.indptr), shape=barred.shape)
-        allowed = self._everything if allowed is None else allowed
-        permitted = allowed.copy()
-        if barred is not None:
-            permitted[barred.indices] = False
-        unfiltered = (barred is None or barred.nnz == 0) and allowed is self._everything
-        again = self.buyagain_.repurchase_scores(history)
-        dense = {}  # the row's buy-again and new parts over the catalog, for every try
-        always = [again.indices]  # the items that are candidates on every try
+        barred_items = None if barred is None else barred.indices  # every stored cell counts
+        permitted = self._everything if allowed is None else allowed
+        if barred_items is not None and len(barred_items):
+            permitted = permitted.copy()
+            permitted[barred_items] = False
+        own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # buy-again, new: (items, values)
+        again, bought, _ = self.buyagain_.repurchase_cells(history)
+        always = [bought]  # the items that are candidates on every try
         if weights["buyagain"]:
-            dense["buyagain"] = np.zeros(self.n_items_, np.float32)
-            dense["buyagain"][again.indices] = again.data
-        if weights["new"] and self._twins.nnz:
-            dense["new"], reached = self._twin_row(again)
-            always.append(reached)
+            own["buyagain"] = bought, again
+        if weights["new"] and self._twins.nnz:  # no twins: no product without sales
+            reached, sums = own["new"] = self._twin_row(again, bought)
+            always.append(reached[sums != 0])  # scipy's product drops sums that come out 0
         profile = self.content_.profiles(history) if weights["content"] else None
         spend = self._category_spend(history) if weights["category"] else None
         fixed, fixed_order = self._fixed(weights)
         k = FIRST_CANDIDATES
         cf_max = None
         while True:
-            best_cf = ranker.top(vectors, known, k, exclude=barred, allowed=allowed)
-            if cf_max is None:
-                top = best_cf if unfiltered else ranker.top(vectors, known, 1, exclude=None,
-                                                            allowed=self._everything)
-                cf_max = max(float(top.scores[0, 0]), 0.0) or 1.0
+            cf_ids, cf_scores, peak = ranker.top_row(vector, k, excluded=barred_items,
+                                                     allowed=allowed)
+            if cf_max is None:  # the row's best CF score over the whole catalog
+                if allowed is not None:
+                    peak = ranker.top_row(vector, 1, excluded=None, allowed=None)[2]
+                cf_max = max(peak, 0.0) or 1.0
             best_fixed = _first_permitted(fixed_order, permitted, k)
-            chosen = np.zeros(self.n_items_, bool)
-            for ids in (*always, best_cf.ids[0][best_cf.ids[0] >= 0], best_fixed):
-                chosen[ids] = True
-            candidates = np.flatnonzero(chosen & permitted)
-            total, which = _accumulate(self._candidate_parts(
-                vectors, candidates, cf_max, dense, profile, spend, weights), weights,
-                (1, len(candidates)), track=track)
+            candidates = _distinct(np.concatenate([*always, np.array(cf_ids, np.int64),
+                                                   best_fixed]))
+            if permitted is not self._everything:
+                candidates = candidates[permitted[candidates]]
+            parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
+                vector, candidates, cf_max, own, profile, spend, weights)]
+            total = np.zeros((1, len(candidates)), np.float32)
+            for _, contribution in parts:  # _accumulate's sums
+                total += contribution
             ranked = top_n(total, n)
-            everything = best_cf.ids[0, -1] < 0 or len(best_fixed) < k  # all permitted are in
-            bound = (weights["cf"] * max(float(best_cf.scores[0, -1]), 0.0) / cf_max
+            complete = len(cf_ids) < k or len(best_fixed) < k  # all permitted are in
+            cf_kth = cf_scores[-1] if len(cf_ids) == k else 0.0
+            bound = (weights["cf"] * max(cf_kth, 0.0) / cf_max
                      + weights["content"] + weights["category"]
-                     + (float(fixed[best_fixed[-1]]) if not everything else 0.0))
-            if everything or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
-                return _columns(ranked, candidates), None if which is None \
-                    else np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+                     + (float(fixed[best_fixed[-1]]) if not complete else 0.0))
+            if complete or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
+                return _columns(ranked, candidates), \
+                    _top_parts(parts, ranked.ids) if track else None
             if k * 4 > self.n_items_:
                 return None
             k *= 4
 
-    def _twin_row(self, again: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """One row's ``new`` part, ``again @ twins`` as a dense array, and the items where it
-        is non-zero: the same sums in the same order as scipy's sparse product (so the same
-        floats) for less than half its cost on one row (The Complete Journey: ~25 vs ~60 us
-        with the dense array)."""
+    def _twin_row(self, again: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One row's ``new`` part, ``again @ twins`` for a row with values ``again`` on items
+        ``bought``: the items it reaches (ascending) and their sums, each the same sum in the
+        same order as scipy's sparse product (so the same float), without a catalog-wide
+        array."""
         twins = self._twins
-        cells, lengths = row_cells(twins.indptr, again.indices)  # each bought item's twins
+        cells, lengths = row_cells(twins.indptr, bought)  # each bought item's twins
         reached = twins.indices[cells]
-        out = np.zeros(self.n_items_, np.float32)
-        np.add.at(out, reached, np.repeat(again.data, lengths) * twins.data[cells])
-        return out, reached[out[reached] != 0]  # scipy drops sums that come out 0
+        order = np.argsort(reached, kind="stable")  # equal items keep the product's order
+        reached = reached[order]
+        first = _run_starts(reached)
+        sums = np.zeros(int(first.sum()), np.float32)
+        products = np.repeat(again, lengths) * twins.data[cells]
+        np.add.at(sums, np.cumsum(first) - 1, products[order])
+        return reached[first], sums
 
     def _candidate_parts(self, vectors: np.ndarray, items: np.ndarray, cf_max: float,
-                         dense: Mapping[str, np.ndarray], profile: np.ndarray | None,
-                         spend: np.ndarray | None, weights: Mapping[str, float]
-                         ) -> Iterator[tuple[str, np.ndarray]]:
-        """``_parts`` of one row on the columns ``items`` (same values, same order), from
-        the row's user vector, dense buy-again/new parts, text profile and category spend."""
+                         own: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                         profile: np.ndarray | None, spend: np.ndarray | None,
+                         weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
+        """``_parts`` of one row on the columns ``items`` (ascending; same values, same
+        order), from the row's user vector, buy-again/new parts as ``(items, values)``, text
+        profile and category spend."""
         if weights["cf"]:
             cf = vectors @ self.cf_.item_factors_[items].T
             yield "cf", np.maximum(cf, 0.0) / np.float32(cf_max) * self.item_seen_[items]
         if profile is not None:
             yield "content", np.clip(self.content_.score_items(profile, items), 0.0, 1.0)
         for name in ("buyagain", "new"):
-            if name in dense:
-                yield name, dense[name][items][None, :]
+            if name in own:
+                yield name, _lookup(*own[name], items)[None, :]
         if spend is not None:
             top = float((spend * self._category_top).max(initial=0.0)) or 1.0
             yield "category", self._category_affinity(spend, items) * self._pop[items] / top
@@ -463,16 +474,17 @@ class Hybrid(Model):
     def _reason_items(self, history: sparse.csr_matrix, picks: np.ndarray, part: np.ndarray
                       ) -> np.ndarray:
         out = np.full(picks.shape, -1, np.int32)
-        names = list(COMPONENTS)
-        again = (part == names.index("buyagain")) & (picks >= 0)
+        part = np.where(picks >= 0, part, -1)  # padding has no part
+        again = part == _PART["buyagain"]
         out[again] = picks[again]
-        for name, model in (("cf", self.cf_), ("content", self.content_), ("new", self._twins)):
-            mask = (part == names.index(name)) & (picks >= 0)
+        for name, model in (("cf", self.cf_), ("content", self.content_),
+                            ("new", self._twins_by_new)):
+            mask = part == _PART[name]
             if mask.any():
-                rows = np.nonzero(mask.any(axis=1))[0]
+                rows = np.flatnonzero(mask.any(axis=1))
                 rows_history = history if len(rows) == history.shape[0] else history[rows]
                 weights = rows_history if name != "new" else \
-                    self.buyagain_.repurchase_scores(rows_history)
+                    self.buyagain_.repurchase_cells(rows_history)
                 found = because_you_bought(model, weights,
                                            np.where(mask[rows], picks[rows], -1))
                 out[rows] = np.where(mask[rows], found, out[rows])
@@ -632,6 +644,49 @@ def _accumulate(parts: Iterable[tuple[str, np.ndarray]], weights: Mapping[str, f
     return total, which
 
 
+def _top_parts(contributions: Sequence[tuple[str, np.ndarray]], picks: np.ndarray
+               ) -> np.ndarray:
+    """``_accumulate``'s ``which`` for one row's weighted parts at the columns ``picks``,
+    shape ``(1, n)`` (-1: padding, read as column 0): the same comparisons on those cells."""
+    stacked = np.vstack([part for _, part in contributions])
+    if not stacked.shape[1]:  # nothing permitted: every pick is padding
+        return np.full(picks.shape, _PART["popularity"], np.int8)
+    cells = stacked[:, np.maximum(picks[0], 0)]
+    which = []
+    for values in cells.T.tolist():
+        best, top = 0.0, _PART["popularity"]
+        for (name, _), value in zip(contributions, values, strict=True):
+            if value > best:
+                best, top = value, _PART[name]
+        which.append(top)
+    return np.array([which], np.int8)
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal entries of the sorted ``values`` starts."""
+    starts = np.empty(len(values), bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by a sort (np.unique hashes: ~3x slower on a few hundred)."""
+    values = np.sort(values)
+    return values[_run_starts(values)]
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``values`` at ``items`` (ascending), 0 where ``keys`` lack them: ``dense[items]`` for
+    ``dense = zeros(n_items); dense[keys] = values`` without the catalog-wide array."""
+    out = np.zeros(len(items), np.float32)
+    if len(items):
+        place = np.minimum(np.searchsorted(items, keys), len(items) - 1)
+        found = items[place] == keys
+        out[place[found]] = values[found]
+    return out
+
+
 def _first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.ndarray:
     """The first ``k`` entries of ``order`` that are ``permitted`` (fewer if there are not)."""
     width = 4 * k
@@ -652,8 +707,7 @@ def _floor(scores: np.ndarray, n: int) -> float | None:
 
 def _columns(ranked: Ranked, columns: np.ndarray) -> Ranked:
     """``ranked`` (over ``columns``, ascending) as catalog indices."""
-    ids = np.where(ranked.ids >= 0, columns[np.maximum(ranked.ids, 0)], -1)
-    return Ranked(ids.astype(np.int32), ranked.scores)
+    return Ranked(np.append(columns, -1)[ranked.ids].astype(np.int32), ranked.scores)
 
 
 def _unit_max(values: np.ndarray) -> np.ndarray:

@@ -89,6 +89,14 @@ def test_top_n_tiny_blocks(scores: np.ndarray, n: int) -> None:
     assert_same(scores, n)
 
 
+@examples
+@given(blocks())
+def test_top_n_of_one_row_matches_full_sort(case: tuple[np.ndarray, int]) -> None:
+    """A lone row (a request's candidates) takes its own path."""
+    scores, n = case
+    assert_same(scores[:1], n)
+
+
 def test_top_n_takes_both_paths() -> None:
     """Wide rows are ranked from bounded candidates; tied rows fall back to the partition."""
     rng = np.random.default_rng(0)
