@@ -200,10 +200,12 @@ class Engine:
         names, inverse = np.unique(np.append(stages, "").astype(str), return_inverse=True)
         return np.array([self.policy.mode_for(str(s)) for s in names], object)[inverse]
 
-    def _histories(self, customer_ids: Sequence[str]
+    def _histories(self, customer_ids: Sequence[str], known: np.ndarray | None = None
                    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-        """History rows, training user index (-1 = fold in) and personalizable flag."""
-        users = self.customers.to_index(list(customer_ids), missing="mark")
+        """History rows, training user index (-1 = fold in) and personalizable flag
+        (``known``: the customers' bundle rows, -1 if unknown, when already looked up)."""
+        users = self.customers.to_index(list(customer_ids), missing="mark") if known is None \
+            else known
         allowed = self.personalizable(customer_ids, users)
         users = np.where(allowed, users, -1).astype(np.int32)
         rows = select_rows(self.bundle.history, users)
@@ -262,20 +264,22 @@ class Engine:
                   max_price: float | None = None, exclude_purchased: bool | None = None,
                   mode: Mode | None = None) -> Ranking:
         """``recommend_many`` as arrays: the same answers without a Python object per pick."""
-        history, users, allowed = self._histories(customer_ids)
+        known = self.customers.to_index(list(customer_ids), missing="mark")
+        history, users, allowed = self._histories(customer_ids, known)
         mask = self.filters.mask(category=category, min_price=min_price, max_price=max_price)
-        modes = np.full(len(customer_ids), mode, object) if mode else self._row_modes[
-            self.customers.to_index(list(customer_ids), missing="mark")]  # -1: the last entry
+        modes = np.full(len(customer_ids), mode, object) if mode else \
+            self._row_modes[known]  # -1: the last entry, for unknown customers
         has_history = np.diff(history.indptr) > 0
+        asked = set(modes[has_history].tolist())
         ids = np.full((len(customer_ids), n), -1, np.int32)
         scores = np.full((len(customer_ids), n), -np.inf, np.float32)
         codes = np.full((len(customer_ids), n), "popular", dtype=object)
         anchors = np.full((len(customer_ids), n), -1, np.int32)
         excluding = np.zeros(len(customer_ids), bool)
         for m in ("discover", "mixed", "buy_again"):
-            rows = np.flatnonzero((modes == m) & has_history)
-            if not len(rows):
+            if m not in asked:
                 continue
+            rows = np.flatnonzero((modes == m) & has_history)
             exclude_it = exclude_purchased if exclude_purchased is not None else m == "discover"
             excluding[rows] = exclude_it and m != "buy_again"
             every = len(rows) == len(customer_ids)  # a request's one row: no scipy indexing
