@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))  # before benchmarks/, whose serving.py would shad
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import CJ_CACHE  # noqa: E402
+from benchmarks.serving import CJ_CACHE, answer_cache  # noqa: E402
 
 MIX = {"recommend": 0.70, "similar": 0.15, "events": 0.10, "coupons": 0.05}
 EVENT_TYPES = (("view", 0.6), ("add_to_cart", 0.25), ("purchase", 0.15))
@@ -260,10 +260,10 @@ def main() -> None:
         gen = ctx.Process(target=generator, args=(base, key, phases, customers, products, out),
                           daemon=True)  # ends with this process, even on SIGTERM
         gen.start()
-        errors, usage = 0, {}
+        errors, usage, cache = 0, {}, {}
         while (item := out.get()) is not None:
             name, result = item
-            usage[name] = tree_usage(server.pid)
+            usage[name], cache[name] = tree_usage(server.pid), answer_cache(base)
             errors += report(name, result, args.rate) if name == "measured" else 0
             if name == "warm-up":
                 print(f"warm-up done: {sum(map(len, result['latencies'].values()))} ok, "
@@ -276,6 +276,9 @@ def main() -> None:
             print(f"\nserver CPU: {cost:.2f} ms per request (all {args.workers} workers), so "
                   f"at most ~{os.cpu_count() * 1e3 / cost:.0f} req/s on {os.cpu_count()} idle "
                   "cores")
+        hits, misses = (cache["measured"][k] - cache["warm-up"][k] for k in (0, 1))
+        print(f"\nrecommendations answered from the workers' answer cache: "
+              f"{hits / max(hits + misses, 1):.0%} of {hits + misses:.0f}")
         print(f"\nserver RSS (master + {args.workers} workers): {rss_start:.0f} MB after "
               f"warm-up, {rss_end:.0f} MB at the end ({growth:+.1%})")
         print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
