@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from recsys.bundle import read_bundle
 from recsys.policy.pipeline import Engine
-from tests.serving.conftest import HEADERS, known_customers, product_ids
+from serving.main import create_app
+from tests.serving.conftest import HEADERS, known_customers, product_ids, settings_for
 
 ATTRIBUTION = {"model_version", "variant", "request_id"}
 
@@ -53,6 +54,22 @@ def test_filters_restrict_category_and_price(client: TestClient, als_bundle: Pat
         row = products.loc[item["product_id"]]
         assert str(row["category"]).startswith(category)
         assert row["price"] <= products["price"].median()
+
+
+@pytest.mark.parametrize("model", ["als", "hybrid"])
+def test_a_filter_nothing_matches_answers_no_items(model: str, als_bundle: Path,
+                                                   hybrid_bundle: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once an IndexError (a 500) for customers with a history on a large catalog's hybrid."""
+    bundle = {"als": als_bundle, "hybrid": hybrid_bundle}[model]
+    monkeypatch.setattr("recsys.models.hybrid.CANDIDATE_MIN_ITEMS", 0)  # as on 92k products
+    with TestClient(create_app(settings_for(bundle, tmp_path)),
+                    raise_server_exceptions=False) as client:
+        for customer in [*known_customers(bundle)[:3], "never-seen"]:
+            for mode in ("discover", "mixed", "buy_again"):
+                body = get(client, f"/v1/customers/{customer}/recommendations", n=5,
+                           category="NO SUCH CATEGORY", mode=mode)
+                assert body["items"] == []
 
 
 def test_buy_again_mode_returns_own_products(client: TestClient, als_bundle: Path) -> None:
