@@ -258,17 +258,6 @@ def offer_feature_columns(history: CustomerHistory, coupons: CouponSide,
     cat = history.category_spend[rows]
     total = np.asarray(spend.sum(axis=1)).ravel()
 
-    def main_category_share() -> NDArray[np.float64]:
-        main = np.zeros((n, m))
-        has_main = coupons.main_category >= 0
-        if has_main.any():
-            main_spend = np.asarray(cat[:, coupons.main_category[has_main]].todense())
-            main[:, has_main] = np.divide(main_spend, total[:, None],
-                                          out=np.zeros_like(main_spend),
-                                          where=total[:, None] > 0)
-        main[:, coupons.sitewide] = (total > 0)[:, None]
-        return main
-
     def cf_affinity() -> NDArray[np.float64]:
         if cf is None:
             return np.full((n, m), np.nan)
@@ -285,17 +274,39 @@ def offer_feature_columns(history: CustomerHistory, coupons: CouponSide,
                                                     coupons.sitewide),
         "target_products_bought": lambda: np.log1p(np.asarray(
             ((spend > 0).astype(np.float64) @ coupons.products.T).todense())),
-        "main_category_share": main_category_share,
+        "main_category_share": lambda: main_category_share(
+            coupons, total, lambda idx: np.asarray(cat[:, idx].todense())),
         "categories_share": lambda: target_share(cat, coupons.categories, coupons.sitewide),
         "cf_affinity": cf_affinity,
     }
-    out = {}
-    for name in names:
-        value = blocks[name]() if name in blocks else history.stats[name][rows][:, None] \
-            if name in history.stats else coupons.stats[name][None, :]
-        out[name] = np.broadcast_to(value, (n, m)).astype(np.float32).ravel()
-    return out
+    return {name: feature_column(blocks[name]() if name in blocks else
+                                 history.stats[name][rows][:, None] if name in history.stats
+                                 else coupons.stats[name][None, :], n, m) for name in names}
+
+
+def main_category_share(coupons: CouponSide, total: NDArray[np.float64],
+                        category_spend: Callable[[NDArray[np.int64]], NDArray[np.float64]]
+                        ) -> NDArray[np.float64]:
+    """``main_category_share`` ``(n, n_coupons)`` of customers with spend ``total`` ``(n,)``;
+    ``category_spend(idx)`` gives their dense spend ``(n, len(idx))`` in categories ``idx``."""
+    main = np.zeros((len(total), len(coupons.main_category)))
+    has_main = coupons.main_category >= 0
+    if has_main.any():
+        main_spend = category_spend(coupons.main_category[has_main])
+        main[:, has_main] = np.divide(main_spend, total[:, None],
+                                      out=np.zeros_like(main_spend),
+                                      where=total[:, None] > 0)
+    main[:, coupons.sitewide] = (total > 0)[:, None]
+    return main
+
+
+def feature_column(value: NDArray[np.floating], n: int, m: int) -> NDArray[np.float32]:
+    """A feature block broadcast to ``(n, m)`` as the float32 column of ``n * m`` offers."""
+    out = np.empty((n, m), np.float32)
+    out[...] = value  # the cast of ``astype(np.float32)``, without a broadcast view
+    return out.ravel()
 
 
 __all__ = ["FEATURES", "CF", "PurchaseLog", "CustomerHistory", "customer_history", "CouponSide",
-           "coupon_side", "offer_features", "offer_feature_columns"]
+           "coupon_side", "offer_features", "offer_feature_columns", "main_category_share",
+           "feature_column"]

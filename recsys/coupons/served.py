@@ -22,6 +22,7 @@ left to the prior: the offer history holds product-list coupons only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,9 +37,12 @@ from recsys.coupons.features import (
     CustomerHistory,
     PurchaseLog,
     coupon_side,
+    feature_column,
+    main_category_share,
     offer_feature_columns,
 )
 from recsys.coupons.propensity import RedemptionModel, build_offer_table
+from recsys.coupons.scoring import SparseRow, share_of
 from recsys.data.schema import RetailData
 from recsys.errors import DataError
 
@@ -219,31 +223,64 @@ class ServedFeatures:
         # (no conversion of the transpose over all products per request).
         self.coupons = replace(side, products=side.products.tocsc(),
                                categories=side.categories.tocsc())
+        # (n_products, n_coupons) and (n_categories, n_coupons) CSR views for one row.
+        self._products_t = self.coupons.products.T
+        self._categories_t = self.coupons.categories.T
+
+    @staticmethod
+    def _stats(n: int, stats: dict[str, NDArray[Any]]) -> dict[str, NDArray[np.float64]]:
+        """Per-customer features ``(n,)``: ``stats``, NaN for the others."""
+        return dict.fromkeys(FEATURES, np.full(n, np.nan)) | {
+            k: np.asarray(v, np.float64) for k, v in stats.items()}
 
     def _history(self, spend: sparse.csr_matrix, stats: dict[str, NDArray[Any]]
                  ) -> CustomerHistory:
-        nan = np.full(spend.shape[0], np.nan)
-        full = dict.fromkeys(FEATURES, nan) | {k: np.asarray(v, np.float64)
-                                               for k, v in stats.items()}
         return CustomerHistory(as_of=pd.Timestamp(0), customer_ids=np.arange(spend.shape[0]),
                                product_ids=self.product_ids, spend=spend, recent=spend,
-                               category_spend=(spend @ self.onehot).tocsr(), stats=full)
+                               category_spend=(spend @ self.onehot).tocsr(),
+                               stats=self._stats(spend.shape[0], stats))
 
-    def __call__(self, spend: sparse.csr_matrix, *, past_redemptions: NDArray[np.floating],
-                 recency_days: NDArray[np.floating], avg_basket: NDArray[np.floating],
+    def __call__(self, spend: sparse.csr_matrix | SparseRow, *,
+                 past_redemptions: NDArray[np.floating], recency_days: NDArray[np.floating],
+                 avg_basket: NDArray[np.floating],
                  columns: tuple[str, ...] = SERVED_FEATURES) -> NDArray[np.float32]:
         """Features ``(n * n_coupons, len(columns))``, customer-major, for customers with
-        ``spend`` rows ``(n, n_products)`` and per-customer arrays of shape ``(n,)``
-        (``past_redemptions`` a count; NaN recency or basket = unknown)."""
-        spend = sparse.csr_matrix(spend)
-        has = np.asarray(spend.sum(axis=1)).ravel() > 0
-        history = self._history(spend, {
-            "has_history": has, "past_redemptions": np.log1p(past_redemptions),
-            "recency_days": np.where(has, recency_days, np.nan),
-            "avg_basket": np.where(has, avg_basket, np.nan)})
-        out = offer_feature_columns(history, self.coupons, np.arange(spend.shape[0]),
-                                    names=columns)
+        ``spend`` rows ``(n, n_products)`` (or one ``SparseRow``) and per-customer arrays of
+        shape ``(n,)`` (``past_redemptions`` a count; NaN recency or basket = unknown)."""
+        if isinstance(spend, SparseRow):
+            total = spend.total()
+        else:
+            spend = sparse.csr_matrix(spend)
+            total = np.asarray(spend.sum(axis=1)).ravel()
+        has = total > 0
+        stats = {"has_history": has, "past_redemptions": np.log1p(past_redemptions),
+                 "recency_days": np.where(has, recency_days, np.nan),
+                 "avg_basket": np.where(has, avg_basket, np.nan)}
+        if isinstance(spend, SparseRow):
+            out = self._row_columns(spend, total, self._stats(1, stats), columns)
+        else:
+            out = offer_feature_columns(self._history(spend, stats), self.coupons,
+                                        np.arange(spend.shape[0]), names=columns)
         return np.column_stack([out[name] for name in columns])
+
+    def _row_columns(self, spend: SparseRow, total: NDArray[np.float64],
+                     stats: dict[str, NDArray[np.float64]], names: tuple[str, ...]
+                     ) -> dict[str, NDArray[np.float32]]:
+        """``offer_feature_columns`` of one customer, with the same float operations."""
+        c = self.coupons
+        m = len(c.sitewide)
+        cat = spend.times(self.onehot)
+        blocks: dict[str, Callable[[], NDArray[np.floating]]] = {
+            "target_share": lambda: share_of(spend.dot(self._products_t), total, c.sitewide),
+            "target_products_bought": lambda: np.log1p(spend.bought().dot(self._products_t)),
+            "main_category_share": lambda: main_category_share(
+                c, total, lambda idx: cat.dense(self.onehot.shape[1])[:, idx]),
+            "categories_share": lambda: share_of(cat.dot(self._categories_t), cat.total(),
+                                                 c.sitewide),
+        }
+        return {name: feature_column(blocks[name]() if name in blocks else
+                                     stats[name][:, None] if name in stats
+                                     else c.stats[name][None, :], 1, m) for name in names}
 
 
 __all__ = ["SERVED_FEATURES", "MIN_REDEMPTIONS", "MIN_VALIDATION_AUC", "ServedPropensity",

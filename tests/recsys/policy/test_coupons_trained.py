@@ -127,6 +127,38 @@ def test_batch_picks_use_the_trained_probabilities(bundle_dir: Path) -> None:
     assert given and counts.max() > 0
 
 
+def test_one_customers_features_and_picks_are_the_batchs(bundle_dir: Path) -> None:
+    """The one-customer path (no scipy products) gives the batch's features bit for bit."""
+    engine = Engine(read_bundle(bundle_dir))
+    chooser = engine.coupon_chooser
+    ids = engine.customers.ids[:150].tolist() + ["never-seen"]
+    products = engine.bundle.products["product_id"].astype(str).tolist()
+    engine.add_interactions(ids[0], products[:3] + products[:1], [1.0, 2.0, 0.5, 3.0])
+    engine.add_interactions("never-seen", products[5:7], [1.0, 1.0])
+    engine.set_consent(ids[1], False)
+    history, _, allowed = engine._histories(ids)
+    rows = chooser.customers.to_index(ids, missing="mark")
+    known = (rows >= 0) & allowed
+    at = np.clip(rows, 0, None)
+
+    def features(spend: object, r: slice) -> np.ndarray:
+        return chooser._features(
+            spend, past_redemptions=np.where(known, chooser._redemptions[at], 0.0)[r],
+            recency_days=np.where(known, chooser._recency[at], np.nan)[r],
+            avg_basket=chooser._audience(rows, allowed).avg_basket[r],
+            columns=chooser.trained.features)
+
+    batch = features(chooser._spend(history, allowed), slice(None))
+    m = batch.shape[0] // len(ids)
+    for i, customer in enumerate(ids):
+        one = features(chooser._spend(history[i], allowed[i:i + 1]), slice(i, i + 1))
+        assert one.tobytes() == batch[i * m:(i + 1) * m].tobytes(), customer
+    many = engine.coupons_many(ids, 3)
+    for customer, picks in zip(ids, many, strict=True):
+        assert [(p.coupon_id, p.rule, p.reason) for p in engine.coupons(customer, 3)] == \
+            [(p.coupon_id, p.rule, p.reason) for p in picks]
+
+
 def _rewrite(bundle: Path, name: str, text: str) -> None:
     """Replace a bundle file and its manifest checksum (a well-formed but wrong file)."""
     (bundle / name).write_text(text)
