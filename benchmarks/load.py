@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))  # before benchmarks/, whose serving.py would shad
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import CJ_CACHE, answer_cache  # noqa: E402
+from benchmarks.serving import CJ_CACHE, answer_cache, tree_usage, wait_ready  # noqa: E402
 
 MIX = {"recommend": 0.70, "similar": 0.15, "events": 0.10, "coupons": 0.05}
 EVENT_TYPES = (("view", 0.6), ("add_to_cart", 0.25), ("purchase", 0.15))
@@ -137,59 +137,10 @@ def generator(base: str, key: str, phases: list[tuple[str, float, float]],
     out.put(None)
 
 
-def wait_for_model(base: str, server: subprocess.Popen[bytes], timeout: float = 600
-                   ) -> dict[str, Any]:
-    """The first live model, once /ready says 200; exits with the server's own reason when
-    the model cannot load or the process dies."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode}")
-        try:
-            ready = httpx.get(f"{base}/ready", timeout=5)
-        except httpx.TransportError:
-            time.sleep(0.5)
-            continue
-        body = ready.json()
-        if ready.status_code == 200:
-            return dict(body["models"][0])
-        if body.get("reload") == "failed":
-            raise SystemExit(f"the server is not ready: {body['problems']}")
-        time.sleep(0.5)
-    raise SystemExit(f"server not ready after {timeout:.0f}s")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def tree_usage(pid: int) -> tuple[float, float]:
-    """Resident memory (MB) and CPU time used so far (s) of ``pid`` and all its
-    descendants (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    rss_kb, ticks, todo = 0, 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo += children.get(current, [])
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        rss_kb += next((int(line.split()[1]) for line in status.splitlines()
-                        if line.startswith("VmRSS:")), 0)
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return rss_kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
 def report(name: str, result: dict[str, Any], rate: float) -> int:
@@ -242,7 +193,7 @@ def main() -> None:
     server = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL)
     try:
-        model = wait_for_model(base, server)
+        model = wait_ready(base, server)
         import pyarrow.parquet as pq
 
         customers = [str(c) for c in pq.read_table(bundle / "customers.parquet",

@@ -82,22 +82,26 @@ def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Pop
     return subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
 
 
-def wait_ready(base: str, timeout: float) -> dict[str, Any]:
-    """``/ready`` once it says ready; exits with the server's reason when the model failed
-    to load (e.g. a bundle written by older model code)."""
+def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600
+                   ) -> dict[str, Any]:
+    """The first live model, once /ready says 200; exits with the server's own reason when
+    the model cannot load or the process dies."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode}")
         try:
-            response = httpx.get(f"{base}/ready", timeout=2)
-            body = dict(response.json())
-            if response.status_code == 200:
-                return body
-            if body.get("reload") == "failed":
-                raise SystemExit(f"server not ready: {body.get('problems')}")
-        except (httpx.HTTPError, ValueError):
-            pass
+            ready = httpx.get(f"{base}/ready", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.5)
+            continue
+        body = ready.json()
+        if ready.status_code == 200:
+            return dict(body["models"][0])
+        if body.get("reload") == "failed":
+            raise SystemExit(f"the server is not ready: {body['problems']}")
         time.sleep(0.5)
     raise SystemExit(f"server not ready after {timeout:.0f}s")
 
@@ -174,20 +178,29 @@ async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: fl
             "p99": float(np.percentile(ms, 99))}
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` and its children, the
-    uvicorn workers (Linux /proc). Unlike latency, it is not inflated by other processes
-    competing for the cores."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+def tree_usage(pid: int) -> tuple[float, float]:
+    """Resident memory (MB) and CPU time used so far (s) of ``pid`` and all its
+    descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    rss_kb, ticks, todo = 0, 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        rss_kb += next((int(line.split()[1]) for line in status.splitlines()
+                        if line.startswith("VmRSS:")), 0)
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return rss_kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
 def answer_cache(base: str) -> tuple[float, float]:
@@ -208,9 +221,9 @@ def _drain(pid: int, timeout: float = 600.0) -> float:
     a row. Returns the seconds waited, so the next phase starts on an idle server."""
     started, quiet = time.perf_counter(), 0
     while quiet < 2 and time.perf_counter() - started < timeout:
-        before = server_cpu(pid)
+        before = tree_usage(pid)[1]
         time.sleep(1.0)
-        quiet = quiet + 1 if server_cpu(pid) - before < 0.05 else 0
+        quiet = quiet + 1 if tree_usage(pid)[1] - before < 0.05 else 0
     return time.perf_counter() - started
 
 
@@ -225,7 +238,7 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
     server and client CPU spent per request sent (the phase and the backlog it left) and
     the share of answers the server reused."""
     for endpoint, kind, level, duration in plan:
-        cpu, own, (hits, misses) = server_cpu(server), _own_cpu(), answer_cache(base)
+        cpu, own, (hits, misses) = tree_usage(server)[1], _own_cpu(), answer_cache(base)
         if kind == "open":
             result = asyncio.run(_open_loop(urls[endpoint], key, level, duration))
         else:
@@ -233,7 +246,7 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
         client = _own_cpu() - own
         result["drain"] = _drain(server)
         sent = max(result["sent"], 1)
-        result["cpu_ms"] = (server_cpu(server) - cpu) * 1e3 / sent
+        result["cpu_ms"] = (tree_usage(server)[1] - cpu) * 1e3 / sent
         result["client_ms"] = client * 1e3 / sent
         after_hits, after_misses = answer_cache(base)
         answers = after_hits - hits + after_misses - misses
@@ -275,8 +288,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     server = start_server(env, args.port, args.workers)
     try:
-        ready = wait_ready(base, timeout=600)
-        model = ready["models"][0]
+        model = wait_ready(base, server)
         customers = _customers(bundle) if bundle else [f"c{i}" for i in range(1000)]
         rng = random.Random(0)
         sample = [rng.choice(customers) for _ in range(5000)] + [f"new-{i}" for i in range(500)]
