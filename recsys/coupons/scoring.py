@@ -31,6 +31,7 @@ from scipy import sparse
 
 from recsys.coupons.catalog import Catalog, Coupon
 from recsys.data.schema import CATEGORY_SEP
+from recsys.models.base import row_cells
 
 _NO_LIMIT = np.iinfo(np.int64).max
 
@@ -215,9 +216,7 @@ class SparseRow:
         """``row @ other``: the output column of each term in scipy's order, and the dense
         sums ``(k,)`` (``np.bincount`` adds each column's terms in that order from 0, as
         scipy's ``csr_matmat`` does; ``other.data`` upcast to float64 first)."""
-        start = other.indptr[self.cols]
-        counts = other.indptr[self.cols + 1] - start
-        take = np.repeat(start - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        take, counts = row_cells(other.indptr, self.cols)
         keys = other.indices[take]
         terms = np.repeat(self.vals, counts) * other.data[take].astype(np.float64)
         return keys, np.bincount(keys, terms, minlength=other.shape[1]).astype(np.float64)
