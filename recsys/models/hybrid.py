@@ -57,6 +57,7 @@ CANDIDATE_MIN_ITEMS = 5_000  # below it one row's dense blend costs as little (0
 CANDIDATE_ALL_ITEMS = 50_000  # from here every batch ranks from candidates (92k: 2x faster)
 FIRST_CANDIDATES = 32  # CF and best-seller candidates per row on the first try (x4 per retry)
 SIMILAR_STRIDE = 16  # a one-item similar_items ranks above the n-th of every 16th score
+_Part = tuple[np.ndarray, np.float32]  # (values, top): a one-item part is values / top
 
 
 class Hybrid(Model):
@@ -494,65 +495,91 @@ class Hybrid(Model):
         """``RecommenderBase.similar_items``. One item (an API call) with an ALS or BPR part
         reads only the vectors that matter (``_similarity_index``) and ranks few products:
         the dense answer up to the rounding of the dot products (The Complete Journey, 92k
-        products: 3-4 ms -> 1.5-2 ms for a sold product, 0.5-0.6 ms for an unsold one)."""
+        products: 3-4 ms -> 1.3 ms for a sold product, mostly reading its 17 MB of CF
+        vectors, and 0.5 ms for an unsold one)."""
         query = np.asarray(items, dtype=np.int64)
         if not hasattr(self, "n_items_") or query.shape != (1,) \
                 or not 0 <= query[0] < self.n_items_ or not FactorRanker.supports(self.cf_):
             return super().similar_items(items, n)  # batches share one product; checks input
         item = int(query[0])
-        rows, vectors, seen, texts, codes = self._similarity_index()
-        cf = row_max_scale((vectors @ self.cf_.unit_item_vectors()[item])[None])[0] * seen \
+        rows, vectors, seen, texts, _, codes = self._similarity_index()
+        cf = _clip_max(vectors @ self.cf_.unit_item_vectors()[item]) \
             if self.item_seen_[item] else None  # the CF part on ``rows`` (0 elsewhere)
-        content = row_max_scale((texts @ texts[codes[item]])[None])[0] \
+        content = _clip_max(texts @ texts[codes[item]]) \
             if self.has_content_ else None  # the content part of each distinct text
         if cf is not None and content is not None:
             found = self._top_blend(item, n, cf, content)
             if found is not None:
                 return found
+        if cf is None and content is not None:
+            return self._top_content(item, n, content[0] / content[1])
         scores = self._similarity_row(item, cf, content)
         scores[item] = -np.inf
         return top_n(scores[None], n)
 
-    def _top_blend(self, item: int, n: int, cf: np.ndarray, content: np.ndarray
-                   ) -> Ranked | None:
+    def _top_blend(self, item: int, n: int, cf: _Part, content: _Part) -> Ranked | None:
         """Top ``n`` of a sold product's blend ``w_cf * cf + w_content * content`` from the
         products whose bounds ``w_cf * cf`` and ``w_cf * cf + w_content`` (content lies in
         [0, 1]) allow it: those whose upper bound reaches the ``n``-th best lower bound of
         a sample (``_floor``); float32 rounding is monotone, so the computed blend keeps
-        within the computed bounds. None when products off ``rows`` (at most
+        within the computed bounds. The bound is checked on the products whose CF dot
+        product reaches it up to a margin far above float32 rounding, so that the
+        catalog-wide part is one comparison. None when products off ``rows`` (at most
         ``w_content``) could make the top ``n``."""
-        rows, *_, codes = self._similarity_index()
+        rows, _, seen, *_, codes = self._similarity_index()
         w_cf, w_content = self._similarity_weights()
-        lower = w_cf * cf
-        lower[np.searchsorted(rows, item)] = -np.inf
-        floor = _floor(lower, n)
+        dots, top = cf
+        at = int(np.searchsorted(rows, item))
+
+        def lower(cells: np.ndarray) -> np.ndarray:  # w_cf * cf on cells, the item at -inf
+            values = w_cf * (dots[cells] / top * seen[cells])
+            values[cells == at] = -np.inf
+            return values
+
+        floor = _floor(lower(np.arange(0, len(rows), SIMILAR_STRIDE)), n)
         if floor is None or floor <= np.float32(w_content):
             return None
-        keep = np.flatnonzero(lower + w_content >= floor)
+        reach = (floor - w_content) * (1 - 1e-6) - 1e-6 * (floor + w_content)
+        near = np.flatnonzero(dots >= max(reach, 0.0) / w_cf * float(top) * (1 - 1e-6))
+        keep = near[lower(near) + w_content >= floor]
         picks = rows[keep]
-        scores = self._similarity_blend(cf[keep], content[codes[picks]])
+        scores = self._similarity_blend(dots[keep] / top * seen[keep],
+                                        content[0][codes[picks]] / content[1])
         return _columns(top_n(scores[None], n), picks)
 
-    def _similarity_row(self, item: int, cf: np.ndarray | None, content: np.ndarray | None
+    def _top_content(self, item: int, n: int, content: np.ndarray) -> Ranked:
+        """Top ``n`` of an unsold product's content part (``content``: one per distinct
+        text) from the products of the ``n + 1`` best texts and those tied with them, of
+        which at least ``n`` are not the item itself."""
+        *_, (starts, by_text), codes = self._similarity_index()
+        k = min(n + 1, len(content))
+        texts = np.flatnonzero(content >= np.partition(content, -k)[-k])
+        picks = np.sort(by_text[row_cells(starts, texts)[0]])
+        scores = content[codes[picks]]
+        scores[picks == item] = -np.inf
+        return _columns(top_n(scores[None], n), picks)
+
+    def _similarity_row(self, item: int, cf: _Part | None, content: _Part | None
                         ) -> np.ndarray:
         """``_item_similarity([item])[0]`` from the parts ``similar_items`` computed."""
-        rows, *_, codes = self._similarity_index()
+        rows, _, seen, *_, codes = self._similarity_index()
         if content is None and cf is None:  # a product without sales and no text
             return row_max_scale(self.popularity_._item_similarity(np.array([item])))[0]
         if content is not None:
-            content = content[codes]
+            content = (content[0] / content[1])[codes]
         if cf is None:
             return content
         full = np.zeros(self.n_items_, np.float32)
-        full[rows] = cf
+        full[rows] = cf[0] / cf[1] * seen
         return full if content is None else self._similarity_blend(full, content)
 
     def _similarity_index(self) -> tuple[np.ndarray, ...]:
-        """``(rows, vectors, seen, texts, codes)``: the products that are sold or have a
-        non-zero CF vector (all others score 0), their unit CF vectors and sales flags; the
-        distinct unit text vectors (products with the same text score alike) and each
-        product's index among them (empty without content). Built on first use (~0.1 s for
-        92k products) and again when a part's vectors change."""
+        """``(rows, vectors, seen, texts, (starts, by_text), codes)``: the products that
+        are sold or have a non-zero CF vector (all others score 0), their unit CF vectors
+        and sales flags; the distinct unit text vectors (products with the same text score
+        alike), the products of each text (``by_text[starts[t]:starts[t + 1]]``,
+        ascending) and each product's index among them (empty without content). Built on
+        first use (~0.1 s for 92k products) and again when a part's vectors change."""
         unit = self.cf_.unit_item_vectors()
         text = self.content_.unit_item_vectors() if self.has_content_ else np.zeros((0, 1))
         cached = self.__dict__.get("_similarity_cache")
@@ -562,8 +589,9 @@ class Hybrid(Model):
                                                                   * text.itemsize)))
             first, codes = np.unique(as_bytes.ravel(), return_index=True,
                                      return_inverse=True)[1:]
+            starts = np.append(0, np.cumsum(np.bincount(codes, minlength=len(first))))
             cached = (unit, text, rows, unit[rows], self.item_seen_[rows], text[first],
-                      codes.astype(np.int32))
+                      (starts, np.argsort(codes, kind="stable")), codes.astype(np.int32))
             self._similarity_cache = cached
         return cached[2:]
 
@@ -698,11 +726,20 @@ def _first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.nda
         width *= 4
 
 
-def _floor(scores: np.ndarray, n: int) -> float | None:
-    """The ``n``-th best of every ``SIMILAR_STRIDE``-th score, which at least ``n`` scores
-    reach (so does the whole top ``n``); None when the sample has ``n`` or fewer."""
-    sample = scores[::SIMILAR_STRIDE]
+def _floor(sample: np.ndarray, n: int) -> float | None:
+    """The ``n``-th best of a ``sample`` of scores, which at least ``n`` scores reach (so
+    does the whole top ``n``); None when the sample has ``n`` or fewer."""
     return float(np.partition(sample, -n)[-n]) if 0 < n < len(sample) else None
+
+
+def _clip_max(values: np.ndarray) -> _Part:
+    """One row of scores clipped at 0 (in place) and its largest, so that ``values / top``
+    is ``row_max_scale(values[None])[0]``, computed only where needed."""
+    np.maximum(values, 0.0, out=values)
+    top = values.max(initial=0.0)
+    if not np.isfinite(top):  # nan or inf: row_max_scale zeroes them
+        return row_max_scale(values[None])[0], np.float32(1.0)
+    return values, top if top > 0 else np.float32(1.0)
 
 
 def _columns(ranked: Ranked, columns: np.ndarray) -> Ranked:

@@ -178,3 +178,12 @@ def test_the_index_follows_refits(catalog: tuple[sparse.csr_matrix, ItemFeatures
     model.fit(matrix[: matrix.shape[0] // 2], items=items)  # fewer sold products, new vectors
     row = dense_row(model, 0)
     assert_same_answer(model.similar_items(np.array([0]), 10), row, 10)
+
+
+@pytest.mark.parametrize("values", [[0.5, -0.2, 0.9, 0.1], [-1.0, -2.0], [0.0, 0.0],
+                                    [0.3, np.nan, 0.6], [np.inf, 0.2], [-np.inf, 0.4]])
+def test_clip_max_scales_as_row_max_scale(values: list[float]) -> None:
+    row = np.array(values, np.float32)
+    want = row_max_scale(row[None])[0]
+    clipped, top = hybrid_module._clip_max(row.copy())
+    np.testing.assert_array_equal(clipped / top, want)
