@@ -87,7 +87,7 @@ class FactorRanker:
         """``user_vectors`` of a one-row ``history`` as a ``(1, dims)`` array, None when the
         row has nothing to go on."""
         model = self.model
-        if history.indptr[1] == history.indptr[0] and not (model.stores_users and user >= 0):
+        if not model._known_rows(history, np.array([user]))[0]:
             return None
         source = model.user_factors_[user:user + 1] if user >= 0 else model.fold_in(history)
         return np.array(source, np.float32)

@@ -313,8 +313,8 @@ class Engine:
         ranked = self.model.similar_items(item, wide)
         keep = [(i, s) for i, s in zip(ranked.ids[0], ranked.scores[0], strict=True)
                 if i >= 0 and mask[i]][:n]
-        return tuple(Pick(self.product_ids[i], float(s), self.reasons.similar(int(item[0])),
-                          "similar") for i, s in keep)
+        reason = self.reasons.similar(int(item[0]))
+        return tuple(Pick(self.product_ids[i], float(s), reason, "similar") for i, s in keep)
 
     def popular(self, n: int = 10, *, category: str | None = None, window: str = "all"
                 ) -> list[Pick]:

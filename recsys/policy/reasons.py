@@ -47,7 +47,7 @@ class ReasonWriter:
         if code == "because_you_bought":
             return f"because you bought {self._title(anchor)}"
         if code == "popular_in_category":
-            return f"popular in {leaf}" if leaf else "popular with shoppers"
+            return f"popular in {leaf}" if leaf else _FIXED["popular"]
         if code == "new_in_category":
             return f"new in {leaf}, a category you buy" if leaf else \
                 f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy"
