@@ -2,8 +2,8 @@
 
 A customer's affinity to a coupon is the share of their (history-weighted) spend that falls on
 the coupon's target. Customers who are unknown, erased or opted out of personalization are
-scored as a stranger (stage ``prospect``, no affinity): they may see generic offers but nothing
-targeted on their data. Missing consent to marketing removes every coupon (hard rule).
+scored as a stranger (stage ``prospect``, no affinity); those erased or opted out see only
+sitewide offers open to everyone, nothing targeted (no welcome or stage offer either). Missing consent to marketing removes every coupon (hard rule).
 
 The API quotes coupons against the catalog's full budgets (a page view does not spend budget);
 batch runs share one :class:`~recsys.coupons.assign.BudgetState` across the whole audience.
@@ -79,6 +79,12 @@ class CouponChooser:
         self._targets_t = targets.T.tocsr()  # (n_products, n_coupons) for one customer
         self._price = products["price"].fillna(0.0).to_numpy(np.float64).clip(min=0.0)
         self._sitewide = self.assigner.sitewide
+        # Coupons a customer without personalization consent may still get: sitewide, for
+        # everyone (no segment, stage or tier list), not a birthday offer.
+        self._generic = self._sitewide & np.array(
+            [c.eligible.segments is None and c.eligible.stages is None and
+             c.eligible.tiers is None and c.purpose != "birthday" for c in catalog.coupons],
+            bool)
         self._coupon_index = {cid: j for j, cid in enumerate(catalog.ids)}
         self.trained = bundle.coupon_propensity
         if self.trained is not None:
@@ -130,6 +136,9 @@ class CouponChooser:
         else:
             affinity = target_share(spend, self._targets, self._sitewide)
         used = self._redeemed_matrix(redeemed, len(customer_ids))
+        if not personal.all():  # no targeted coupon without consent: mark them as used
+            used = sparse.csr_matrix(used + sparse.csr_matrix(
+                ~personal[:, None] & ~self._generic[None, :], dtype=np.float32))
         p = None if self.trained is None else \
             self._p_redeem(rows_of, personal, spend, audience, affinity, redeemed)
         if state is None:

@@ -29,6 +29,8 @@ from recsys.policy.coupons import CouponChooser, CouponPick
 from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 
+# Reason codes explained by an item of the customer's history (the anchor).
+ANCHORED = ("because_you_bought", "similar_content", "new_in_category")
 SIMILAR_ANSWERS = 4096  # (product, n, category) answers of ``Engine.similar`` kept
 
 
@@ -91,6 +93,10 @@ class Engine:
         self._opted_out = (~frame["consent_personalization"].astype(bool)).to_numpy() \
             if "consent_personalization" in frame else np.zeros(len(frame), bool)
         self._extra: dict[str, dict[int, float]] = {}
+        # Products seen through live events, so reasons stay true: "because you bought"
+        # only for purchases, never for a product only viewed or put in a cart.
+        self._looked: dict[str, set[int]] = {}
+        self._bought: dict[str, set[int]] = {}
         self._consent: dict[str, bool] = {}
         self._erased: set[str] = set()
         self._redeemed: dict[str, set[str]] = {}
@@ -105,16 +111,21 @@ class Engine:
 
     # -- live state -------------------------------------------------------------------------
     def add_interactions(self, customer_id: str, product_ids: Iterable[str],
-                         weights: Iterable[float]) -> int:
+                         weights: Iterable[float], looked: Iterable[bool] | None = None
+                         ) -> int:
         """Fold fresh events into the customer's history; unknown products are skipped.
+        ``looked`` says which were only viewed or carted (default: all purchases).
         Returns how many were folded in."""
         idx = self.products.to_index(list(product_ids), missing="mark")
+        looked = [False] * len(idx) if looked is None else list(looked)
         folded = 0
         with self._lock:
             row = self._extra.setdefault(customer_id, {})
-            for i, w in zip(idx, weights, strict=True):
+            for i, w, view in zip(idx, weights, looked, strict=True):
                 if i >= 0:
                     row[int(i)] = row.get(int(i), 0.0) + float(w)
+                    (self._looked if view else self._bought).setdefault(
+                        customer_id, set()).add(int(i))
                     folded += 1
             self._erased.discard(customer_id)
         self.answers.forget(customer_id)
@@ -128,7 +139,8 @@ class Engine:
         back): ``erased`` holds those customers and gains each new erasure. Returns how many
         events changed a history."""
         folded = 0
-        run: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
+        run: dict[str, tuple[list[str], list[float], list[bool]]] = defaultdict(
+            lambda: ([], [], []))
         for change in [*changes, None]:  # None: the end, fold the last run
             if not isinstance(change, Erasure | Consent) and change is not None:
                 if change.event_type == "coupon_redeemed" and change.coupon_id:
@@ -137,10 +149,12 @@ class Engine:
                                         view_weight=self.policy.view_weight)
                 if weight > 0 and change.product_id and not (
                         change.customer_id in erased and change.customer_id in self.customers):
-                    run[change.customer_id][0].append(change.product_id)
-                    run[change.customer_id][1].append(weight)
+                    products, weights, looked = run[change.customer_id]
+                    products.append(change.product_id)
+                    weights.append(weight)
+                    looked.append(change.event_type != "purchase")
                 continue
-            folded += sum(self.add_interactions(c, p, w) for c, (p, w) in run.items())
+            folded += sum(self.add_interactions(c, p, w, v) for c, (p, w, v) in run.items())
             run.clear()
             if isinstance(change, Erasure):
                 self.erase(change.customer_id)
@@ -158,6 +172,8 @@ class Engine:
         """Forget the customer: no personalization from the bundle or from events."""
         with self._lock:
             self._extra.pop(customer_id, None)
+            self._looked.pop(customer_id, None)
+            self._bought.pop(customer_id, None)
             self._redeemed.pop(customer_id, None)
             self._erased.add(customer_id)
         self.answers.forget(customer_id)
@@ -294,6 +310,7 @@ class Engine:
         fallback[~has_history & allowed] = "cold_start"
         fallback[~has_history & ~allowed] = "not_personalized"
         codes[ids < 0] = ""
+        self._truthful(customer_ids, ids, codes, anchors)
         return Ranking(ids, scores, codes, self._texts(ids, codes, anchors), fallback)
 
     def recommend(self, customer_id: str, n: int = 10, **filters: object) -> Result:
@@ -333,8 +350,9 @@ class Engine:
              ) -> Result:
         """Add-ons that go with a basket (cross-sell); works for anonymous shoppers."""
         basket = self.products.to_index(list(product_ids), missing="skip")
-        if customer_id is not None and self.is_personalizable(customer_id):
-            history, _, _ = self._histories([customer_id])
+        allowed = customer_id is not None and self.is_personalizable(customer_id)
+        if allowed:
+            history, _, _ = self._histories([customer_id])  # type: ignore[list-item]
         else:
             history = sparse.csr_matrix((1, self.n_items), dtype=np.float32)
         basket_row = sparse.csr_matrix(
@@ -350,8 +368,13 @@ class Engine:
         ids, scores = ranked.ids.copy(), ranked.scores.copy()
         codes = np.full(ids.shape, "goes_with_basket", dtype=object)
         self._fill_popular(ids, scores, codes, exclude, mask)
+        # Personalized only when the customer's own data took part (not for an opted-out,
+        # erased or anonymous shopper: the basket alone is not personal data kept).
+        personal = bool(history.nnz)
         return Result(self._picks(ids[0], scores[0], codes[0], np.full(n, -1, np.int32)),
-                      personalized=True)
+                      personalized=personal,
+                      fallback=None if personal or not customer_id or allowed
+                      else "not_personalized")
 
     def coupons(self, customer_id: str, n: int = 3) -> list[CouponPick]:
         """The best coupons for one customer now, quoted against the full budgets."""
@@ -415,6 +438,35 @@ class Engine:
                             np.concatenate([b.scores for b in blocks]))
         return ranked, np.full(ranked.ids.shape, "buy_again", object), \
             np.full(ranked.ids.shape, -1, np.int32)
+
+    def _truthful(self, customer_ids: Sequence[str], ids: np.ndarray, codes: np.ndarray,
+                  anchors: np.ndarray) -> None:
+        """Make reasons true, in place: a pick is never explained by itself, and a product
+        the customer only viewed or carted is never "bought" (the bundle's history holds
+        purchases; ``_looked``/``_bought`` tell the kinds of live events)."""
+        itself = np.isin(codes, ANCHORED) & (anchors == ids) & (ids >= 0)
+        if itself.any():  # the pick is in the history: say so instead
+            codes[itself] = "bought_before"
+            anchors[itself] = -1
+        if not self._looked:
+            return
+        with self._lock:
+            looked = {r: (self._looked[c], self._bought.get(c, set()))
+                      for r, c in enumerate(customer_ids) if c in self._looked}
+        for r, (viewed, bought) in looked.items():
+            u = self.customers.to_index([customer_ids[r]], missing="mark")[0]
+            h = self.bundle.history
+            bought = bought | (set(h.indices[h.indptr[u]:h.indptr[u + 1]].tolist())
+                               if u >= 0 else set())
+            only = viewed - bought
+            for k in range(ids.shape[1] if only else 0):
+                code, item = codes[r, k], int(ids[r, k])
+                if code in ANCHORED and int(anchors[r, k]) in only:
+                    codes[r, k] = "because_you_looked"
+                elif code in ("buy_again", "bought_before") and item in only:
+                    codes[r, k] = "looked_at"
+                elif code == "personalized" and not bought:
+                    codes[r, k] = "from_what_you_looked_at"
 
     def _fill_popular(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
                       exclude: sparse.csr_matrix | None, mask: np.ndarray) -> None:

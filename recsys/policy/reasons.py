@@ -12,7 +12,9 @@ _CODES = {r.value: "new_in_category" if r is Reason.NEW_IN_CATEGORY_YOU_BUY else
           for r in Reason}  # Reason value -> string code
 _FIXED = {"buy_again": "you buy this regularly", "trending": "trending now",  # same for all
           "popular": "popular with shoppers", "personalized": "picked from your purchase history",
-          "goes_with_basket": "goes well with your basket"}
+          "goes_with_basket": "goes well with your basket",
+          "bought_before": "you bought this before", "looked_at": "you looked at this recently",
+          "from_what_you_looked_at": "picked from what you looked at"}
 
 
 class ReasonWriter:
@@ -46,6 +48,8 @@ class ReasonWriter:
         leaf = self.leaf[item] if item >= 0 else ""
         if code == "because_you_bought":
             return f"because you bought {self._title(anchor)}"
+        if code == "because_you_looked":
+            return f"because you looked at {self.titles[anchor] or 'an item you viewed'}"
         if code == "popular_in_category":
             return f"popular in {leaf}" if leaf else _FIXED["popular"]
         if code == "new_in_category":

@@ -57,13 +57,29 @@ def test_one_customer_answer_equals_the_many_answer(engine: Engine) -> None:
         assert [p.coupon_id for p in engine.coupons(customer, 3)] == many[customer]
 
 
-def test_opted_out_and_erased_customers_get_what_a_stranger_gets(engine: Engine) -> None:
-    stranger = [p.coupon_id for p in engine.coupons("never-seen", 3)]
-    a, b = engine.customers.ids[:2]
+def test_opted_out_and_erased_customers_get_no_targeted_coupon(bundle_dir: Path) -> None:
+    bundle = read_bundle(bundle_dir)
+    bundle.coupons_yaml += """
+  - id: everyone-2off
+    kind: amount_off
+    value: 2.0
+    valid_from: 2017-01-01
+    valid_to: 2030-12-31
+    budget: 100000.0
+    margin: {basket_value: 45.0, target_share: 1.0, gross_margin: 0.28, incrementality: 0.5}
+"""
+    engine = Engine(bundle)
+    stranger = [p.coupon_id for p in engine.coupons("never-seen", 9)]
+    assert "welcome-10" in stranger and "everyone-2off" in stranger  # a new shopper's offers
+    targeted = {c.id for c in engine.coupon_chooser.catalog.coupons} - {"everyone-2off"}
+    regulars = [c for c, o in offered(engine, 9).items() if set(o) & targeted][:2]
+    a, b = regulars
     engine.set_consent(a, False)
     engine.erase(b)
-    assert [p.coupon_id for p in engine.coupons(a, 3)] == stranger
-    assert [p.coupon_id for p in engine.coupons(b, 3)] == stranger
+    for customer in (a, b):  # the welcome offer is targeted too (stage prospect)
+        assert [p.coupon_id for p in engine.coupons(customer, 9)] == ["everyone-2off"]
+    engine.set_consent(a, True)
+    assert set(p.coupon_id for p in engine.coupons(a, 9)) & targeted
 
 
 def test_no_marketing_consent_means_no_coupons(bundle_dir: Path) -> None:
