@@ -1,0 +1,2 @@
+"""Online experiments: hashing assignment, exposure attribution, statistics, reports and a
+simulator with a known true effect (docs/experiments.md)."""

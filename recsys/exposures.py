@@ -1,0 +1,187 @@
+"""The exposure log: what each answer showed to whom, for attribution and experiments.
+
+One row per answer that showed products or coupons to a known customer: request id,
+customer, variant, model version, mode, the product ids and coupon ids in the order shown,
+the coupons withheld because the customer is in their holdout group, and the time. The table
+``recsys_exposures`` lives in the event store's database (its own SQLAlchemy table, same
+engine), so erasure and backups cover both.
+
+The API never writes it on the request path: :class:`ExposureWriter` takes rows into a
+bounded in-memory queue and a background thread inserts them in batches (a full queue drops
+rows and counts them rather than slowing answers down). :meth:`ExposureWriter.forget` drops a
+customer's queued rows and deletes the stored ones (erasure).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+ID_LENGTH = 128
+_metadata = sa.MetaData()
+exposures = sa.Table(
+    "recsys_exposures", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("customer_id", sa.String(ID_LENGTH), nullable=False, index=True),
+    sa.Column("variant", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("product_ids", sa.Text, nullable=False),  # JSON list, in the order shown
+    sa.Column("coupon_ids", sa.Text, nullable=False),
+    sa.Column("held_out", sa.Text, nullable=False),  # coupons withheld (holdout group)
+    sa.Column("shown_at", sa.DateTime, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One answer as the customer saw it (``shown_at`` naive UTC)."""
+
+    request_id: str
+    customer_id: str
+    variant: str
+    model_version: str
+    mode: str
+    product_ids: tuple[str, ...]
+    coupon_ids: tuple[str, ...]
+    held_out: tuple[str, ...]
+    shown_at: datetime
+
+    def row(self) -> dict[str, object]:
+        return {"request_id": self.request_id, "customer_id": self.customer_id,
+                "variant": self.variant, "model_version": self.model_version,
+                "mode": self.mode, "product_ids": json.dumps(list(self.product_ids)),
+                "coupon_ids": json.dumps(list(self.coupon_ids)),
+                "held_out": json.dumps(list(self.held_out)), "shown_at": self.shown_at}
+
+
+def now() -> datetime:
+    """The current time as naive UTC (the store's convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ExposureLog:
+    """The exposure table on an SQLAlchemy engine (pass the event store's ``engine``)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        try:
+            _metadata.create_all(engine)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            _metadata.create_all(engine)  # another worker created it at the same moment
+
+    def add(self, rows: Sequence[Exposure]) -> None:
+        """Insert rows in one transaction."""
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(exposures.insert(), [r.row() for r in rows])
+
+    def erase(self, customer_ids: Iterable[str]) -> int:
+        """Delete these customers' exposures; returns the rows deleted."""
+        ids = list(customer_ids)
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            return int(conn.execute(exposures.delete().where(
+                exposures.c.customer_id.in_(ids))).rowcount or 0)
+
+    def count(self, customer_id: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(exposures)
+        if customer_id is not None:
+            query = query.where(exposures.c.customer_id == customer_id)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def frame(self, since: datetime | None = None, until: datetime | None = None
+              ) -> pd.DataFrame:
+        """Exposures (optionally ``since <= shown_at < until``) as the frame
+        ``recsys.experiments.analysis.analyze`` reads; id columns hold lists."""
+        query = sa.select(exposures).order_by(exposures.c.id)
+        if since is not None:
+            query = query.where(exposures.c.shown_at >= since)
+        if until is not None:
+            query = query.where(exposures.c.shown_at < until)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).mappings().all(),
+                                 columns=[c.name for c in exposures.columns])
+        for column in ("product_ids", "coupon_ids", "held_out"):
+            frame[column] = frame[column].map(json.loads)
+        frame["shown_at"] = pd.to_datetime(frame["shown_at"])
+        return frame.drop(columns="id")
+
+
+class ExposureWriter:
+    """Writes exposures off the request path: ``log`` only enqueues; a daemon thread inserts
+    what is queued every ``interval`` seconds (or sooner when ``batch`` rows wait)."""
+
+    def __init__(self, target: ExposureLog, *, interval: float = 0.5, batch: int = 500,
+                 capacity: int = 100_000) -> None:
+        self.target, self.interval, self.batch = target, interval, batch
+        self.dropped = 0  # rows lost to a full queue or a failed write
+        self._queue: queue.Queue[Exposure] = queue.Queue(capacity)
+        self._lock = threading.Lock()  # one flush at a time (the thread, forget, close)
+        self._stop = threading.Event()  # wakes the thread early
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="recsys-exposures", daemon=True)
+        self._thread.start()
+
+    def log(self, exposure: Exposure) -> None:
+        """Queue one row (never blocks)."""
+        try:
+            self._queue.put_nowait(exposure)
+        except queue.Full:
+            self.dropped += 1
+        if self._queue.qsize() >= self.batch:
+            self._stop.set()  # wake the writer early; it clears the flag
+
+    def flush(self, skip: frozenset[str] = frozenset()) -> int:
+        """Write everything queued now (except ``skip`` customers' rows); returns rows written."""
+        with self._lock:
+            rows: list[Exposure] = []
+            while True:
+                try:
+                    rows.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [r for r in rows if r.customer_id not in skip]
+            for k in range(0, len(rows), self.batch):
+                try:
+                    self.target.add(rows[k:k + self.batch])
+                except Exception as exc:  # keep serving through a database hiccup
+                    self.dropped += len(rows) - k
+                    log.warning("exposure write failed, %d rows lost: %s: %s", len(rows) - k,
+                                type(exc).__name__, exc)
+                    break
+            return len(rows)
+
+    def forget(self, customer_ids: Iterable[str]) -> int:
+        """Erasure: drop the customers' queued rows and delete their stored ones."""
+        ids = frozenset(customer_ids)
+        self.flush(skip=ids)
+        return self.target.erase(ids)
+
+    def close(self) -> None:
+        """Stop the thread and write what is left."""
+        self._closing = True
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._stop.wait(self.interval)
+            self._stop.clear()
+            self.flush()
+
+
+__all__ = ["Exposure", "ExposureLog", "ExposureWriter", "exposures", "now"]
