@@ -274,13 +274,9 @@ class PicksJob:
         """Rows of chunk ``c``; its coupons spend the chunk's share of the campaign budget,
         so every chunk can be computed alone, in any order (threads, resumption)."""
         start, stop = c * self.chunk_size, min((c + 1) * self.chunk_size, len(self.ids))
-        ids = self.ids[start:stop]
-        ranking = self.engine.rank_many(list(ids), self.n, **self.filters)
-        share = None if budget is None else budget_share(budget, start, stop, len(self.ids))
-        allotted = 0.0 if share is None else share.budget
-        table = chunk_table(self.engine, ids, ranking, self.coupons, share, run_id)
-        spent = 0.0 if share is None else allotted - share.budget
-        return table.replace_schema_metadata({b"budget_used": repr(spent).encode()})
+        return audience_slice(self.engine, self.ids[start:stop], start, len(self.ids),
+                              n=self.n, coupons=self.coupons, budget=budget, run_id=run_id,
+                              filters=self.filters)
 
     def _write(self, c: int, table: Future[pa.Table],
                progress: Callable[[int], None] | None) -> None:
@@ -324,6 +320,20 @@ class _Stats:
         self.coupons += int(pc.sum(pc.list_value_length(table["coupon_ids"])).as_py() or 0)
         self.budget_used += float((table.schema.metadata or {}).get(b"budget_used", b"0"))
         return table.replace_schema_metadata(None)
+
+
+def audience_slice(engine: Engine, ids: np.ndarray, start: int, total: int, *, n: int,
+                   coupons: int, budget: BudgetState | None, run_id: str,
+                   filters: dict[str, Any]) -> pa.Table:
+    """Rows of ``ids``, positions ``start:start + len(ids)`` of an audience of ``total``;
+    their coupons spend the slice's share of ``budget`` (``budget_used`` in the table's
+    metadata), so any slice can be computed alone (threads, resumption, Spark tasks)."""
+    ranking = engine.rank_many(list(ids), n, **filters)
+    share = None if budget is None else budget_share(budget, start, start + len(ids), total)
+    allotted = 0.0 if share is None else share.budget
+    table = chunk_table(engine, ids, ranking, coupons, share, run_id)
+    spent = 0.0 if share is None else allotted - share.budget
+    return table.replace_schema_metadata({b"budget_used": repr(spent).encode()})
 
 
 def budget_share(budget: BudgetState, start: int, stop: int, total: int) -> BudgetState:
@@ -393,5 +403,5 @@ def _csv_cell(value: object) -> str:
     return text
 
 
-__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "budget_share",
+__all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "audience_slice", "budget_share",
            "chunk_table", "replay_journal", "select_audience", "write_picks"]
