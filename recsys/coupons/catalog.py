@@ -109,6 +109,9 @@ class Coupon(BaseModel):
     per_customer_cap: int = Field(1, ge=1)  # issues per customer over the coupon's life
     max_issues: int | None = Field(None, ge=1)  # issues in one assignment run
     budget: float = Field(gt=0)  # expected cost this coupon may spend (currency)
+    # Share of eligible customers (hashed, stable) held out: not given it, logged as held
+    # out, the control group of its uplift (recsys.experiments, docs/experiments.md).
+    holdout_share: float = Field(0.0, ge=0, lt=1)
     cost: CostModel = CostModel()
     margin: Margin | None = None  # None: the catalog's default margin
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from recsys.coupons.propensity import prior_propensity
 from recsys.coupons.scoring import SparseRow, coupon_products, share_of, target_share
 from recsys.coupons.served import ServedFeatures
 from recsys.errors import BundleError, ConfigError
+from recsys.experiments.assignment import in_holdout
 
 STRANGER_STAGE = "prospect"
 FROM_MODEL = "; chance from the redemption model"
@@ -51,6 +52,7 @@ class CouponPick:
     p_redeem: float
     rule: str
     reason: str
+    held_out: bool = False  # chosen, but the customer is in the coupon's holdout group
 
 
 def _audience_frame(customers: pd.DataFrame) -> pd.DataFrame:
@@ -86,6 +88,7 @@ class CouponChooser:
              c.eligible.tiers is None and c.purpose != "birthday" for c in catalog.coupons],
             bool)
         self._coupon_index = {cid: j for j, cid in enumerate(catalog.ids)}
+        self._holdout = {c.id: c.holdout_share for c in catalog.coupons if c.holdout_share}
         self.trained = bundle.coupon_propensity
         if self.trained is not None:
             self._features = ServedFeatures(
@@ -118,14 +121,16 @@ class CouponChooser:
 
     def choose(self, customer_ids: Sequence[str], history: sparse.csr_matrix,
                personal: np.ndarray, n: int, *, redeemed: Sequence[set[str]] | None = None,
-               at: dt.date | None = None, state: BudgetState | None = None
-               ) -> list[list[CouponPick]]:
+               at: dt.date | None = None, state: BudgetState | None = None,
+               held_out: bool = False) -> list[list[CouponPick]]:
         """Up to ``n`` coupons per customer, best first.
 
         ``history`` holds the customers' product weights (rows in ``customer_ids`` order),
         ``personal`` whether each may be targeted on their data, ``redeemed`` the coupon ids
         each has already redeemed. Without ``state`` every customer is quoted against the
-        full budgets (the online case); with it, budgets are shared and spent.
+        full budgets (the online case); with it, budgets are shared and spent. A pick whose
+        coupon holds this customer out (``holdout_share``) is dropped, or with ``held_out``
+        kept and marked so the caller can log it.
         """
         at = at or dt.date.today()
         rows_of = self.customers.to_index(list(customer_ids), missing="mark")
@@ -164,7 +169,13 @@ class CouponChooser:
                 out[i].append((float(a.score[k]), CouponPick(
                     c.id, c.kind, value, float(a.score[k]), float(a.p_redeem[k]), a.rule[k],
                     reason)))
-        return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
+        ranked = [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
+        if not self._holdout:
+            return ranked
+        marked = [[replace(p, held_out=True) if in_holdout(
+            c, p.coupon_id, self._holdout.get(p.coupon_id, 0.0)) else p for p in row]
+            for c, row in zip(customer_ids, ranked, strict=True)]
+        return marked if held_out else [[p for p in row if not p.held_out] for row in marked]
 
     def _spend(self, history: sparse.csr_matrix, personal: np.ndarray
                ) -> sparse.csr_matrix | SparseRow:

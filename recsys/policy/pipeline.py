@@ -381,16 +381,19 @@ class Engine:
         return self.coupons_many([customer_id], n)[0]
 
     def coupons_many(self, customer_ids: Sequence[str], n: int = 1, *,
-                     budget: BudgetState | None = None) -> list[list[CouponPick]]:
+                     budget: BudgetState | None = None, held_out: bool = False
+                     ) -> list[list[CouponPick]]:
         """Coupons for many customers; pass one ``budget`` (``coupon_budget()``) to share and
-        spend it across calls, as a batch campaign does. Empty lists without a catalog."""
+        spend it across calls, as a batch campaign does. Empty lists without a catalog.
+        ``held_out`` keeps (marked) the picks withheld by a coupon's holdout group."""
         if self.coupon_chooser is None:
             return [[] for _ in customer_ids]
         history, _, allowed = self._histories(customer_ids)
         with self._lock:
             redeemed = [set(self._redeemed.get(c, ())) for c in customer_ids]
         return self.coupon_chooser.choose(customer_ids, history, allowed, n,
-                                          redeemed=redeemed, state=budget)
+                                          redeemed=redeemed, state=budget,
+                                          held_out=held_out)
 
     def coupon_budget(self) -> BudgetState | None:
         """A fresh campaign budget from the catalog (None without a catalog)."""
