@@ -17,6 +17,7 @@ from recsys.models.ease import EASE
 from recsys.models.hybrid import Hybrid
 from recsys.models.itemknn import ItemKNN
 from recsys.models.popularity import Popularity, Trending
+from recsys.models.tifuknn import TIFUKNN
 
 REGISTRY: dict[str, type[RecommenderBase]] = {
     "popularity": Popularity,
@@ -28,6 +29,7 @@ REGISTRY: dict[str, type[RecommenderBase]] = {
     "bpr": BPR,
     "content": ContentTFIDF,
     "hybrid": Hybrid,
+    "tifuknn": TIFUKNN,
 }
 
 
@@ -49,5 +51,5 @@ def make_model(name: str, **params: Any) -> RecommenderBase:
 
 
 __all__ = ["REGISTRY", "make_model", "ALS", "BPR", "BuyAgain", "ContentTFIDF", "EASE", "Hybrid",
-           "ItemKNN", "Popularity", "Trending", "ItemFeatures", "Ranked", "Recommender",
+           "ItemKNN", "Popularity", "TIFUKNN", "Trending", "ItemFeatures", "Ranked", "Recommender",
            "RecommenderBase", "Reason"]

@@ -8,6 +8,7 @@ import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures, as_csr
 
@@ -61,8 +62,8 @@ class ALS(Model):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Factorise ``interactions`` (customers x items)."""
         matrix = check_interactions(interactions)
         check_items(items, matrix.shape[1])

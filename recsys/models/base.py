@@ -16,6 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from recsys._typing import FloatArray, IntArray
+from recsys.data.baskets import Baskets
 from recsys.errors import NotFittedError
 
 SCORE_CHUNK = 1024  # users scored per dense block: bounds memory at chunk x n_items floats
@@ -63,8 +64,8 @@ class Recommender(Protocol):
 
     name: ClassVar[str]
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self: ...
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self: ...
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
@@ -258,8 +259,11 @@ class RecommenderBase:
         return f"{type(self).__name__}({args})"
 
     # -- the protocol -----------------------------------------------------------------------
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
+        """Learn from ``interactions`` (customers x products); ``items`` is side information
+        aligned with the columns, ``baskets`` the same customers' orders in time order (same id
+        maps), for time-aware models; models that need neither ignore them."""
         raise NotImplementedError
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,

@@ -8,6 +8,7 @@ import numpy as np
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures, as_csr
 
@@ -63,8 +64,8 @@ class BPR(Model):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Train by SGD on sampled (customer, bought, not bought) triples."""
         matrix = check_interactions(interactions)
         check_items(items, matrix.shape[1])

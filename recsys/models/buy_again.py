@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models._common import (
     Model,
     check_interactions,
@@ -22,11 +24,12 @@ class BuyAgain(Model):
     """Repurchase likelihood of the products a customer already bought.
 
     ``score_ui = h_ui ** frequency_power * q_i`` for items in the customer's history and
-    ``-inf`` for the rest. ``h_ui`` is the history weight: how often (``count``/``log``
-    weighting) and, when the matrix was built with ``half_life_days``, how recently the
-    customer bought it. ``q_i = 1 - exp(-horizon_days / r_i)`` is the chance that a product
-    whose customers repurchase it every ``r_i`` days (``ItemFeatures.repurchase_days``, a
-    Poisson approximation) is due again within the horizon: milk beats detergent.
+    popularity below them for the rest (``popularity_fill``). ``h_ui`` is the history
+    weight: how often (``count``/``log`` weighting) and, when the matrix was built with
+    ``half_life_days``, how recently the customer bought it. ``q_i = 1 - exp(-horizon_days /
+    r_i)`` is the chance that a product whose customers repurchase it every ``r_i`` days
+    (``ItemFeatures.repurchase_days``, a Poisson approximation) is due again within the
+    horizon: milk beats detergent.
 
     Parameters
     ----------
@@ -41,6 +44,12 @@ class BuyAgain(Model):
     unknown_interval_days : float
         Repurchase interval assumed for products nobody bought twice in training (and for
         every product when ``items`` is not given).
+    popularity_fill : bool
+        True (the baseline called P-TopFreq / GP-TopFreq in the next-basket literature): the
+        products a customer never bought follow their own ones, by number of buyers in
+        training, all scored strictly below every own product (so a short history still
+        fills the list, and a customer with none gets the best sellers). False: they score
+        ``-inf`` (own products only).
 
     Attributes
     ----------
@@ -48,19 +57,23 @@ class BuyAgain(Model):
         ``q_i`` above.
     item_category_ : ndarray of int32, shape (n_items,)
         Category codes (-1: unknown), used by ``similar_items``.
+    item_popularity_ : ndarray of float32, shape (n_items,)
+        Training buyers per product (kept only with ``popularity_fill``).
     """
 
     name: ClassVar[str] = "buyagain"
+    cold_start: ClassVar[bool] = True  # with the default popularity_fill
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "item_rate_", "item_category_")
 
     def __init__(self, *, horizon_days: float = 100.0, frequency_power: float = 1.5,
-                 unknown_interval_days: float = 180.0) -> None:
+                 unknown_interval_days: float = 180.0, popularity_fill: bool = True) -> None:
         self.horizon_days = horizon_days
         self.frequency_power = frequency_power
         self.unknown_interval_days = unknown_interval_days
+        self.popularity_fill = popularity_fill
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Derive each item's repurchase rate from ``items.repurchase_days``."""
         if self.horizon_days <= 0 or self.unknown_interval_days <= 0:
             raise ValueError("horizon_days and unknown_interval_days must be > 0.")
@@ -72,8 +85,27 @@ class BuyAgain(Model):
                             self.unknown_interval_days)
         self.item_rate_ = (-np.expm1(-self.horizon_days / interval)).astype(np.float32)
         self.item_category_, _ = encode_categories(items, n_items)
+        if self.popularity_fill:
+            self.item_popularity_ = np.bincount(matrix.indices, minlength=n_items).astype(
+                np.float32)
         self.n_items_ = n_items
         return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Learned arrays; the popularity only when the list is filled with it."""
+        out = super().state()
+        if self.popularity_fill:
+            out["item_popularity_"] = np.asarray(self.item_popularity_)
+        return out
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
+        model = super().from_state(params, state)
+        if model.popularity_fill:
+            if "item_popularity_" not in state:
+                raise ValueError("BuyAgain state lacks arrays ['item_popularity_'].")
+            model.item_popularity_ = state["item_popularity_"]
+        return model
 
     def repurchase_scores(self, history: sparse.csr_matrix) -> sparse.csr_matrix:
         """``h_ui ** frequency_power * q_i`` on the bought cells of ``history`` (sparse)."""
@@ -94,6 +126,9 @@ class BuyAgain(Model):
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = np.full(history.shape, -np.inf, np.float32)
+        if self.popularity_fill:  # in (-1, 0): below every own product's score (> 0)
+            pop = self.item_popularity_
+            scores[:] = pop / (pop.max() + 1.0) - 1.0
         coo = self.repurchase_scores(history).tocoo()
         scores[coo.row, coo.col] = coo.data
         return scores

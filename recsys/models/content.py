@@ -12,6 +12,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer
 
 from recsys._typing import IntArray
+from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures
 
@@ -73,8 +74,8 @@ class ContentTFIDF(Model):
         self.popularity_weight = popularity_weight
         self.random_state = random_state
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Learn the n-gram vocabulary, idf and SVD basis from ``items.text``.
 
         Catalogs repeat texts (sizes, flavours: The Complete Journey has ~17k distinct texts

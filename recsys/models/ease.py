@@ -7,6 +7,7 @@ from typing import ClassVar, Self
 import numpy as np
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures
 
@@ -45,8 +46,8 @@ class EASE(Model):
         self.regularization = regularization
         self.max_items = max_items
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Solve for ``B`` over the ``max_items`` most bought items."""
         matrix = check_interactions(interactions)
         check_items(items, matrix.shape[1])

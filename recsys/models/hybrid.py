@@ -10,6 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from recsys._typing import IntArray
+from recsys.data.baskets import Baskets
 from recsys.models._common import (
     Model,
     check_interactions,
@@ -145,7 +146,8 @@ class Hybrid(Model):
                 "content": (ContentTFIDF, dict(self.content_params or {})),
                 "popularity": (Popularity, {"category_depth": self.category_depth}),
                 "trending": (Trending, dict(self.trending_params or {})),
-                "buyagain": (BuyAgain, dict(self.buyagain_params or {}))}
+                "buyagain": (BuyAgain, {"popularity_fill": False,  # own products only
+                                          **(self.buyagain_params or {})})}
 
     def _weights(self) -> dict[str, float]:
         weights = {c: float(getattr(self, f"{c}_weight")) for c in COMPONENTS}
@@ -159,8 +161,8 @@ class Hybrid(Model):
             weights["content"] = 0.0
         return weights
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Fit every part on the same matrix; ``items`` enables content, categories, twins."""
         matrix = check_interactions(interactions)
         n_items = matrix.shape[1]

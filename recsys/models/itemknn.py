@@ -13,6 +13,7 @@ from implicit.nearest_neighbours import (
 )
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items
 from recsys.models.base import ItemFeatures
 
@@ -54,8 +55,8 @@ class ItemKNN(Model):
         self.bm25_b = bm25_b
         self.num_threads = num_threads
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Compute the sparse item-item similarity matrix."""
         matrix = check_interactions(interactions)
         check_items(items, matrix.shape[1])

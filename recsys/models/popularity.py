@@ -8,6 +8,7 @@ from typing import ClassVar, Literal, Self
 import numpy as np
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.errors import UnknownIdError
 from recsys.models._common import (
     Model,
@@ -50,8 +51,8 @@ class Popularity(Model):
         self.by = by
         self.category_depth = category_depth
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         """Count buyers (or sum weights) per item; ``items`` adds categories."""
         matrix = check_interactions(interactions)
         n_items = matrix.shape[1]

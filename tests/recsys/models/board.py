@@ -27,6 +27,7 @@ FAST = {  # small settings so the whole contract suite stays fast
     "als": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05, "num_threads": 1},
     "itemknn": {"num_threads": 1},
+    "tifuknn": {"k": 5},
     "hybrid": {"cf_params": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1}},
 }
 

@@ -18,7 +18,7 @@ def items(repurchase_days: list[float]) -> ItemFeatures:
 
 def test_more_frequent_or_recent_purchases_rank_first() -> None:
     history = sparse.csr_matrix(np.array([[3.0, 0.0, 1.0, 2.0, 0.0]], np.float32))
-    model = BuyAgain().fit(history, items=items([14.0] * 5))
+    model = BuyAgain(popularity_fill=False).fit(history, items=items([14.0] * 5))
     ranked = model.recommend(history, 5)
     np.testing.assert_array_equal(ranked.ids[0], [0, 3, 2, -1, -1])
     assert np.isneginf(ranked.scores[0, 3:]).all()  # never bought: never recommended
@@ -56,8 +56,8 @@ def test_bad_parameters_are_rejected(params: dict) -> None:
 
 def test_repurchase_scores_are_the_scores_of_bought_cells() -> None:
     history = sparse.random(5, 7, density=0.4, format="csr", random_state=0, dtype=np.float32)
-    model = BuyAgain(frequency_power=1.5).fit(history, items=items([10.0, 30.0, np.nan, 7.0,
-                                                                    90.0, 5.0, 14.0]))
+    model = BuyAgain(frequency_power=1.5, popularity_fill=False).fit(
+        history, items=items([10.0, 30.0, np.nan, 7.0, 90.0, 5.0, 14.0]))
     sparse_scores = model.repurchase_scores(history)
     dense = model._score_users(history, None)
     np.testing.assert_array_equal(sparse_scores.nonzero(), history.nonzero())
@@ -66,3 +66,34 @@ def test_repurchase_scores_are_the_scores_of_bought_cells() -> None:
     assert np.isneginf(dense[history.toarray() == 0]).all()
     expected = history.toarray() ** 1.5 * model.item_rate_[None, :]
     np.testing.assert_allclose(sparse_scores.toarray(), expected, rtol=1e-5)
+
+
+def test_popularity_fills_the_list_below_every_own_product() -> None:
+    # product 3 has the most buyers, then 1; customer 0 bought only product 0 (one buyer)
+    train = sparse.csr_matrix(np.array([[1, 0, 0, 0, 0],
+                                        [0, 1, 0, 1, 0],
+                                        [0, 1, 0, 1, 0],
+                                        [0, 0, 1, 1, 0]], np.float32))
+    model = BuyAgain().fit(train, items=items([14.0] * 5))
+    ranked = model.recommend(train[:1], 5)
+    np.testing.assert_array_equal(ranked.ids[0], [0, 3, 1, 2, 4])
+    assert ranked.scores[0, 0] > 0 > ranked.scores[0, 1] > ranked.scores[0, 2] \
+        > ranked.scores[0, 3] > ranked.scores[0, 4]
+    # a customer with no history gets the best sellers; excluded products stay out
+    empty = sparse.csr_matrix((1, 5), dtype=np.float32)
+    np.testing.assert_array_equal(model.recommend(empty, 2).ids[0], [3, 1])
+    np.testing.assert_array_equal(model.recommend(train[:1], 2, exclude=train[:1]).ids[0],
+                                  [3, 1])
+    # the own products keep the unfilled model's scores and order
+    plain = BuyAgain(popularity_fill=False).fit(train, items=items([14.0] * 5))
+    np.testing.assert_array_equal(plain.recommend(train[:1], 1).scores, ranked.scores[:, :1])
+
+
+def test_popularity_is_in_the_state_only_when_filling() -> None:
+    train = sparse.csr_matrix(np.eye(3, dtype=np.float32))
+    filled, plain = BuyAgain().fit(train), BuyAgain(popularity_fill=False).fit(train)
+    assert "item_popularity_" in filled.state() and "item_popularity_" not in plain.state()
+    with pytest.raises(ValueError, match="state lacks"):
+        BuyAgain.from_state(filled.get_params(), plain.state())
+    back = BuyAgain.from_state(filled.get_params(), filled.state())
+    np.testing.assert_array_equal(back.recommend(train, 3).ids, filled.recommend(train, 3).ids)

@@ -14,7 +14,7 @@ from recsys.models import REGISTRY, ItemFeatures, Ranked, RecommenderBase, make_
 from tests.recsys.models.board import STAPLE, Board, N, build
 
 NAMES = sorted(REGISTRY)
-DISCOVERY = {"itemknn", "ease", "als", "bpr", "content", "hybrid"}
+DISCOVERY = {"itemknn", "ease", "als", "bpr", "content", "hybrid", "tifuknn"}
 pytestmark = pytest.mark.parametrize("name", NAMES)
 
 
@@ -103,7 +103,7 @@ def test_empty_history_rows(name: str, fitted: RecommenderBase, board: Board) ->
 
 
 def test_cold_start_models_are_the_non_personalised_ones(name: str) -> None:
-    assert REGISTRY[name].cold_start == (name in {"popularity", "trending", "hybrid"})
+    assert REGISTRY[name].cold_start == (name in {"popularity", "trending", "hybrid", "buyagain"})
 
 
 def test_fold_in_agrees_with_stored_users(name: str, fitted: RecommenderBase,
