@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -163,19 +163,22 @@ class CouponChooser:
             for k, (i, j) in enumerate(zip(customer_idx.tolist(), a.coupon_idx.tolist(),
                                            strict=True)):
                 c = coupons[j]
+                held = c.id in self._holdout and in_holdout(customer_ids[i], c.id,
+                                                            self._holdout[c.id])
+                if held and state is not None:  # withheld: give back what it reserved
+                    cost = float(a.expected_cost[k])
+                    state.coupon_budget[j] += cost
+                    state.coupon_issues[j] += 1
+                    state.budget += cost
+                if held and not held_out:
+                    continue
                 value = None if c.value is None else float(c.value)
                 reason = a.reason[k] if self.trained is None else \
                     a.reason[k] + (FROM_PRIOR if self._sitewide[j] else FROM_MODEL)
                 out[i].append((float(a.score[k]), CouponPick(
                     c.id, c.kind, value, float(a.score[k]), float(a.p_redeem[k]), a.rule[k],
-                    reason)))
-        ranked = [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
-        if not self._holdout:
-            return ranked
-        marked = [[replace(p, held_out=True) if in_holdout(
-            c, p.coupon_id, self._holdout.get(p.coupon_id, 0.0)) else p for p in row]
-            for c, row in zip(customer_ids, ranked, strict=True)]
-        return marked if held_out else [[p for p in row if not p.held_out] for row in marked]
+                    reason, held)))
+        return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
 
     def _spend(self, history: sparse.csr_matrix, personal: np.ndarray
                ) -> sparse.csr_matrix | SparseRow:

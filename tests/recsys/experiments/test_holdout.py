@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recsys.bundle import read_bundle
@@ -23,11 +24,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     out = tmp_path_factory.mktemp("holdout") / "bundle"
     build_bundle(data, repo_config("als", factors=8, iterations=3), out)
     engine = Engine(read_bundle(out))
-    plain = engine.coupon_chooser
-    catalog = plain.catalog.model_copy(update={"coupons": tuple(
-        c.model_copy(update={"holdout_share": SHARE}) for c in plain.catalog.coupons)})
-    engine.coupon_chooser = CouponChooser(engine.bundle, catalog)
-    engine.plain = plain  # type: ignore[attr-defined]
+    catalog = engine.coupon_chooser.catalog
+
+    def with_share(share: float) -> CouponChooser:
+        return CouponChooser(engine.bundle, catalog.model_copy(update={"coupons": tuple(
+            c.model_copy(update={"holdout_share": share}) for c in catalog.coupons)}))
+
+    engine.coupon_chooser = with_share(SHARE)
+    engine.plain = with_share(0.0)  # type: ignore[attr-defined]
     return engine
 
 
@@ -67,3 +71,13 @@ def test_holdout_share_is_validated() -> None:
                                       "holdout_share": 1.0}]}
     with pytest.raises(ConfigError, match="holdout_share"):
         parse_catalog(raw, today=None)
+
+
+def test_a_batch_spends_budget_only_on_coupons_it_gives(engine: Engine) -> None:
+    budget = engine.coupon_budget()
+    picks = engine.coupons_many(engine.customers.ids.tolist(), 1, budget=budget)
+    catalog = {c.id: j for j, c in enumerate(engine.coupon_chooser.catalog.coupons)}
+    given = np.bincount([catalog[p.coupon_id] for row in picks for p in row],
+                        minlength=len(catalog))
+    assert given.sum() > 0
+    assert np.array_equal(engine.coupon_budget().coupon_issues - budget.coupon_issues, given)
