@@ -11,6 +11,7 @@ import typer
 
 from recsys.policy.config import Mode
 from training.commands.common import fail_cleanly
+from training.spark import JobEngine
 
 
 def picks_cmd(
@@ -37,6 +38,11 @@ def picks_cmd(
     chunk_size: Annotated[int, typer.Option(min=1, help="Customers per chunk (bounds memory; "
                                             "unit of resumption).")] = 5000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Ranking threads.")] = 2,
+    engine_name: Annotated[JobEngine, typer.Option(
+        "--engine", help="local: one process, ranking threads; spark: chunks as Spark "
+        "tasks, OUT a directory of Parquet parts (docs/scale.md).")] = JobEngine.local,
+    master: Annotated[str, typer.Option(help="Spark master with --engine spark: local[N], "
+                                        "spark://HOST:7077, yarn, k8s://...")] = "local[2]",
 ) -> None:
     """Write picks for every customer of an audience; resumable, honours consent/erasure."""
     import mlflow
@@ -55,37 +61,54 @@ def picks_cmd(
     filters = {k: v for k, v in {"category": category, "min_price": min_price,
                                  "max_price": max_price, "exclude_purchased": exclude_purchased,
                                  "mode": mode}.items() if v is not None}
-    with fail_cleanly():
+    if engine_name == JobEngine.spark and out.suffix != ".parquet":
+        typer.echo(f"error: with --engine spark, --out is a directory of Parquet parts and "
+                   f"must end in .parquet, not {out.name!r}", err=True)
+        raise typer.Exit(2)
+    with fail_cleanly(), tempfile.TemporaryDirectory() as tmp:
         setup("loyalty-recsys-picks")
-        source_run = ""
-        with tempfile.TemporaryDirectory() as tmp:
-            if bundle is None:
-                if version is None:  # resolve the alias once: the version reported is the one
-                    champion = champion_version(model)  # loaded
-                    if champion is None:
-                        raise DataError(f"{model} has no champion yet; promote a model or "
-                                        "pass --version or --bundle")
-                    version = str(champion.version)
-                path, source_run = fetch_bundle(model, version, Path(tmp))
-                loaded = read_bundle(path)  # everything is in memory afterwards
-                loaded.manifest["model_version"] = version  # as the API labels it
-            else:
-                loaded = read_bundle(bundle)
-        engine = Engine(loaded)
-        seq = replay_journal(engine, event_store())  # erasures, consent, fresh events
-        job = PicksJob.prepare(engine, audience, out, n=n, coupons=coupons,
-                               chunk_size=chunk_size, fingerprint=f"journal:{seq}", **filters)
-        resume = job.resumable_run_id()
+        source_run, manifest, path = "", {}, bundle
+        if path is None:
+            if version is None:  # resolve the alias once: the version reported is the one
+                champion = champion_version(model)  # loaded
+                if champion is None:
+                    raise DataError(f"{model} has no champion yet; promote a model or "
+                                    "pass --version or --bundle")
+                version = str(champion.version)
+            path, source_run = fetch_bundle(model, version, Path(tmp))
+            manifest = {"model_version": version}  # as the API labels it
+        if engine_name == JobEngine.spark:
+            from training.jobs.spark_picks import SparkPicks
+            from training.spark import spark_session
+
+            spark_job = SparkPicks.prepare(  # the same journal, audience and consent rules
+                path, event_store(), audience, str(out), manifest=manifest, n=n,
+                coupons=coupons, chunk_size=chunk_size, workdir=Path(tmp), **filters)
+            job, resume = spark_job.job, spark_job.resumable_run_id()
+        else:
+            loaded = read_bundle(path)
+            loaded.manifest.update(manifest)
+            engine = Engine(loaded)
+            seq = replay_journal(engine, event_store())  # erasures, consent, fresh events
+            job = PicksJob.prepare(engine, audience, out, n=n, coupons=coupons,
+                                   chunk_size=chunk_size, fingerprint=f"journal:{seq}",
+                                   **filters)
+            resume = job.resumable_run_id()
         with mlflow.start_run(run_id=resume, run_name=None if resume else "picks") as run:
             mlflow.log_params({"audience": audience, "n": n, "coupons": coupons,
                                "chunk_size": chunk_size, "format": job.fmt, "out": str(out),
+                               "engine": engine_name.value,
                                **{f"filter_{k}": v for k, v in filters.items()}})
-            mlflow.set_tags({"model_version": engine.version, "model_run_id": source_run,
+            mlflow.set_tags({"model_version": job.engine.version, "model_run_id": source_run,
                              "registered_model": "" if bundle else model})
             started = time.perf_counter()
-            with tqdm(total=len(job.ids), initial=job.done_customers(), unit="customer",
-                      desc="picks", disable=None, smoothing=0.1) as bar:
-                summary = job.run(run.info.run_id, workers=workers, progress=bar.update)
+            if engine_name == JobEngine.spark:
+                summary = spark_job.run(spark_session(master, "recsys-picks"),
+                                        run.info.run_id)
+            else:
+                with tqdm(total=len(job.ids), initial=job.done_customers(), unit="customer",
+                          desc="picks", disable=None, smoothing=0.1) as bar:
+                    summary = job.run(run.info.run_id, workers=workers, progress=bar.update)
             seconds = time.perf_counter() - started
             mlflow.log_metrics({
                 "audience_size": summary.audience, "rows_written": summary.written,
