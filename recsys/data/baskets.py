@@ -80,8 +80,8 @@ def build_baskets(transactions: pd.DataFrame, customers: IdMap, products: IdMap,
     user = customers.to_index(tx["customer_id"].astype(str).to_numpy(), missing="mark")
     item = products.to_index(tx["product_id"].astype(str).to_numpy(), missing="mark")
     keep = (user >= 0) & (item >= 0)
-    order = tx["order_id"].astype(str).where(tx["order_id"].notna() & (tx["order_id"] != ""),
-                                             tx["timestamp"].astype(str))
+    ids = tx["order_id"] if "order_id" in tx else pd.Series("", index=tx.index)  # optional
+    order = ids.astype(str).where(ids.notna() & (ids != ""), tx["timestamp"].astype(str))
     lines = pd.DataFrame({"user": user[keep], "item": item[keep],
                           "order": order.to_numpy()[keep],
                           "time": tx["timestamp"].to_numpy()[keep]})

@@ -25,7 +25,7 @@ class TemporalSplit:
     def summary(self) -> dict[str, object]:
         """Counts for reports and MLflow params."""
         return {
-            "cut": str(self.cut.date()),
+            "cut": str(self.cut),  # the exact timestamp
             "train_rows": len(self.train),
             "test_rows": len(self.test),
             "test_customers": int(self.test["customer_id"].nunique()),

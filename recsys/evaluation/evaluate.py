@@ -14,9 +14,20 @@ How the split becomes matrices (``prepare``):
 
 Slices share one top-n list per customer and differ only in which purchases count as relevant
 (a customer without a relevant purchase in a slice is left out of that slice's averages):
-``repeat`` (products the customer also bought before the cut), ``new`` (products new to the
-customer), ``cold_customers`` (all purchases of customers new in the test period) and
-``cold_products`` (purchases of products first sold in the test period).
+``returning`` (all purchases of customers seen before the cut: **the headline**), ``repeat``
+(products the customer also bought before the cut), ``new`` (products new to the customer),
+``cold_customers`` (all purchases of customers new in the test period: the new customers'
+own slice, never mixed into the headline) and ``cold_products`` (purchases of products first
+sold in the test period).
+
+Two more lists per returning customer match the other uses of a list (``PROTOCOLS``):
+
+- ``discover``: ranked with the customer's purchased products excluded; relevant are the
+  test purchases of products the customer never bought before the cut;
+- ``new_arrivals``: only products first sold in the test period are candidates
+  (``recommend(..., candidates=cold_items)``); relevant are the purchases of those products,
+  scored by recall at ``cold_k``. ``new_arrival_references`` scores two lists that use no
+  test purchase: the new products in random order, and newest first (see ``launch_order``).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from recsys.data.baskets import Baskets, build_baskets
 from recsys.data.dataset import IdMap, Interactions, Weighting, build_interactions
 from recsys.data.features import item_features
 from recsys.data.split import TemporalSplit
@@ -38,7 +50,8 @@ from recsys.models.base import ItemFeatures, Recommender
 
 log = logging.getLogger(__name__)
 
-SLICES = ("repeat", "new", "cold_customers", "cold_products")
+SLICES = ("returning", "repeat", "new", "cold_customers", "cold_products")
+PROTOCOLS = ("discover", "new_arrivals")
 
 
 @dataclass
@@ -66,6 +79,11 @@ class EvalData:
     item_vectors : ndarray or sparse matrix, shape (n_items, d), or None
         Vectors for intra-list diversity (default: one-hot of the category path, or word
         TF-IDF of the product text when the catalog has no categories).
+    baskets : Baskets or None
+        The training customers' orders before the cut (same maps as ``train``), for
+        time-aware models.
+    newest_first : ndarray of int32
+        ``cold_items`` newest first by ``launch_order`` (the newest-first reference).
     """
 
     split: TemporalSplit
@@ -78,6 +96,8 @@ class EvalData:
     cold_items: np.ndarray
     item_users: np.ndarray
     item_vectors: np.ndarray | sparse.spmatrix | None = None
+    baskets: Baskets | None = None
+    newest_first: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
 
 
 @dataclass
@@ -181,11 +201,35 @@ def prepare(split: TemporalSplit, *, products: pd.DataFrame | None = None,
         raise ValueError(f"item_vectors has {item_vectors.shape[0]} rows; the split's catalog "
                          f"has {len(product_map)} products.")
     item_users = np.bincount(train.matrix.indices, minlength=len(product_map)).astype(float)
+    baskets = build_baskets(train_tx, customer_map, product_map, as_of=split.cut)
+    cold_items = np.arange(len(train_products), len(product_map), dtype=np.int32)
+    newest = cold_items[np.argsort(-launch_order(cold, products), kind="stable")]
     log.info("prepared split at %s: %d x %d train, %d test customers (%d cold), %d cold items",
-             split.cut.date(), *train.shape, len(users), (~warm).sum(), len(cold))
+             split.cut, *train.shape, len(users), (~warm).sum(), len(cold))
     return EvalData(split, train, items, test.customers, users, history, test.matrix,
-                    np.arange(len(train_products), len(product_map), dtype=np.int32),
-                    item_users, item_vectors)
+                    cold_items, item_users, item_vectors, baskets, newest.astype(np.int32))
+
+
+def launch_order(product_ids: np.ndarray, products: pd.DataFrame | None) -> np.ndarray:
+    """A key per product, larger = launched later, known without any test purchase.
+
+    A new product's first sale lies in the test period, so it cannot date the launch. The
+    key is the product table's ``first_seen`` column when it has one (a catalog date);
+    otherwise the natural order of the product id (its leading number, then the text),
+    which assumes the retailer numbers products in launch order. That assumption is weak on
+    the benchmark data (see docs/benchmarks/quality.md for its correlation with the first
+    sale), so read the newest-first reference as what a retailer without launch dates gets.
+    """
+    ids = pd.Series(np.asarray(product_ids, dtype=str))
+    if products is not None and "first_seen" in products:
+        dates = products.drop_duplicates("product_id").set_index("product_id")["first_seen"]
+        stamp = pd.to_datetime(ids.map(dates))
+        return stamp.to_numpy("datetime64[ns]").astype(np.int64).astype(np.float64)
+    lead = pd.to_numeric(ids.str.extract(r"^(\d+)")[0], errors="coerce").fillna(-1.0)
+    order = pd.DataFrame({"number": lead, "text": ids}).sort_values(["number", "text"]).index
+    key = np.empty(len(ids), np.float64)
+    key[order.to_numpy()] = np.arange(len(ids))
+    return key
 
 
 def _slices(data: EvalData) -> dict[str, sparse.csr_matrix]:
@@ -196,7 +240,8 @@ def _slices(data: EvalData) -> dict[str, sparse.csr_matrix]:
     cold_rows = sparse.diags((data.users < 0).astype(np.float32))
     cold_cols = np.zeros(rel.shape[1], np.float32)
     cold_cols[data.cold_items] = 1.0
-    out = {"repeat": repeat, "new": (rel - repeat).tocsr(),
+    out = {"returning": (sparse.diags((data.users >= 0).astype(np.float32)) @ rel).tocsr(),
+           "repeat": repeat, "new": (rel - repeat).tocsr(),
            "cold_customers": (cold_rows @ rel).tocsr(),
            "cold_products": (rel @ sparse.diags(cold_cols)).tocsr()}
     for m in out.values():
@@ -206,7 +251,8 @@ def _slices(data: EvalData) -> dict[str, sparse.csr_matrix]:
 
 def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
              cold_k: int = 20, exclude_seen: bool = False, name: str | None = None,
-             products: pd.DataFrame | None = None, fit: bool = True) -> Report:
+             products: pd.DataFrame | None = None, fit: bool = True,
+             protocols: bool = True) -> Report:
     """Fit ``model`` on the training period and score its top-k lists on the test period.
 
     Parameters
@@ -229,6 +275,9 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
     fit : bool
         False: ``model`` is already fitted on ``data.train`` (e.g. only parameters read at
         scoring time changed) and is only scored; ``fit_seconds`` is then 0.
+    protocols : bool
+        Also rank the ``discover`` and ``new_arrivals`` lists (``PROTOCOLS``, module
+        docstring) and report them as slices; False saves their ranking time (tuning).
 
     Returns
     -------
@@ -238,7 +287,7 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
         data = prepare(data, products=products)
     start = time.perf_counter()
     if fit:
-        model.fit(data.train.matrix, items=data.items)
+        model.fit(data.train.matrix, items=data.items, baskets=data.baskets)
     fit_s = time.perf_counter() - start if fit else 0.0
     start = time.perf_counter()
     ranked = model.recommend(data.history, max(k, cold_k), users=data.users,
@@ -256,6 +305,8 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
     slices = {key: metrics.ranking_metrics(ids, rel, k) for key, rel in relevance.items()}
     slices["cold_products"][f"recall@{cold_k}"] = metrics.recall_at_k(
         ids, relevance["cold_products"], cold_k)
+    if protocols:
+        slices.update(_protocols(model, data, relevance, k, cold_k))
     params = model.get_params() if hasattr(model, "get_params") else {}
     label = name or getattr(model, "name", type(model).__name__)
     log.info("%s: ndcg@%d=%.4f fit %.1fs recommend %.1fs", label, k,
@@ -263,4 +314,43 @@ def evaluate(model: Recommender, data: EvalData | TemporalSplit, k: int = 10, *,
     return Report(label, k, overall, slices, fit_s, rec_s, curve, params)
 
 
-__all__ = ["SLICES", "EvalData", "Report", "prepare", "evaluate"]
+def _protocols(model: Recommender, data: EvalData, relevance: dict[str, sparse.csr_matrix],
+               k: int, cold_k: int) -> dict[str, dict[str, float]]:
+    """The ``discover`` and ``new_arrivals`` lists of the returning customers with a relevant
+    purchase (the others do not count in the averages, so they are not ranked)."""
+    returning = data.users >= 0
+    out = {}
+    never_bought = relevance["new"]
+    rows = np.flatnonzero(returning & (np.diff(never_bought.indptr) > 0))
+    ranked = model.recommend(data.history[rows], k, users=data.users[rows],
+                             exclude=data.history[rows])
+    out["discover"] = metrics.ranking_metrics(ranked.ids, never_bought[rows], k)
+    new_bought = relevance["cold_products"]
+    rows = np.flatnonzero(returning & (np.diff(new_bought.indptr) > 0))
+    if len(data.cold_items) and len(rows):
+        ranked = model.recommend(data.history[rows], cold_k, users=data.users[rows],
+                                 candidates=data.cold_items)
+        out["new_arrivals"] = metrics.ranking_metrics(ranked.ids, new_bought[rows], cold_k)
+    return out
+
+
+def new_arrival_references(data: EvalData, cold_k: int = 20, seed: int = 0
+                           ) -> dict[str, dict[str, float]]:
+    """``new_arrivals`` metrics at ``cold_k`` of two lists that use no test purchase: each
+    customer's own random order of the new products (seeded), and the same newest-first
+    order for everyone (``EvalData.newest_first``). Same rows as ``evaluate``'s."""
+    new_bought = _slices(data)["cold_products"]
+    rows = np.flatnonzero((data.users >= 0) & (np.diff(new_bought.indptr) > 0))
+    cold = data.cold_items
+    if not len(cold) or not len(rows):
+        return {}
+    n = min(cold_k, len(cold))
+    keys = np.random.default_rng(seed).random((len(rows), len(cold)))
+    shuffled = cold[np.argsort(keys, axis=1)[:, :n]]
+    newest = np.tile(data.newest_first[:n], (len(rows), 1))
+    return {name: metrics.ranking_metrics(ids, new_bought[rows], cold_k)
+            for name, ids in (("random", shuffled), ("newest_first", newest))}
+
+
+__all__ = ["SLICES", "PROTOCOLS", "EvalData", "Report", "prepare", "evaluate", "launch_order",
+           "new_arrival_references"]

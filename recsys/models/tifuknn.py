@@ -114,6 +114,7 @@ class TIFUKNN(Model):
             (self.vector_data_, self.vector_indices_, self.vector_indptr_),
             shape=(int(self.n_users_), int(self.n_items_)))
         self._unit = _unit_rows(self._vectors)
+        self._columns = self._vectors.T.tocsr()  # products x customers
 
     def _nearest(self, unit: sparse.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """The ``k`` stored customers most cosine-similar to each unit row (``rows``: the
@@ -150,6 +151,15 @@ class TIFUKNN(Model):
         users : ndarray of int, shape (batch,), optional
             Stored customer row or -1; None: all rows are live.
         """
+        own, mean = self._parts(history, users)
+        return sparse.csr_matrix(self.alpha * own + (1.0 - self.alpha) * (mean @ self._vectors),
+                                 dtype=np.float32)
+
+    def _parts(self, history: sparse.csr_matrix, users: IntArray | None
+               ) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """Each row's own vector (batch x products) and the averaging of its neighbours
+        (batch x stored customers, 1 / k at each neighbour): the score is
+        ``alpha * own + (1 - alpha) * mean @ vectors``."""
         self._check_fitted()
         history = as_csr(history)
         batch = history.shape[0]
@@ -172,18 +182,24 @@ class TIFUKNN(Model):
         rows, cols = np.nonzero(neighbours >= 0)
         mean = sparse.csr_matrix((np.full(len(rows), 1.0 / max(neighbours.shape[1], 1),
                                           np.float32), (rows, neighbours[rows, cols])),
-                                 shape=(batch, int(self.n_users_))) @ self._vectors
-        return sparse.csr_matrix(self.alpha * own + (1.0 - self.alpha) * mean,
-                                 dtype=np.float32)
+                                 shape=(batch, int(self.n_users_)))
+        return sparse.csr_matrix(own), mean
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        scores = self.score_rows(history, users).toarray()
+        own, mean = self._parts(history, users)
+        if mean.shape[0] * mean.shape[1] <= _SIM_CELLS:  # dense neighbour sums: much faster
+            scores = np.ascontiguousarray((self._columns @ mean.T.toarray()).T)
+        else:
+            scores = (mean @ self._vectors).toarray()
+        scores *= 1.0 - self.alpha
+        coo = own.tocoo()
+        scores[coo.row, coo.col] += self.alpha * coo.data
         scores[scores <= 0] = -np.inf
         return scores
 
     def _item_similarity(self, items: np.ndarray) -> np.ndarray:
         """Cosine of the products' columns of the customer vectors (who buys both, often)."""
-        columns = self._vectors.T.tocsr()
+        columns = self._columns
         norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         sims = (columns[items] @ self._vectors).toarray()

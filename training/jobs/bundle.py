@@ -11,6 +11,7 @@ import pandas as pd
 
 from recsys.bundle import PRODUCT_COLUMNS, Bundle, write_bundle
 from recsys.coupons.served import ServedPropensity, fit_served_propensity
+from recsys.data.baskets import build_baskets
 from recsys.data.dataset import IdMap, build_interactions
 from recsys.data.features import item_features
 from recsys.data.schema import RetailData
@@ -108,9 +109,10 @@ def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bun
                                weighting=cfg.interactions.weighting,
                                half_life_days=cfg.interactions.half_life_days)
     features = item_features(data.products, data.transactions, products)
+    baskets = build_baskets(data.transactions, customers, products)  # as of just after the end
     model = make_model(cfg.model.name, **cfg.model.params)
     started = time.perf_counter()
-    model.fit(inter.matrix, items=features)
+    model.fit(inter.matrix, items=features, baskets=baskets)
     fit_seconds = time.perf_counter() - started
     log.info("fitted %s on %s in %.1fs", model.name, inter.shape, fit_seconds)
     tx = data.transactions

@@ -46,6 +46,11 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
             "regularization": ("float", 1e-4, 0.1, True),
             "iterations": ("int", 20, 150, True)},
     "content": {"dims": ("int", 16, 256, True)},
+    "tifuknn": {"k": ("int", 20, 1000, True),
+                "group_size": ("int", 1, 20, True),
+                "r_b": ("float", 0.5, 1.0, False),
+                "r_g": ("float", 0.3, 1.0, False),
+                "alpha": ("float", 0.0, 1.0, False)},
     # The hybrid's components keep their own (or given) parameters; the search is the blend.
     "hybrid": {"content_weight": ("float", 0.0, 1.0, False),
                "buyagain_weight": ("float", 0.1, 10.0, True),
@@ -129,7 +134,8 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
         An already prepared validation split (to share it between models); else it is built
         from ``split`` with ``validation_days``, ``weighting`` and ``half_life_days``.
     metric, k : str, int
-        The objective is ``Report.metrics[f"{metric}@{k}"]``, maximised.
+        The objective is ``Report.flat()[f"{metric}@{k}"]``, maximised: ``"ndcg"`` over
+        every test customer, ``"returning/ndcg"`` over the returning ones (the headline).
     timeout : float, optional
         Stop starting trials after this many seconds.
     seed : int
@@ -160,13 +166,16 @@ def tune(model_name: str, split: TemporalSplit, n_trials: int = 20,
         model = fitted[0] if fitted else make_model(model_name, **fixed, **params)
         for p, v in params.items():  # what sklearn's set_params does
             setattr(model, p, v)
-        report = evaluate(model, validation, k, name=model_name, fit=not fitted)
+        report = evaluate(model, validation, k, name=model_name, fit=not fitted,
+                          protocols=False)
         if fit_once and not fitted:
             fitted.append(model)
-        if objective_key not in report.metrics:
+        flat = report.flat()
+        if objective_key not in flat:
             raise ConfigError(f"unknown metric {metric!r}; use one of ndcg, recall, precision, "
-                              "map, hit_rate, mrr, coverage.")
-        value = report.metrics[objective_key]
+                              "map, hit_rate, mrr, coverage, optionally after a slice "
+                              "('returning/ndcg').")
+        value = flat[objective_key]
         trials.append({"number": trial.number, "params": params, "value": value})
         log.info("trial %d %s: %s=%.4f", trial.number, params, objective_key, value)
         if on_trial is not None:

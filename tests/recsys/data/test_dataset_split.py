@@ -102,7 +102,7 @@ def test_split_has_no_leak_and_reports_cold_ids() -> None:
     assert split.cold_customers.tolist() == ["b", "c"]   # b and c first buy on/after the cut
     assert split.cold_products.tolist() == ["w", "y", "z"]
     summary = split.summary()
-    assert summary["cut"] == "2024-01-21" and summary["cold_customers"] == 2
+    assert summary["cut"] == "2024-01-21 00:00:00" and summary["cold_customers"] == 2
     assert summary["train_rows"] == 3 and summary["test_rows"] == 5
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.data.split import temporal_split
 from recsys.evaluation.evaluate import SLICES, evaluate, prepare
 from recsys.models.base import ItemFeatures, RecommenderBase
@@ -23,8 +24,8 @@ class BuyAgainOnly(RecommenderBase):
     def __init__(self) -> None:
         pass
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         self.n_items_ = interactions.shape[1]
         self.items_seen_ = items
         return self
@@ -42,8 +43,8 @@ class NeverSold(RecommenderBase):
     def __init__(self, *, boost: float = 1.0) -> None:
         self.boost = boost
 
-    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None
-            ) -> Self:
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
         self.n_items_ = interactions.shape[1]
         self.cold_ = np.asarray(interactions.sum(axis=0)).ravel() == 0
         return self
@@ -111,7 +112,7 @@ def test_evaluate_buy_again_scores_repeat_slice_only(split) -> None:
     # Lists: c1 {p1, p2}, c2 {p2, p3, p4}: 4 of 5 products covered.
     assert report.metrics["coverage@3"] == pytest.approx(4 / 5)
     assert report.fit_seconds >= 0 and report.recommend_seconds >= 0
-    assert set(report.slices) == set(SLICES)
+    assert set(report.slices) == set(SLICES) | {"discover", "new_arrivals"}
 
 
 def test_evaluate_cold_products_reachable_only_by_content_like_model(split) -> None:
