@@ -9,7 +9,8 @@ engine), so erasure and backups cover both.
 The API never writes it on the request path: :class:`ExposureWriter` takes rows into a
 bounded in-memory queue and a background thread inserts them in batches (a full queue drops
 rows and counts them rather than slowing answers down). :meth:`ExposureWriter.forget` drops a
-customer's queued rows and deletes the stored ones (erasure).
+customer's queued rows and deletes the stored ones (erasure); it deletes once more a few
+flush intervals later, for rows another server process had queued before the erasure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -128,6 +130,9 @@ class ExposureWriter:
                  capacity: int = 100_000) -> None:
         self.target, self.interval, self.batch = target, interval, batch
         self.dropped = 0  # rows lost to a full queue or a failed write
+        # Erasures to repeat once every process has flushed what it queued before them.
+        self.recheck = 2 * interval + 1.0
+        self._pending: list[tuple[float, frozenset[str]]] = []
         self._queue: queue.Queue[Exposure] = queue.Queue(capacity)
         self._lock = threading.Lock()  # one flush at a time (the thread, forget, close)
         self._stop = threading.Event()  # wakes the thread early
@@ -168,6 +173,8 @@ class ExposureWriter:
         """Erasure: drop the customers' queued rows and delete their stored ones."""
         ids = frozenset(customer_ids)
         self.flush(skip=ids)
+        with self._lock:
+            self._pending.append((time.monotonic() + self.recheck, ids))
         return self.target.erase(ids)
 
     def close(self) -> None:
@@ -176,12 +183,28 @@ class ExposureWriter:
         self._stop.set()
         self._thread.join(timeout=5)
         self.flush()
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for _, ids in pending:
+            self.target.erase(ids)
 
     def _run(self) -> None:
         while not self._closing:
             self._stop.wait(self.interval)
             self._stop.clear()
             self.flush()
+            self._erase_again()
+
+    def _erase_again(self) -> None:
+        with self._lock:
+            due = [ids for at, ids in self._pending if at <= time.monotonic()]
+            self._pending = [(at, ids) for at, ids in self._pending if at > time.monotonic()]
+        for ids in due:
+            try:
+                self.target.erase(ids)
+            except Exception as exc:
+                log.warning("exposure erasure re-check failed: %s: %s", type(exc).__name__,
+                            exc)
 
 
 __all__ = ["Exposure", "ExposureLog", "ExposureWriter", "exposures", "now"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from recsys.bundle import settle_heap
 from recsys.errors import BundleError, ConfigError, RecsysError
 from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore
+from recsys.exposures import ExposureLog, ExposureWriter
 from serving.ab import CHALLENGER, CHAMPION, Models
 from serving.loader import Served, load_served
 from serving.metrics import Metrics
@@ -47,6 +48,7 @@ class Runtime:
         self.settings, self.metrics = settings, metrics
         self.models: Models | None = None
         self.store: EventStore | None = None
+        self.exposures: ExposureWriter | None = None  # what answers showed (experiments)
         self.problems: dict[str, str] = {}
         self.reload_status = ReloadStatus("loading")
         self._lock = threading.RLock()  # applying changes and swapping models
@@ -70,6 +72,8 @@ class Runtime:
         except ConfigError as exc:
             self._problem("events", f"{exc}; set RECSYS_EVENTS_URL or RECSYS_DATA_DIR to a "
                                     "writable place")
+        if self.store is not None and self.settings.log_exposures:
+            self.exposures = ExposureWriter(ExposureLog(self.store.engine))
         self._reload_now()
         self._poller = threading.Thread(target=self._poll, name="recsys-journal", daemon=True)
         self._poller.start()
@@ -79,6 +83,8 @@ class Runtime:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(timeout=5)
+        if self.exposures is not None:
+            self.exposures.close()
         if self.store is not None:
             self.store.close()
 
@@ -227,6 +233,8 @@ class Runtime:
             deleted, seq = store.erase(customer_id)
             self._own.add(seq)
             self._apply([Erasure(customer_id, seq)], self._live())
+        if self.exposures is not None:
+            self.exposures.forget([customer_id])
         return deleted
 
     def set_consent(self, customer_id: str, personalization: bool) -> None:

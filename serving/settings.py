@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     events_url: str | None = None  # default: sqlite:///<data_dir>/events.db
     events_poll_seconds: float = Field(1.0, gt=0)  # pick up events stored by other workers
     max_events_per_batch: int = Field(1000, ge=1)
+    # Log what each answer showed (recsys/exposures.py), off the request path.
+    log_exposures: bool = True
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_cart_items: int = Field(200, ge=1)
     max_batch_customers: int = Field(100, ge=1)  # POST /v1/batch/recommendations

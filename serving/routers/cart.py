@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, status
 
 from serving.deps import ModelsDep, N, SettingsDep
+from serving.exposures import record
 from serving.routers import answered, check_n
 from serving.schemas import CartPublic, CartRequest, ItemPublic
 
@@ -24,6 +25,7 @@ async def cart(request: Request, body: CartRequest, models: ModelsDep, settings:
     engine = served.engine
     ignored = [p for p in body.product_ids if p not in engine.products]
     result = engine.cart(body.product_ids, n, customer_id=body.customer_id)
+    record(request, served, body.customer_id, "cart", [p.product_id for p in result.picks])
     return CartPublic(items=[ItemPublic.of(p) for p in result.picks],
                       personalized=result.personalized, fallback=result.fallback,
                       ignored_product_ids=ignored, **answered(request, served, result.fallback))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, Request
 
 from serving.deps import CustomerId, ModelsDep, N
+from serving.exposures import record
 from serving.loader import Served
 from serving.routers import answered
 from serving.schemas import CouponPublic, CouponsPublic
@@ -15,12 +16,14 @@ router = APIRouter(tags=["coupons"])
 
 
 def coupon_picks(served: Served, customer_ids: Sequence[str], n: int
-                 ) -> list[list[CouponPublic]]:
+                 ) -> tuple[list[list[CouponPublic]], list[list[str]]]:
     """The engine's coupon choice for each customer, each quoted against the full budgets
-    (consent is the engine's rule)."""
-    return [[CouponPublic(coupon_id=c.coupon_id, kind=c.kind, value=c.value, score=c.score,
-                          p_redeem=c.p_redeem, rule=c.rule, reason=c.reason) for c in picks]
-            for picks in served.engine.coupons_many(customer_ids, n)]
+    (consent is the engine's rule), and the coupon ids withheld by holdout groups."""
+    rows = served.engine.coupons_many(customer_ids, n, held_out=True)
+    return ([[CouponPublic(coupon_id=c.coupon_id, kind=c.kind, value=c.value, score=c.score,
+                           p_redeem=c.p_redeem, rule=c.rule, reason=c.reason)
+              for c in picks if not c.held_out] for picks in rows],
+            [[c.coupon_id for c in picks if c.held_out] for picks in rows])
 
 
 @router.get("/customers/{customer_id}/coupons", response_model=CouponsPublic)
@@ -28,5 +31,6 @@ async def coupons(request: Request, customer_id: CustomerId, models: ModelsDep, 
                   ) -> CouponsPublic:
     """Coupons chosen for a customer (none targeted when personalization is refused)."""
     served = models.route(customer_id)
-    (picks,) = coupon_picks(served, [customer_id], n)
+    (picks,), (held,) = coupon_picks(served, [customer_id], n)
+    record(request, served, customer_id, "coupons", (), [c.coupon_id for c in picks], held)
     return CouponsPublic(customer_id=customer_id, coupons=picks, **answered(request, served))

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from serving.deps import CustomerId, ModelsDep, RequestIdDep, SettingsDep
+from serving.exposures import record
 from serving.loader import Served
 from serving.routers import answered, check_n
 from serving.routers.coupons import coupon_picks
@@ -42,8 +43,13 @@ def answer(request: Request, served: Served, customer_ids: list[str],
         cache.labels(served.variant, "hit").inc(hits)
     if hits < len(results):
         cache.labels(served.variant, "miss").inc(len(results) - hits)
-    coupons = coupon_picks(served, customer_ids, query.n) if query.include_coupons \
-        else [None] * len(customer_ids)
+    coupons, held = coupon_picks(served, customer_ids, query.n) if query.include_coupons \
+        else ([None] * len(customer_ids), [[]] * len(customer_ids))
+    mode = "recommendations" + (f":{query.mode}" if query.mode else "")
+    for customer_id, result, picks, withheld in zip(customer_ids, results, coupons, held,
+                                                    strict=True):
+        record(request, served, customer_id, mode, [p.product_id for p in result.picks],
+               [c.coupon_id for c in picks or ()], withheld)
     return [RecommendationsPublic(
         customer_id=customer_id, items=[ItemPublic.of(p) for p in result.picks],
         personalized=result.personalized, fallback=result.fallback, coupons=picks,
