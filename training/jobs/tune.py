@@ -31,7 +31,7 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "popularity": {"by": ("cat", ("customers", "weight"))},
     "trending": {"half_life_days": ("float", 3.0, 120.0, True),
                  "prior_days": ("float", 0.0, 30.0, False)},
-    "buyagain": {"horizon_days": ("float", 7.0, 120.0, True),
+    "buyagain": {"horizon_days": ("float", 7.0, 1000.0, True),  # long: frequency alone
                  "frequency_power": ("float", 0.0, 2.0, False),
                  "unknown_interval_days": ("float", 30.0, 365.0, True)},
     "itemknn": {"weighting": ("cat", ("cosine", "bm25", "tfidf")),

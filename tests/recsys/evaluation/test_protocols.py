@@ -66,6 +66,9 @@ def test_new_arrival_references_use_no_test_purchase(split) -> None:
     refs = new_arrival_references(data, cold_k=1)
     # newest first by id: p7 for everyone: c1 bought p7, c2 did not
     assert refs["newest_first"]["recall@1"] == pytest.approx(0.5)
+    assert refs["oldest_first"]["recall@1"] == pytest.approx(0.5)  # p5: c2's
+    assert new_arrival_references(data, cold_k=2)["oldest_first"]["recall@2"] == \
+        pytest.approx(0.5)  # [p5, p6]: c2's p5, not c1's p7
     assert refs["random"]["users"] == 2
     full = new_arrival_references(data, cold_k=3)
     assert full["random"]["recall@3"] == full["newest_first"]["recall@3"] == 1.0

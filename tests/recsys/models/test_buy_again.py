@@ -84,9 +84,26 @@ def test_popularity_fills_the_list_below_every_own_product() -> None:
     np.testing.assert_array_equal(model.recommend(empty, 2).ids[0], [3, 1])
     np.testing.assert_array_equal(model.recommend(train[:1], 2, exclude=train[:1]).ids[0],
                                   [3, 1])
-    # the own products keep the unfilled model's scores and order
+    # the own products keep the unfilled model's scores (up to the popularity nudge)
     plain = BuyAgain(popularity_fill=False).fit(train, items=items([14.0] * 5))
-    np.testing.assert_array_equal(plain.recommend(train[:1], 1).scores, ranked.scores[:, :1])
+    np.testing.assert_allclose(plain.recommend(train[:1], 1).scores, ranked.scores[:, :1],
+                               rtol=2e-4)
+
+
+def test_equal_own_scores_rank_the_best_seller_first() -> None:
+    train = sparse.csr_matrix(np.array([[1, 0, 1, 0],
+                                        [0, 0, 1, 1],
+                                        [0, 0, 1, 0]], np.float32))
+    features = items([14.0] * 4)
+    # customer 0 bought products 0 and 2 once each; 2 has three buyers, 0 one
+    np.testing.assert_array_equal(BuyAgain().fit(train, items=features).recommend(
+        train[:1], 2).ids[0], [2, 0])
+    np.testing.assert_array_equal(BuyAgain(popularity_fill=False).fit(
+        train, items=features).recommend(train[:1], 2).ids[0], [0, 2])  # column order
+    # a real difference in the customer's own frequency still wins over popularity
+    heavy = sparse.csr_matrix(np.array([[2, 0, 1, 0]], np.float32))
+    np.testing.assert_array_equal(BuyAgain().fit(train, items=features).recommend(
+        heavy, 1).ids[0], [0])
 
 
 def test_popularity_is_in_the_state_only_when_filling() -> None:
