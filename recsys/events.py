@@ -7,18 +7,28 @@ SQLite in WAL mode is the default (``sqlite:///<data dir>/events.db``); any SQLA
 (e.g. ``postgresql+psycopg://...``) works. Writes are committed before they return, so a
 caller may acknowledge them; ``event_id`` makes writes idempotent.
 
-Erasure deletes the customer's events and consent records and appends an erasure record
-that stays: ``erased_customers()`` is the list training reads to leave them out.
+Erasure deletes the customer's events and consent records (SQLite overwrites the freed
+pages, ``secure_delete``, and the WAL is checkpointed and truncated, so the id's bytes leave
+the files) and keeps no raw id: a suppression record holds a keyed hash (HMAC-SHA256,
+``subject``) of the customer id, tombstones the keyed hashes of the erased event ids, and the
+journal's erasure record carries the hash. Later events of a suppressed customer are refused
+until a new explicit consent; a pre-erasure event id sent again stays a duplicate. The key
+lives in ``privacy.key`` next to a SQLite file, or is passed in (``RECSYS_PRIVACY_KEY``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -46,6 +56,21 @@ journal = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sqlite_autoincrement=True,
 )
+# One row per customer ever erased, by keyed hash; ``active`` until a new explicit consent.
+suppressions = sa.Table(
+    "recsys_suppressions", _metadata,
+    sa.Column("subject", sa.String(64), primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("erased_at", sa.DateTime, nullable=False),
+)
+# Keyed hashes of erased event ids: the same id sent again is a duplicate, not new.
+tombstones = sa.Table(
+    "recsys_tombstones", _metadata,
+    sa.Column("event_hash", sa.String(64), primary_key=True),
+)
+KEY_FILE = "privacy.key"
+TRAINED = ("purchase",)  # event kinds training reads (``purchase_rows``); replay skips them
+ERASED_REASON = "customer erased: events are refused until a new consent (PUT .../consent)"
 
 
 @dataclass(frozen=True)
@@ -74,9 +99,10 @@ class Consent:
 
 @dataclass(frozen=True)
 class Erasure:
-    """The customer asked to be forgotten."""
+    """A customer asked to be forgotten; ``subject`` is the keyed hash of their id (the
+    journal never keeps the raw id: compare with ``EventStore.subject``)."""
 
-    customer_id: str
+    subject: str
     seq: int
 
 
@@ -85,10 +111,12 @@ Change = Event | Consent | Erasure
 
 @dataclass(frozen=True)
 class AddResult:
-    """What ``EventStore.add`` did: new events (with their ``seq``) and duplicate ids."""
+    """What ``EventStore.add`` did: new events (with their ``seq``), duplicate ids and
+    refused ids with the reason (a suppressed customer)."""
 
     stored: list[Event]
     duplicates: list[str]
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -96,7 +124,10 @@ def _now() -> datetime:
 
 
 def _naive_utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is past datetime.max in UTC
+        raise ValueError(f"timestamp {ts.isoformat()} is out of range") from exc
 
 
 def default_url(data_dir: str | Path) -> str:
@@ -113,11 +144,20 @@ class EventStore:
         SQLAlchemy URL. SQLite files are opened in WAL mode with ``synchronous=FULL`` (an
         acknowledged write survives a process kill and a power cut) and a busy timeout, so
         several server processes can share one file.
+    key : bytes or str, optional
+        The secret of erasure records' keyed hashes; required outside SQLite (default:
+        ``privacy.key`` next to the database file, created on first use).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: bytes | str | None = None) -> None:
         self.url = url
         try:
+            parsed = sa.engine.make_url(url)
+            parsed.get_dialect()  # an unknown database says so first
+            if not key and parsed.get_backend_name() != "sqlite":
+                raise ConfigError("an event store outside SQLite needs the erasure key: set "
+                                  "RECSYS_PRIVACY_KEY (a long random secret, kept like a "
+                                  "password).")
             self.engine = sa.create_engine(url, **_engine_options(url))
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise ConfigError(f"event store URL is not usable ({exc}); pass an SQLAlchemy URL "
@@ -129,6 +169,7 @@ class EventStore:
                 if database and database != ":memory:":
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
             _create_tables(self.engine)
+            self._key = _resolve_key(self.engine.url, key)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise ConfigError(f"cannot open the event store at "
                               f"{self.engine.url.render_as_string(hide_password=True)}: "
@@ -137,6 +178,12 @@ class EventStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
+
+    def subject(self, customer_id: str) -> str:
+        """The keyed hash (HMAC-SHA256, hex) that stands for ``customer_id`` in erasure
+        records: not reversible, nor linkable without the key."""
+        return hmac.new(self._key, customer_id.encode("utf-8", "surrogateescape"),
+                        hashlib.sha256).hexdigest()
 
     # -- writes -----------------------------------------------------------------------------
     def add(self, events: Sequence[Event]) -> AddResult:
@@ -150,8 +197,12 @@ class EventStore:
                                  f"{ev.event_type!r}.")
             (duplicates.append(ev.event_id) if ev.event_id in fresh
              else fresh.__setitem__(ev.event_id, ev))
+        buried = self._buried(fresh)
+        duplicates += [i for i in fresh if i in buried]
+        refused = self._refused([e for i, e in fresh.items() if i not in buried])
+        fresh = {i: e for i, e in fresh.items() if i not in buried and i not in refused}
         if not fresh:
-            return AddResult([], duplicates)
+            return AddResult([], duplicates, refused)
         received = _now()
         rows = [{"event_id": e.event_id, "customer_id": e.customer_id, "kind": e.event_type,
                  "product_id": e.product_id, "coupon_id": e.coupon_id,
@@ -162,7 +213,29 @@ class EventStore:
             seqs = self._insert_ignoring_duplicates(conn, rows)
         stored = [replace(e, seq=seqs[i]) for i, e in fresh.items() if i in seqs]
         duplicates += [i for i in fresh if i not in seqs]
-        return AddResult(sorted(stored, key=lambda e: e.seq or 0), duplicates)
+        return AddResult(sorted(stored, key=lambda e: e.seq or 0), duplicates, refused)
+
+    def _refused(self, events: Iterable[Event]) -> dict[str, str]:
+        """Events of customers whose suppression is active, with the reason."""
+        with self.engine.connect() as conn:
+            if conn.scalar(sa.select(sa.func.count()).select_from(suppressions).where(
+                    suppressions.c.active)) == 0:
+                return {}
+            by_subject = {self.subject(e.customer_id): e for e in events}
+            active = set(conn.scalars(sa.select(suppressions.c.subject).where(
+                suppressions.c.active, suppressions.c.subject.in_(list(by_subject)))))
+        return {e.event_id: ERASED_REASON for e in events
+                if self.subject(e.customer_id) in active}
+
+    def _buried(self, events: dict[str, Event]) -> set[str]:
+        """Ids among ``events`` that were erased before (their tombstones)."""
+        with self.engine.connect() as conn:
+            if conn.scalar(sa.select(tombstones.c.event_hash).limit(1)) is None:
+                return set()
+            hashes = {self.subject(i): i for i in events}
+            found = conn.scalars(sa.select(tombstones.c.event_hash).where(
+                tombstones.c.event_hash.in_(list(hashes))))
+            return {hashes[h] for h in found}
 
     def _insert_ignoring_duplicates(self, conn: sa.Connection, rows: list[dict[str, object]]
                                     ) -> dict[str, int]:
@@ -185,21 +258,58 @@ class EventStore:
         return out
 
     def erase(self, customer_id: str) -> tuple[int, int]:
-        """Delete the customer's events and consent records, then record the erasure.
-        Returns ``(rows deleted, seq of the erasure record)``."""
-        now = _now()
+        """Delete the customer's events and consent records, keep tombstones of the event
+        ids and an active suppression record (hashes only), record the erasure, then purge
+        the freed bytes from the files. Returns ``(rows deleted, seq of the erasure)``."""
+        now, subject = _now(), self.subject(customer_id)
+        mine = journal.c.customer_id == customer_id
         with self.engine.begin() as conn:
-            deleted = conn.execute(journal.delete().where(
-                journal.c.customer_id == customer_id, journal.c.kind != ERASURE)).rowcount
+            ids = list(conn.scalars(sa.select(journal.c.event_id).where(
+                mine, journal.c.event_id.is_not(None))))
+            for chunk in range(0, len(ids), 500):
+                self._insert_ignoring(conn, tombstones, "event_hash", [
+                    {"event_hash": self.subject(i)} for i in ids[chunk:chunk + 500]])
+            deleted = conn.execute(journal.delete().where(mine)).rowcount
+            conn.execute(suppressions.delete().where(suppressions.c.subject == subject))
+            conn.execute(suppressions.insert().values(subject=subject, active=True,
+                                                      erased_at=now))
             seq = conn.execute(journal.insert().values(
-                customer_id=customer_id, kind=ERASURE, timestamp=now, received_at=now,
+                customer_id=subject, kind=ERASURE, timestamp=now, received_at=now,
             )).inserted_primary_key[0]
+        self._purge()
         return int(deleted or 0), int(seq)
 
+    def _insert_ignoring(self, conn: sa.Connection, table: sa.Table, key: str,
+                         rows: list[dict[str, object]]) -> None:
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            conn.execute(insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
+            return
+        known = set(conn.scalars(sa.select(table.c[key]).where(
+            table.c[key].in_([r[key] for r in rows]))))
+        fresh = [r for r in rows if r[key] not in known]
+        if fresh:
+            conn.execute(table.insert(), fresh)
+
+    def _purge(self) -> None:
+        """SQLite: move the WAL into the database and truncate it, so deleted rows (already
+        zeroed by ``secure_delete``) leave no copy in the ``-wal`` file."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def set_consent(self, customer_id: str, personalization: bool) -> int:
-        """Record a consent change; returns its ``seq``."""
+        """Record a consent change (a consent to personalization lifts an erasure's
+        suppression: the customer came back on purpose); returns its ``seq``."""
         now = _now()
         with self.engine.begin() as conn:
+            if personalization:
+                conn.execute(suppressions.update().where(
+                    suppressions.c.subject == self.subject(customer_id)).values(active=False))
             return int(conn.execute(journal.insert().values(
                 customer_id=customer_id, kind=CONSENT, personalization=bool(personalization),
                 timestamp=now, received_at=now)).inserted_primary_key[0])
@@ -207,8 +317,8 @@ class EventStore:
     # -- reads ------------------------------------------------------------------------------
     def changes(self, after: int = 0, until: int | None = None, *,
                 received_after: datetime | None = None, chunk: int = 5000) -> Iterator[Change]:
-        """Every record with ``after < seq <= until`` in ``seq`` order (events received at or
-        before ``received_after`` are skipped: the model was trained on them)."""
+        """Every record with ``after < seq <= until`` in ``seq`` order (purchases received at
+        or before ``received_after`` are skipped: the model was trained on them)."""
         cursor = after
         while True:
             query = sa.select(journal).where(journal.c.seq > cursor).order_by(
@@ -219,7 +329,7 @@ class EventStore:
                 rows = conn.execute(query).mappings().all()
             for row in rows:
                 change = _to_change(row)
-                if received_after is not None and isinstance(change, Event) \
+                if received_after is not None and row["kind"] in TRAINED \
                         and row["received_at"] <= received_after:
                     continue
                 yield change
@@ -230,8 +340,8 @@ class EventStore:
     def replay(self, since: datetime | None = None, until: int | None = None
                ) -> Iterator[Change]:
         """The journal in order up to ``seq <= until``, to rebuild fold-in state at start-up;
-        events received at or before ``since`` (already in the model's training data) are
-        left out."""
+        purchases received at or before ``since`` (already in the model's training data,
+        the bundle's ``events_until``) are left out."""
         return self.changes(0, until,
                             received_after=None if since is None else _naive_utc(since))
 
@@ -249,11 +359,49 @@ class EventStore:
         with self.engine.connect() as conn:
             return [_to_change(r) for r in conn.execute(query).mappings()]  # type: ignore[misc]
 
-    def erased_customers(self) -> set[str]:
-        """Every customer who asked to be forgotten (training leaves them out)."""
+    def erased_subjects(self) -> set[str]:
+        """The keyed hashes of every customer ever erased (their older data stays out)."""
         with self.engine.connect() as conn:
-            return set(conn.scalars(sa.select(journal.c.customer_id).where(
-                journal.c.kind == ERASURE)))
+            return set(conn.scalars(sa.select(suppressions.c.subject)))
+
+    def erased_among(self, customer_ids: Iterable[str]) -> set[str]:
+        """The ids among ``customer_ids`` that were ever erased."""
+        erased = self.erased_subjects()
+        return {c for c in set(customer_ids) if self.subject(c) in erased} if erased else set()
+
+    def purchase_rows(self, since: datetime | None = None, until: datetime | None = None, *,
+                      drop_opted_out: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Stored purchases and coupon redemptions with a timestamp after ``since`` (the
+        dataset's end), received at or before ``until``, as canonical ``transactions`` and
+        ``redemptions`` rows for training: an erased customer's events are gone already,
+        and customers whose latest consent withdrew personalization are left out when
+        ``drop_opted_out``."""
+        query = sa.select(journal).where(journal.c.kind.in_(("purchase", "coupon_redeemed")))
+        if since is not None:
+            query = query.where(journal.c.timestamp > _naive_utc(since))
+        if until is not None:
+            query = query.where(journal.c.received_at <= _naive_utc(until))
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query.order_by(journal.c.seq)).mappings().all(),
+                                 columns=[c.name for c in journal.columns])
+        if drop_opted_out:
+            out = {c for c, ok in self.consents().items() if not ok}
+            frame = frame[~frame["customer_id"].isin(out)]
+        buys = frame[(frame["kind"] == "purchase") & frame["product_id"].notna()]
+        transactions = pd.DataFrame({
+            "order_id": "api-" + buys["event_id"].astype(str),
+            "customer_id": buys["customer_id"].astype(str),
+            "product_id": buys["product_id"].astype(str),
+            "quantity": buys["quantity"].astype("float64"),
+            "amount": buys["amount"].astype("float64"),
+            "timestamp": pd.to_datetime(buys["timestamp"]).astype("datetime64[ns]"),
+            "store_id": "api"})
+        used = frame[(frame["kind"] == "coupon_redeemed") & frame["coupon_id"].notna()]
+        redemptions = pd.DataFrame({
+            "customer_id": used["customer_id"].astype(str),
+            "coupon_id": used["coupon_id"].astype(str), "campaign_id": "",
+            "timestamp": pd.to_datetime(used["timestamp"]).astype("datetime64[ns]")})
+        return transactions.reset_index(drop=True), redemptions.reset_index(drop=True)
 
     def consents(self) -> dict[str, bool]:
         """The latest recorded consent to personalization per customer."""
@@ -283,10 +431,32 @@ def _to_change(row: sa.RowMapping) -> Change:
     if row["kind"] == CONSENT:
         return Consent(row["customer_id"], bool(row["personalization"]), row["seq"])
     if row["kind"] == ERASURE:
-        return Erasure(row["customer_id"], row["seq"])
+        return Erasure(row["customer_id"], row["seq"])  # the subject hash
     return Event(row["event_id"], row["customer_id"], row["kind"], row["timestamp"],
                  row["product_id"], row["coupon_id"], row["quantity"], row["amount"],
                  row["seq"])
+
+
+def _resolve_key(url: sa.engine.URL, key: bytes | str | None) -> bytes:
+    """The erasure key: given (required outside SQLite), else ``privacy.key`` next to a
+    SQLite file (created once, owner-only), else a random one for an in-memory database."""
+    if key:
+        return key.encode() if isinstance(key, str) else key
+    if url.database in (None, "", ":memory:"):
+        return secrets.token_bytes(32)
+    path = Path(url.database).parent / KEY_FILE
+    if not path.exists():  # written whole, then linked: concurrent workers agree on one key
+        tmp = path.with_name(f"{KEY_FILE}.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()
 
 
 def _create_tables(engine: sa.Engine) -> None:
@@ -312,6 +482,7 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not just unlinked
     cur.close()
 
 

@@ -7,10 +7,13 @@ unknown product in the path is a 404).
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from recsys.errors import (
@@ -24,6 +27,8 @@ from recsys.errors import (
 from serving.schemas import ErrorPublic
 
 log = logging.getLogger(__name__)
+ECHO_BYTES = 1024  # input echoed back in a 422, over all of its errors
+MAX_ERRORS = 20  # errors listed in one 422 (a 1,000-event batch may have 1,000)
 
 STATUS: tuple[tuple[type[RecsysError], int], ...] = (
     (BundleError, 503),
@@ -53,6 +58,43 @@ async def recsys_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "request_id": _request_id(request)}, code)
 
 
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A 422 listing the invalid fields (``loc`` names each), with at most ``ECHO_BYTES`` of
+    the input echoed back and non-finite numbers (NaN, Infinity) echoed as text."""
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    budget, detail = ECHO_BYTES, []
+    for error in errors[:MAX_ERRORS]:
+        item = {k: error[k] for k in ("type", "loc", "msg") if k in error}
+        if "input" in error and budget > 0:
+            item["input"], budget = _echo(error["input"], budget)
+        detail.append(item)
+    if len(errors) > MAX_ERRORS:
+        detail.append({"type": "too_many_errors", "loc": ["body"],
+                       "msg": f"{len(errors) - MAX_ERRORS} more errors not listed"})
+    return JSONResponse({"detail": detail, "request_id": _request_id(request)}, 422)
+
+
+def _echo(value: Any, budget: int) -> tuple[Any, int]:
+    """``value`` as it can be sent back within ``budget`` characters: itself when it is
+    small and plain JSON, else its JSON text cut to the budget."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= budget and _finite(value):
+        return value, budget - len(text)
+    cut = text[:budget]
+    return cut + ("..." if len(cut) < len(text) else ""), budget - len(cut)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return isinstance(value, str | int | bool) or value is None
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """Last resort: log the traceback (no request data) and answer a short 500."""
     log.exception("unhandled %s (request %s)", type(exc).__name__, _request_id(request))
@@ -79,6 +121,7 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RecsysError, recsys_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected_error)
 
 

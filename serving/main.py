@@ -13,7 +13,8 @@ from typing import Any
 
 import anyio
 import faiss
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.metrics import Metrics, ObserveMiddleware
@@ -29,15 +30,12 @@ from serving.routers import (
     recommendations,
 )
 from serving.runtime import Runtime
-from serving.security import (
-    BodyLimitMiddleware,
-    require_admin_key,
-    require_client_key,
-)
+from serving.security import BodyLimitMiddleware
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-V1_ROUTERS = (recommendations, products, popular, cart, coupons, events, customers)
+V1_ROUTERS = (recommendations, products, popular, cart, coupons, events, customers)  # scoped
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc files, served by the app (no CDN)
 
 
 @asynccontextmanager
@@ -57,24 +55,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: the environment, via ``get_settings``)."""
     settings = settings or get_settings()
-    app = FastAPI(title="loyalty-recsys", version="1", lifespan=lifespan,
-                  description="Product and coupon recommendations for retail loyalty.")
+    app = FastAPIOffline(title="loyalty-recsys", version="1", lifespan=lifespan,
+                         static_url=DOCS_ASSETS,
+                         description="Product and coupon recommendations for retail loyalty.")
     app.state.settings = settings
     app.state.metrics = metrics = Metrics()
-    app.state.client_keys = settings.client_keys()
-    app.state.admin_keys = settings.admin_keys()
-    if not app.state.admin_keys:
+    app.state.keys = settings.keys_by_scope()
+    if not app.state.keys["admin"]:
         log.warning("no admin key configured: /admin routes are disabled")
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: sees every answer
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_client_key)],
-                   responses=errors.documented(400, 401, 403, 413, 422, 503))
+    v1 = APIRouter(prefix="/v1", responses=errors.documented(400, 401, 403, 413, 422, 503))
     for module in V1_ROUTERS:
         v1.include_router(module.router)
     app.include_router(v1)
-    app.include_router(admin.router, prefix="/admin", dependencies=[Depends(require_admin_key)],
-                       responses=errors.documented(401, 403, 422))
+    app.include_router(admin.router, prefix="/admin", responses=errors.documented(401, 403, 422))
     app.include_router(health.router)
     return app
 

@@ -56,7 +56,7 @@ class Runtime:
         self._queued = threading.Semaphore(1)  # at most one load waits behind it
         self._cursor = 0  # journal seq applied to the live models
         self._own: set[int] = set()  # seqs this process applied already, above the cursor
-        self._erased: set[str] = set()
+        self._erased: set[str] = set()  # subjects (keyed hashes) of erased customers
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._marker_lock = threading.Lock()  # token check vs. token write (see _poll)
@@ -67,8 +67,10 @@ class Runtime:
         """Open the store, load the models, then follow the journal. Failures leave the
         server up but unready, with one line saying what is wrong."""
         try:
-            self.store = EventStore(self.settings.events_database())
-            self._erased = self.store.erased_customers()
+            key = self.settings.privacy_key
+            self.store = EventStore(self.settings.events_database(),
+                                    key=key.get_secret_value() if key else None)
+            self._erased = self.store.erased_subjects()
         except ConfigError as exc:
             self._problem("events", f"{exc}; set RECSYS_EVENTS_URL or RECSYS_DATA_DIR to a "
                                     "writable place")
@@ -232,7 +234,7 @@ class Runtime:
         with self._lock:
             deleted, seq = store.erase(customer_id)
             self._own.add(seq)
-            self._apply([Erasure(customer_id, seq)], self._live())
+            self._apply([Erasure(store.subject(customer_id), seq)], self._live())
         if self.exposures is not None:
             self.exposures.forget([customer_id])
         return deleted
@@ -257,11 +259,12 @@ class Runtime:
         """Apply journal records in order to every target (``Engine.apply_changes``); returns
         how many events changed a history."""
         changes = list(changes)
-        erasures = {c.customer_id for c in changes if isinstance(c, Erasure)}
+        erasures = {c.subject for c in changes if isinstance(c, Erasure)}
+        subject = self.store.subject if self.store else None
         folded = 0
         for served in targets:  # a copy when it will grow: each engine meets them in order
             erased = set(self._erased) if erasures else self._erased
-            folded = max(folded, served.engine.apply_changes(changes, erased))
+            folded = max(folded, served.engine.apply_changes(changes, erased, subject))
         self._erased |= erasures
         return folded
 

@@ -161,11 +161,21 @@ class EventBatch(_Strict):
     events: list[EventIn] = Field(min_length=1)
 
 
+class EventRefused(BaseModel):
+    """An event that was not stored, and why (e.g. its customer was erased)."""
+
+    event_id: str
+    reason: str
+
+
 class EventsAccepted(BaseModel):
-    """What happened to a batch: stored, duplicates (already stored), folded into models."""
+    """What happened to a batch: stored, duplicates (already stored), refused, folded."""
 
     stored: int
     duplicates: list[str]
+    refused: list[EventRefused] = Field(
+        default_factory=list, description="Not stored: an erased customer's events until a "
+                                          "new consent (PUT /v1/customers/{id}/consent)")
     folded: int = Field(description="Events that changed a customer's history right away")
     request_id: str
 
@@ -233,6 +243,6 @@ class ReloadPublic(BaseModel):
 __all__ = ["Id", "EventType", "N_MAX", "ItemPublic", "Attributed", "CouponPublic",
            "RecommendationsPublic", "BatchRecommendationsRequest", "BatchRecommendationsPublic",
            "SimilarPublic", "PopularPublic", "CartRequest", "CartPublic", "CouponsPublic",
-           "EventIn", "EventBatch", "EventsAccepted", "ConsentIn", "ConsentPublic",
+           "EventIn", "EventBatch", "EventRefused", "EventsAccepted", "ConsentIn", "ConsentPublic",
            "ErasurePublic", "HealthPublic", "ModelPublic", "ReadyPublic", "ReloadPublic",
            "ErrorPublic"]

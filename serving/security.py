@@ -1,25 +1,36 @@
-"""API keys: client keys for ``/v1``, a separate admin key for ``/admin``.
+"""API keys with scopes, checked before the request body is read.
 
 Keys travel in the ``X-API-Key`` header and are compared in constant time against every
-configured key (several keys allow rotation). Missing key: 401; wrong key: 403. Keys are
-never logged.
+configured key (several keys allow rotation). Each key opens some scopes
+(``serving.settings.SCOPES``): ``read`` (recommendations, similar, popular, coupons, cart),
+``events``, ``privacy`` (consent, erasure) and ``admin``. Missing key: 401; wrong key, or a
+key without the route's scope: 403. Keys are never logged.
+
+Each router declares its scope (``scoped_router``): a ``require(scope)`` dependency, which
+also documents the key in OpenAPI, and ``AuthRoute``, which runs that check before FastAPI
+parses the body, so a caller without a key learns nothing from a malformed body (FastAPI
+itself reads the body before it solves any dependency).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request, Security, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Security, status
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.settings import Scope as KeyScope
+
 HEADER = "X-API-Key"
-client_key_header = APIKeyHeader(name=HEADER, scheme_name="ApiKey", auto_error=False,
-                                 description="Client API key (RECSYS_API_KEYS)")
-admin_key_header = APIKeyHeader(name=HEADER, scheme_name="AdminKey", auto_error=False,
-                                description="Admin key (RECSYS_ADMIN_KEY)")
+key_header = APIKeyHeader(name=HEADER, scheme_name="ApiKey", auto_error=False,
+                          description="API key with the route's scope (read, events, privacy "
+                                      "or admin; see RECSYS_API_KEYS and friends)")
 
 
 def key_matches(given: str, keys: tuple[bytes, ...]) -> bool:
@@ -31,31 +42,71 @@ def key_matches(given: str, keys: tuple[bytes, ...]) -> bool:
     return found
 
 
-def _check(given: str | None, keys: tuple[bytes, ...], what: str) -> None:
-    if not given:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            f"missing {what}: send it in the {HEADER} header",
-                            headers={"WWW-Authenticate": "ApiKey"})
-    if not keys or not key_matches(given, keys):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid {what}")
-
-
-async def require_client_key(request: Request,
-                             key: Annotated[str | None, Security(client_key_header)]) -> None:
-    """Dependency of every ``/v1`` route."""
-    if request.app.state.settings.insecure_no_auth:
+def authorize(request: Request, scope: KeyScope) -> None:
+    """Raise 401/403 unless the request's key opens ``scope``."""
+    keys: dict[str, tuple[bytes, ...]] = request.app.state.keys
+    if scope != "admin" and request.app.state.settings.insecure_no_auth:
         return
-    _check(key, request.app.state.client_keys, "API key")
-
-
-async def require_admin_key(request: Request,
-                            key: Annotated[str | None, Security(admin_key_header)]) -> None:
-    """Dependency of every ``/admin`` route (client keys are refused)."""
-    keys = request.app.state.admin_keys
-    if not keys:
+    if scope == "admin" and not keys["admin"]:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             "admin routes are disabled: set RECSYS_ADMIN_KEY to enable them")
-    _check(key, keys, "admin key")
+    given = request.headers.get(HEADER)
+    if not given:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            f"missing API key: send it in the {HEADER} header",
+                            headers={"WWW-Authenticate": "ApiKey"})
+    if key_matches(given, keys[scope]):
+        return
+    if any(key_matches(given, other) for other in keys.values()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"this key does not open the {scope!r} scope")
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
+
+
+def require(scope: KeyScope) -> Callable[..., Coroutine[Any, Any, None]]:
+    """The dependency that guards a route (or router) with ``scope``."""
+    async def check(request: Request,
+                    _key: Annotated[str | None, Security(key_header)] = None) -> None:
+        if not request.scope.get("recsys.authorized"):  # AuthRoute did it already
+            authorize(request, scope)
+
+    check.scope = scope  # type: ignore[attr-defined]
+    check.__name__ = f"require_{scope}"
+    return check
+
+
+require_client_key = require("read")
+require_admin_key = require("admin")
+
+
+def route_scopes(route: APIRoute) -> list[KeyScope]:
+    """The scopes a route's ``require`` dependencies ask for."""
+    return [d.dependency.scope for d in route.dependencies  # type: ignore[attr-defined]
+            if hasattr(d.dependency, "scope")]
+
+
+class AuthRoute(APIRoute):
+    """A route that checks its key scopes before the body is read (the scopes come from
+    the ``require`` dependencies of the route and of its own router)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+        scopes = route_scopes(self)
+        if not scopes:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            for scope in scopes:
+                authorize(request, scope)
+            request.scope["recsys.authorized"] = True
+            return await handler(request)
+
+        return checked
+
+
+def scoped_router(scope: KeyScope, **options: Any) -> APIRouter:
+    """An ``APIRouter`` whose every route needs a key that opens ``scope``."""
+    return APIRouter(route_class=AuthRoute, dependencies=[Depends(require(scope))], **options)
 
 
 class BodyLimitMiddleware:
@@ -112,5 +163,6 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["HEADER", "key_matches", "require_client_key", "require_admin_key",
+__all__ = ["HEADER", "key_matches", "authorize", "require", "require_client_key",
+           "require_admin_key", "route_scopes", "AuthRoute", "scoped_router",
            "BodyLimitMiddleware"]

@@ -1,12 +1,15 @@
 """Server settings from the environment (``RECSYS_*``), read through a cached ``get_settings``.
 
 Keys come from the environment or from files (one key per line, ``#`` comments), so they can
-be mounted as secrets. A server without client keys refuses to start unless
-``RECSYS_INSECURE_NO_AUTH=true`` says so on purpose (local experiments only).
+be mounted as secrets. Each kind of key opens some scopes: client keys (``RECSYS_API_KEYS``)
+those of ``RECSYS_API_KEY_SCOPES`` (default ``read`` and ``events``: a storefront), privacy
+keys consent and erasure, the admin key ``/admin``. A server without client keys refuses to
+start unless ``RECSYS_INSECURE_NO_AUTH=true`` says so on purpose (local experiments only).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
@@ -15,6 +18,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_URI = "models:/loyalty-recsys@champion"
+Scope = Literal["read", "events", "privacy", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "events", "privacy", "admin")
 
 
 class Settings(BaseSettings):
@@ -51,12 +56,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_cart_items: int = Field(200, ge=1)
     max_batch_customers: int = Field(100, ge=1)  # POST /v1/batch/recommendations
+    # Event timestamps outside [earliest, now + latest_ahead_hours] are refused (422).
+    event_time_earliest: datetime = datetime(2000, 1, 1)
+    event_time_ahead_hours: float = Field(24.0, ge=0, le=24 * 366)
     # Security.
     api_keys: SecretStr | None = None  # comma-separated client keys (rotation: several)
     api_keys_file: Path | None = None
+    api_key_scopes: frozenset[Literal["read", "events", "privacy"]] = frozenset(
+        {"read", "events"})
+    privacy_keys: SecretStr | None = None  # consent and erasure (a back office, not a shop)
+    privacy_keys_file: Path | None = None
     admin_key: SecretStr | None = None
     admin_key_file: Path | None = None
     insecure_no_auth: bool = False
+    # The secret of erasure records' keyed hashes; default: <data dir>/privacy.key for the
+    # SQLite store, required for any other (see recsys/events.py).
+    privacy_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _enforce_keys(self) -> Self:
@@ -73,6 +88,14 @@ class Settings(BaseSettings):
     def admin_keys(self) -> tuple[bytes, ...]:
         """Admin keys (empty tuple: admin routes are closed)."""
         return _keys(self.admin_key, self.admin_key_file)
+
+    def keys_by_scope(self) -> dict[Scope, tuple[bytes, ...]]:
+        """Every key that opens each scope."""
+        client = self.client_keys()
+        privacy = _keys(self.privacy_keys, self.privacy_keys_file)
+        return {scope: (client if scope in self.api_key_scopes else ())
+                + (privacy if scope == "privacy" else ())
+                for scope in SCOPES if scope != "admin"} | {"admin": self.admin_keys()}
 
     def events_database(self) -> str:
         """The event store URL."""
@@ -107,4 +130,4 @@ def get_settings() -> Settings:
     return Settings()
 
 
-__all__ = ["Settings", "get_settings", "DEFAULT_MODEL_URI"]
+__all__ = ["Settings", "get_settings", "DEFAULT_MODEL_URI", "Scope", "SCOPES"]

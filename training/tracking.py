@@ -29,7 +29,8 @@ def data_dir() -> Path:
 def event_store() -> EventStore:
     """The API's event store (``RECSYS_EVENTS_URL``, default ``<data dir>/events.db``): the
     source of erasures and consent that training and batch picks must honour."""
-    return EventStore(os.environ.get("RECSYS_EVENTS_URL") or default_url(data_dir()))
+    return EventStore(os.environ.get("RECSYS_EVENTS_URL") or default_url(data_dir()),
+                      key=os.environ.get("RECSYS_PRIVACY_KEY"))
 
 
 def setup(experiment: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -62,6 +62,13 @@ class AnswerCache(Generic[T]):
         with self._lock:
             self._changes += 1
             self._answers.pop(customer_id, None)
+
+    def forget_where(self, match: Callable[[Hashable], bool]) -> None:
+        """Drop the answers of every key ``match`` accepts (an erasure known by hash only)."""
+        with self._lock:
+            self._changes += 1
+            for key in [k for k in self._answers if match(k)]:
+                del self._answers[key]
 
     def __len__(self) -> int:
         return len(self._answers)

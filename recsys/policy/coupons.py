@@ -3,7 +3,8 @@
 A customer's affinity to a coupon is the share of their (history-weighted) spend that falls on
 the coupon's target. Customers who are unknown, erased or opted out of personalization are
 scored as a stranger (stage ``prospect``, no affinity); those erased or opted out see only
-sitewide offers open to everyone, nothing targeted (no welcome or stage offer either). Missing consent to marketing removes every coupon (hard rule).
+sitewide offers open to everyone, nothing targeted (no welcome or stage offer either).
+Missing consent to marketing removes every coupon (hard rule).
 
 The API quotes coupons against the catalog's full budgets (a page view does not spend budget);
 batch runs share one :class:`~recsys.coupons.assign.BudgetState` across the whole audience.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
@@ -98,6 +98,9 @@ class Engine:
         self._looked: dict[str, set[int]] = {}
         self._bought: dict[str, set[int]] = {}
         self._consent: dict[str, bool] = {}
+        # Erased customers by subject: the event store's keyed hash of the id, which is all
+        # its journal keeps (``apply_changes`` takes the store's ``subject``).
+        self.subject: Callable[[str], str] = _same
         self._erased: set[str] = set()
         self._redeemed: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -127,17 +130,22 @@ class Engine:
                     (self._looked if view else self._bought).setdefault(
                         customer_id, set()).add(int(i))
                     folded += 1
-            self._erased.discard(customer_id)
+            if self._erased:
+                self._erased.discard(self.subject(customer_id))
         self.answers.forget(customer_id)
         return folded
 
-    def apply_changes(self, changes: Iterable[Change], erased: set[str]) -> int:
+    def apply_changes(self, changes: Iterable[Change], erased: set[str],
+                      subject: Callable[[str], str] | None = None) -> int:
         """Bring the engine up to date with journal records, in order: events fold into
         histories (each customer's run of events in one call), redeemed coupons are not
         offered again, consent and erasure apply. Events of an erased customer the bundle
         knows wait for the next training (folding them in would bring the erased history
-        back): ``erased`` holds those customers and gains each new erasure. Returns how many
-        events changed a history."""
+        back): ``erased`` holds their subjects and gains each new erasure; ``subject`` is the
+        event store's keyed hash of an id (``EventStore.subject``). Returns how many events
+        changed a history."""
+        if subject is not None:
+            self.subject = subject
         folded = 0
         run: dict[str, tuple[list[str], list[float], list[bool]]] = defaultdict(
             lambda: ([], [], []))
@@ -148,7 +156,8 @@ class Engine:
                 weight = fold_in_weight(change, purchase_weight=self.policy.fold_in_weight,
                                         view_weight=self.policy.view_weight)
                 if weight > 0 and change.product_id and not (
-                        change.customer_id in erased and change.customer_id in self.customers):
+                        erased and change.customer_id in self.customers
+                        and self.subject(change.customer_id) in erased):
                     products, weights, looked = run[change.customer_id]
                     products.append(change.product_id)
                     weights.append(weight)
@@ -157,8 +166,8 @@ class Engine:
             folded += sum(self.add_interactions(c, p, w, v) for c, (p, w, v) in run.items())
             run.clear()
             if isinstance(change, Erasure):
-                self.erase(change.customer_id)
-                erased.add(change.customer_id)
+                self.forget(change.subject)
+                erased.add(change.subject)
             elif isinstance(change, Consent):
                 self.set_consent(change.customer_id, change.personalization)
         return folded
@@ -170,13 +179,20 @@ class Engine:
 
     def erase(self, customer_id: str) -> None:
         """Forget the customer: no personalization from the bundle or from events."""
+        self.forget(self.subject(customer_id))
+
+    def forget(self, subject: str) -> None:
+        """``erase`` for the customer whose id has this ``subject`` (hash)."""
+        def match(key: object) -> bool:
+            return isinstance(key, str) and self.subject(key) == subject
+
         with self._lock:
-            self._extra.pop(customer_id, None)
-            self._looked.pop(customer_id, None)
-            self._bought.pop(customer_id, None)
-            self._redeemed.pop(customer_id, None)
-            self._erased.add(customer_id)
-        self.answers.forget(customer_id)
+            for state in (self._extra, self._looked, self._bought, self._redeemed,
+                          self._consent):
+                for key in [k for k in state if match(k)]:
+                    del state[key]  # type: ignore[attr-defined]
+            self._erased.add(subject)
+        self.answers.forget_where(match)
 
     def set_consent(self, customer_id: str, personalization: bool) -> None:
         """Record the customer's consent to personalized recommendations."""
@@ -198,7 +214,7 @@ class Engine:
             if self._consent or self._erased:
                 for r, c in enumerate(customer_ids):
                     consent = self._consent.get(c)
-                    if c in self._erased:
+                    if self._erased and self.subject(c) in self._erased:
                         allowed[r] = False
                     elif consent is not None:
                         allowed[r] = consent
@@ -271,7 +287,8 @@ class Engine:
         """The answer cache's key: None for every customer the bundle does not know and who
         has no live state, as they all get the same cold-start answer."""
         if customer_id in self.customers or customer_id in self._extra or \
-                customer_id in self._consent or customer_id in self._erased:
+                customer_id in self._consent or \
+                (self._erased and self.subject(customer_id) in self._erased):
             return customer_id
         return None
 
@@ -506,6 +523,11 @@ class Engine:
         out[filled] = [written[key] if key in written else
                        written.setdefault(key, self.reasons.text(*key)) for key in keys]
         return out
+
+
+def _same(customer_id: str) -> str:
+    """The subject of an id for an engine that meets no event store: the id itself."""
+    return customer_id
 
 
 def select_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:

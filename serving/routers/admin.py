@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from serving.deps import RequestIdDep, RuntimeDep
 from serving.routers.health import model_list
 from serving.schemas import ReloadPublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["admin"])
+router = scoped_router("admin", tags=["admin"])
 
 
 @router.post("/reload", response_model=ReloadPublic, status_code=202, responses={

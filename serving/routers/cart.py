@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import HTTPException, Request, status
 
 from serving.deps import ModelsDep, N, SettingsDep
 from serving.exposures import record
 from serving.routers import answered, check_n
 from serving.schemas import CartPublic, CartRequest, ItemPublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["cart"])
+router = scoped_router("read", tags=["cart"])
 
 
 @router.post("/cart/recommendations", response_model=CartPublic)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from serving.deps import CustomerId, ModelsDep, N
 from serving.exposures import record
 from serving.loader import Served
 from serving.routers import answered
 from serving.schemas import CouponPublic, CouponsPublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["coupons"])
+router = scoped_router("read", tags=["coupons"])
 
 
 def coupon_picks(served: Served, customer_ids: Sequence[str], n: int

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from serving.deps import CustomerId, JournalDep, RequestIdDep
 from serving.schemas import ConsentIn, ConsentPublic, ErasurePublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["customers"])
+router = scoped_router("privacy", tags=["customers"])
 
 
 @router.delete("/customers/{customer_id}", response_model=ErasurePublic)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import HTTPException, Query, Request, status
 
 from serving.deps import Category, ModelsDep, N
 from serving.routers import answered, check_n
 from serving.schemas import ItemPublic, PopularPublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["popular"])
+router = scoped_router("read", tags=["popular"])
 
 
 @router.get("/popular", response_model=PopularPublic)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import HTTPException, Request, status
 
 from recsys.errors import UnknownIdError
 from serving.deps import Category, ModelsDep, N, ProductId
 from serving.routers import answered, check_n
 from serving.schemas import ItemPublic, SimilarPublic
+from serving.security import scoped_router
 
-router = APIRouter(tags=["products"])
+router = scoped_router("read", tags=["products"])
 
 
 @router.get("/products/{product_id}/similar", response_model=SimilarPublic,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import HTTPException, Query, Request, status
 
 from serving.deps import CustomerId, ModelsDep, RequestIdDep, SettingsDep
 from serving.exposures import record
@@ -20,8 +20,9 @@ from serving.schemas import (
     RecommendationsPublic,
     RecommendationsQuery,
 )
+from serving.security import scoped_router
 
-router = APIRouter(tags=["recommendations"])
+router = scoped_router("read", tags=["recommendations"])
 
 
 def check_prices(min_price: float | None, max_price: float | None) -> None:

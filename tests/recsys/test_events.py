@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from recsys.errors import ConfigError
@@ -64,9 +65,77 @@ def test_erase_deletes_events_and_consent_and_lists_the_customer(store: EventSto
     deleted, seq = store.erase("c1")
     assert deleted == 2  # one event, one consent record
     assert store.events("c1") == [] and len(store.events("c2")) == 1
-    assert store.erased_customers() == {"c1"}
+    assert store.erased_subjects() == {store.subject("c1")}
+    assert store.erased_among(["c1", "c2"]) == {"c1"}
     assert "c1" not in store.consents()
     assert seq == store.last_seq()
+    erasure = list(store.changes())[-1]
+    assert isinstance(erasure, Erasure) and erasure.subject == store.subject("c1") != "c1"
+
+
+def test_an_erased_customer_stays_erased_until_a_new_consent(store: EventStore) -> None:
+    store.add([ev("old-1"), ev("old-2")])
+    store.erase("c1")
+    resent = store.add([ev("old-1"), ev("new-1")])  # a producer retries, then sends more
+    assert resent.stored == [] and resent.duplicates == ["old-1"]
+    assert list(resent.refused) == ["new-1"] and "erased" in resent.refused["new-1"]
+    assert store.add([ev("x", customer="c2")]).stored  # others are not affected
+    store.set_consent("c1", False)  # not a consent to personalization: still refused
+    assert store.add([ev("new-2")]).refused
+    store.set_consent("c1", True)
+    again = store.add([ev("old-2"), ev("new-3")])
+    assert [e.event_id for e in again.stored] == ["new-3"] and again.duplicates == ["old-2"]
+    assert store.erased_among(["c1"]) == {"c1"}  # its dataset history stays out of training
+
+
+def test_erased_ids_leave_no_bytes_in_the_sqlite_files(tmp_path: Path) -> None:
+    store = EventStore(default_url(tmp_path))
+    secret_customer, secret_event = "cust-1025-zq", "evt-1025-zq"
+    store.add([ev(secret_event, customer=secret_customer, product="prod-1025-zq")]
+              + [ev(f"o{i}", customer=f"other{i}") for i in range(50)])
+    store.set_consent(secret_customer, False)
+    store.erase(secret_customer)
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("events.db")]
+    assert any(p.name.endswith("-wal") for p in files) and files
+    for path in files:
+        raw = path.read_bytes()
+        for needle in (secret_customer, secret_event, "prod-1025-zq"):
+            assert needle.encode() not in raw, (path.name, needle)
+    assert b"other7" in (tmp_path / "events.db").read_bytes()  # the check can see ids
+
+
+def test_the_key_is_kept_next_to_the_database_and_shared(tmp_path: Path) -> None:
+    one, two = EventStore(default_url(tmp_path)), EventStore(default_url(tmp_path))
+    assert one.subject("c1") == two.subject("c1")
+    assert (tmp_path / "privacy.key").stat().st_mode & 0o077 == 0
+    other = EventStore(default_url(tmp_path / "elsewhere"))
+    assert other.subject("c1") != one.subject("c1")
+    assert EventStore("sqlite://", key="k").subject("c1") == \
+        EventStore("sqlite://", key=b"k").subject("c1")
+
+
+def test_a_server_database_needs_the_key() -> None:
+    with pytest.raises(ConfigError, match="RECSYS_PRIVACY_KEY"):
+        EventStore("postgresql+psycopg://u@localhost:1/none")
+
+
+def test_purchase_rows_are_canonical_and_leave_out_opted_out_and_erased(
+        store: EventStore) -> None:
+    late = datetime(2030, 1, 2)
+    store.add([Event("p1", "c1", "purchase", late, "p9", quantity=2, amount=5.0),
+               Event("p0", "c1", "purchase", datetime(2001, 1, 1), "p9"),
+               Event("v1", "c1", "view", late, "p8"),
+               Event("r1", "c1", "coupon_redeemed", late, coupon_id="k1"),
+               Event("p2", "c2", "purchase", late, "p9"), Event("p3", "c3", "purchase", late,
+                                                               "p7")])
+    store.set_consent("c2", False)
+    store.erase("c3")
+    tx, redemptions = store.purchase_rows(datetime(2030, 1, 1))
+    assert tx.to_dict("records") == [{
+        "order_id": "api-p1", "customer_id": "c1", "product_id": "p9", "quantity": 2.0,
+        "amount": 5.0, "timestamp": pd.Timestamp(late), "store_id": "api"}]
+    assert redemptions[["customer_id", "coupon_id"]].values.tolist() == [["c1", "k1"]]
+    assert len(store.purchase_rows(datetime(2030, 1, 1), drop_opted_out=False)[0]) == 2
 
 
 def test_journal_is_one_ordered_stream_and_seqs_are_never_reused(store: EventStore) -> None:
@@ -74,7 +143,7 @@ def test_journal_is_one_ordered_stream_and_seqs_are_never_reused(store: EventSto
     store.set_consent("c1", False)
     store.erase("c1")  # deletes the two highest rows but the erasure row
     top = store.last_seq()
-    new = store.add([ev("b")]).stored[0]
+    new = store.add([ev("b", customer="c2")]).stored[0]
     assert new.seq is not None and new.seq > top
     kinds = [type(c).__name__ for c in store.changes()]
     assert kinds == ["Erasure", "Event"]

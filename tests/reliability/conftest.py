@@ -30,7 +30,9 @@ from training.jobs.bundle import build_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_KEY, ADMIN_KEY = "reliability-client-key", "reliability-admin-key"
-CLIENT = {"X-API-Key": CLIENT_KEY}
+PRIVACY_KEY = "reliability-privacy-key"
+CLIENT = {"X-API-Key": CLIENT_KEY}  # a storefront: read and events
+PRIVACY = {"X-API-Key": PRIVACY_KEY}  # consent and erasure
 ADMIN = {"X-API-Key": ADMIN_KEY}
 DATASET = {"n_customers": 400, "n_products": 150, "seed": 3}
 
@@ -73,9 +75,10 @@ def server_env(data_dir: Path, bundle: Path | None = None, **extra: str) -> dict
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RECSYS_", "MLFLOW_", "PROMETHEUS_"))}
     env.update({"RECSYS_DATA_DIR": str(data_dir), "RECSYS_API_KEYS": CLIENT_KEY,
-                "RECSYS_ADMIN_KEY": ADMIN_KEY, "RECSYS_WARMUP_REQUESTS": "2",
-                "RECSYS_RECALL_QUERIES": "50", "RECSYS_EVENTS_POLL_SECONDS": "0.1",
-                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+                "RECSYS_PRIVACY_KEYS": PRIVACY_KEY, "RECSYS_ADMIN_KEY": ADMIN_KEY,
+                "RECSYS_WARMUP_REQUESTS": "2", "RECSYS_RECALL_QUERIES": "50",
+                "RECSYS_EVENTS_POLL_SECONDS": "0.1", "OPENBLAS_NUM_THREADS": "1",
+                "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     if bundle is not None:
         env["RECSYS_BUNDLE_PATH"] = str(bundle)
     env.update(extra)

@@ -26,7 +26,9 @@ from training.config import TrainConfig
 from training.jobs.bundle import build_bundle
 
 CLIENT_KEY, ADMIN_KEY = "client-test-key", "admin-test-key"
-HEADERS = {"X-API-Key": CLIENT_KEY}
+PRIVACY_KEY = "privacy-test-key"
+HEADERS = {"X-API-Key": CLIENT_KEY}  # a storefront: read and events
+PRIVACY = {"X-API-Key": PRIVACY_KEY}  # consent and erasure
 ADMIN = {"X-API-Key": ADMIN_KEY}
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "als": {"factors": 16, "iterations": 5, "random_state": 0, "num_threads": 1},
@@ -63,8 +65,8 @@ def settings_for(bundle: Path, data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a test app: keys set, one warm-up request, fast journal polling."""
     values: dict[str, Any] = {
         "bundle_path": bundle, "data_dir": data_dir, "api_keys": CLIENT_KEY,
-        "admin_key": ADMIN_KEY, "warmup_requests": 2, "events_poll_seconds": 0.05,
-        "recall_queries": 50, **overrides}
+        "privacy_keys": PRIVACY_KEY, "admin_key": ADMIN_KEY, "warmup_requests": 2,
+        "events_poll_seconds": 0.05, "recall_queries": 50, **overrides}
     return Settings(**values)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.serving.conftest import HEADERS, MakeClient, known_customers, product_ids
+from tests.serving.conftest import HEADERS, PRIVACY, MakeClient, known_customers, product_ids
 
 URL = "/v1/batch/recommendations"
 
@@ -46,7 +46,7 @@ def test_batch_answers_equal_the_single_endpoint(make_client: MakeClient,
     known = known_customers(als_bundle, 12)
     with make_client() as client:
         client.put(f"/v1/customers/{known[0]}/consent", json={"personalization": False},
-                   headers=HEADERS)
+                   headers=PRIVACY)
         client.post("/v1/events", headers=HEADERS, json={"events": [
             {"event_id": f"b-{i}", "customer_id": "fresh-shopper", "event_type": "purchase",
              "product_id": p} for i, p in enumerate(product_ids(als_bundle)[7:10])]})

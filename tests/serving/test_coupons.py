@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.serving.conftest import HEADERS, MakeClient, known_customers
+from tests.serving.conftest import HEADERS, PRIVACY, MakeClient, known_customers
 
 
 def test_coupons_for_a_known_customer(client: TestClient, als_bundle: Path) -> None:
@@ -29,7 +29,7 @@ def test_opted_out_customer_gets_no_targeted_coupons(make_client: MakeClient,
     customer = known_customers(als_bundle)[1]
     with make_client() as client:
         client.put(f"/v1/customers/{customer}/consent", json={"personalization": False},
-                   headers=HEADERS)
+                   headers=PRIVACY)
         body = client.get(f"/v1/customers/{customer}/coupons", headers=HEADERS).json()
         anonymous = client.get("/v1/customers/never-seen/coupons", headers=HEADERS).json()
         # Without consent nothing is targeted, not even the new customer's welcome offer

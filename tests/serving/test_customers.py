@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from recsys.events import EventStore
-from tests.serving.conftest import HEADERS, MakeClient, known_customers, product_ids
+from tests.serving.conftest import HEADERS, PRIVACY, MakeClient, known_customers, product_ids
 
 
 def recs(client: TestClient, customer: str) -> dict:
@@ -32,17 +32,24 @@ def test_erase_forgets_events_history_and_lists_the_customer(
     with make_client() as client:
         buy(client, customer, product_ids(als_bundle)[:3], "pre")
         assert recs(client, customer)["personalized"] is True
-        response = client.delete(f"/v1/customers/{customer}", headers=HEADERS)
+        response = client.delete(f"/v1/customers/{customer}", headers=PRIVACY)
         assert response.status_code == 200
         assert response.json()["records_deleted"] == 3
         after = recs(client, customer)
         assert after["personalized"] is False and after["fallback"] == "not_personalized"
-        # New events do not bring the erased training history back.
-        buy(client, customer, product_ids(als_bundle)[3:4], "post")
+        # A producer resends an old event and sends a new one: neither is stored.
+        resent = client.post("/v1/events", headers=HEADERS, json={"events": [
+            {"event_id": "pre-0", "customer_id": customer, "event_type": "purchase",
+             "product_id": product_ids(als_bundle)[0]},
+            {"event_id": "post-0", "customer_id": customer, "event_type": "purchase",
+             "product_id": product_ids(als_bundle)[3]}]}).json()
+        assert resent["stored"] == 0 and resent["duplicates"] == ["pre-0"]
+        assert [r["event_id"] for r in resent["refused"]] == ["post-0"]
+        assert "erased" in resent["refused"][0]["reason"]
         assert recs(client, customer)["personalized"] is False
     store = store_of(tmp_path)
-    assert customer in store.erased_customers()
-    assert [e.event_id for e in store.events(customer)] == ["post-0"]
+    assert store.erased_among([customer]) == {customer}
+    assert store.events(customer) == []
     with make_client() as client:  # the erasure is replayed at start-up
         assert recs(client, customer)["fallback"] == "not_personalized"
 
@@ -52,7 +59,7 @@ def test_erase_of_an_event_only_customer_removes_their_personalization(
     with make_client() as client:
         buy(client, "web-only", product_ids(als_bundle)[50:52], "w")
         assert recs(client, "web-only")["personalized"] is True
-        assert client.delete("/v1/customers/web-only", headers=HEADERS).json()[
+        assert client.delete("/v1/customers/web-only", headers=PRIVACY).json()[
             "records_deleted"] == 2
         assert recs(client, "web-only")["personalized"] is False
     assert store_of(tmp_path).events("web-only") == []
@@ -64,7 +71,7 @@ def test_consent_opt_out_gives_non_personalized_results_until_opt_in(
     with make_client() as client:
         personal = recs(client, customer)
         assert personal["personalized"] is True
-        out = client.put(f"/v1/customers/{customer}/consent", headers=HEADERS,
+        out = client.put(f"/v1/customers/{customer}/consent", headers=PRIVACY,
                          json={"personalization": False})
         assert out.status_code == 200 and out.json()["personalization"] is False
         opted_out = recs(client, customer)
@@ -72,12 +79,12 @@ def test_consent_opt_out_gives_non_personalized_results_until_opt_in(
         assert recs(client, "never-seen")["items"] == opted_out["items"]  # what everyone gets
     with make_client() as client:  # consent is durable
         assert recs(client, customer)["fallback"] == "not_personalized"
-        client.put(f"/v1/customers/{customer}/consent", headers=HEADERS,
+        client.put(f"/v1/customers/{customer}/consent", headers=PRIVACY,
                    json={"personalization": True})
         assert recs(client, customer)["items"] == personal["items"]
 
 
 def test_bad_consent_bodies_are_422(client: TestClient) -> None:
     for body in ({}, {"personalization": "perhaps"}, {"personalization": True, "x": 1}):
-        response = client.put("/v1/customers/c1/consent", json=body, headers=HEADERS)
+        response = client.put("/v1/customers/c1/consent", json=body, headers=PRIVACY)
         assert response.status_code == 422, body

@@ -27,6 +27,7 @@ from tests.configs import repo_config
 from tests.serving.conftest import (
     ADMIN,
     HEADERS,
+    PRIVACY,
     known_customers,
     product_ids,
     settings_for,
@@ -151,7 +152,7 @@ def test_coupons_for_customers_and_opted_out_customers(served: Served) -> None:
                    include_coupons=True)
     assert embedded["coupons"] == coupons["coupons"]
     client.put(f"/v1/customers/{opting_out}/consent", json={"personalization": False},
-               headers=HEADERS)
+               headers=PRIVACY)
     stranger = get(client, "/v1/customers/e2e-coupon-stranger/coupons", n=3)["coupons"]
     assert "welcome-10" in [c["coupon_id"] for c in stranger]  # a new shopper's offer
     # Only sitewide coupons open to everyone without consent; the shipped catalog has none.
@@ -180,7 +181,7 @@ def test_erase_forgets_the_customer_here_and_in_the_next_training(served: Served
     customer = served.customers[4]
     post_events(client, purchases(customer, served.products[20:22], "e2e-erase"))
     assert recs(client, customer)["personalized"] is True
-    erased = client.delete(f"/v1/customers/{customer}", headers=HEADERS)
+    erased = client.delete(f"/v1/customers/{customer}", headers=PRIVACY)
     assert erased.status_code == 200 and erased.json()["records_deleted"] == 2
     assert recs(client, customer)["fallback"] == "not_personalized"
     assert customer not in set(load_clean(CONFIG.dataset).transactions["customer_id"])
@@ -192,12 +193,12 @@ def test_consent_opt_out_and_back_in(served: Served) -> None:
     personal = recs(client, customer)
     assert personal["personalized"] is True
     client.put(f"/v1/customers/{customer}/consent", json={"personalization": False},
-               headers=HEADERS)
+               headers=PRIVACY)
     opted_out = recs(client, customer)
     assert opted_out["fallback"] == "not_personalized"
     assert opted_out["items"] == recs(client, "e2e-anyone")["items"]
     client.put(f"/v1/customers/{customer}/consent", json={"personalization": True},
-               headers=HEADERS)
+               headers=PRIVACY)
     assert recs(client, customer)["items"] == personal["items"]
 
 

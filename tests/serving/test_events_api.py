@@ -157,3 +157,59 @@ def test_oversized_body_is_413(make_client: MakeClient) -> None:
                                                    "application/json"},
                             content=iter([b'{"events": [', b"]}"]))
         assert small.status_code == 422  # read in full and passed on
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:00:00-05:00", "1970-01-01T00:00:00Z",
+                                   "1999-12-31T23:59:59", "2100-01-01T00:00:00+01:00"])
+def test_timestamps_outside_the_window_are_422_naming_the_field(client: TestClient,
+                                                                 stamp: str) -> None:
+    events = [{"event_id": "ok-1", "customer_id": "c1", "event_type": "view",
+               "product_id": "p001"},
+              {"event_id": "far-1", "customer_id": "c1", "event_type": "view",
+               "product_id": "p001", "timestamp": stamp}]
+    response = client.post("/v1/events", json={"events": events}, headers=HEADERS)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "events", 1, "timestamp"] and "between" in error["msg"]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/events", b'{"events": [{"event_id": "n1", "customer_id": "c1", "event_type": '
+                   b'"purchase", "product_id": "p1", "quantity": NaN}]}'),
+    ("/v1/events", b'{"events": [{"event_id": "n2", "customer_id": "c1", "event_type": '
+                   b'"purchase", "product_id": "p1", "amount": Infinity}]}'),
+    ("/v1/events", b'{"events": [NaN, -Infinity]}'),
+    ("/v1/cart/recommendations", b'{"product_ids": [NaN], "customer_id": Infinity}'),
+    ("/v1/batch/recommendations", b'{"customer_ids": ["c1"], "min_price": NaN}'),
+])
+def test_non_finite_numbers_are_422_not_500(client: TestClient, path: str, body: bytes
+                                            ) -> None:
+    response = client.post(path, content=body,
+                           headers={**HEADERS, "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_a_non_finite_consent_is_422(make_client: MakeClient) -> None:
+    from tests.serving.conftest import PRIVACY
+
+    with make_client() as client:
+        response = client.put("/v1/customers/c1/consent", content=b'{"personalization": NaN}',
+                              headers={**PRIVACY, "Content-Type": "application/json"})
+        assert response.status_code == 422 and "NaN" in response.text
+
+
+def test_a_422_echoes_at_most_1_kb_of_input(client: TestClient) -> None:
+    one = client.post("/v1/events", headers=HEADERS, json={"events": [
+        {"event_id": "x" * 50_000, "customer_id": "c1", "event_type": "view",
+         "product_id": "p1"}]})
+    assert one.status_code == 422 and len(one.content) < 1_500, len(one.content)
+    huge = "x" * 30_000  # 30 errors of 30 KB each, under the body limit
+    response = client.post("/v1/events", headers=HEADERS, json={"events": [
+        {"event_id": huge, "customer_id": huge, "event_type": "view", "product_id": huge}
+        for _ in range(10)]})
+    assert response.status_code == 422
+    assert len(response.content) < 8_000, len(response.content)
+    detail = response.json()["detail"]
+    assert detail[0]["loc"] == ["body", "events", 0, "event_id"]
+    assert len(detail) <= 21 and detail[-1]["type"] == "too_many_errors"

@@ -13,7 +13,14 @@ from pydantic import ValidationError
 from serving.main import create_app
 from serving.security import key_matches
 from serving.settings import Settings
-from tests.serving.conftest import ADMIN, CLIENT_KEY, HEADERS, MakeClient, settings_for
+from tests.serving.conftest import (
+    ADMIN,
+    CLIENT_KEY,
+    HEADERS,
+    PRIVACY,
+    MakeClient,
+    settings_for,
+)
 
 PUBLIC = {"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
           "/redoc"}
@@ -38,12 +45,47 @@ def test_every_protected_route_needs_a_key(client: TestClient) -> None:
         assert call(client, method, path, {"X-API-Key": "wrong"}) == 403, (method, path)
 
 
-def test_client_and_admin_keys_are_not_interchangeable(client: TestClient) -> None:
+SCOPE_OF = {"/admin": "admin", "/v1/customers/x1": "privacy",
+            "/v1/customers/x1/consent": "privacy", "/v1/events": "events"}
+
+
+def test_each_key_opens_only_its_scopes(client: TestClient) -> None:
+    keys = {"storefront": HEADERS, "privacy": PRIVACY, "admin": ADMIN}
+    opens = {"storefront": {"read", "events"}, "privacy": {"privacy"}, "admin": {"admin"}}
+    seen = set()
     for method, path in protected_routes(client):
-        other = HEADERS if path.startswith("/admin") else ADMIN
-        assert call(client, method, path, other) == 403, (method, path)
-        right = ADMIN if path.startswith("/admin") else HEADERS
-        assert call(client, method, path, right) not in (401, 403), (method, path)
+        scope = next((s for p, s in SCOPE_OF.items() if path == p or
+                      (p == "/admin" and path.startswith(p))), "read")
+        seen.add(scope)
+        for name, headers in keys.items():
+            status = call(client, method, path, headers)
+            if scope in opens[name]:
+                assert status not in (401, 403), (method, path, name)
+            else:
+                assert status == 403, (method, path, name)
+    assert seen == {"read", "events", "privacy", "admin"}
+
+
+def test_auth_comes_before_the_body_is_read(client: TestClient) -> None:
+    for path in ("/v1/events", "/v1/cart/recommendations", "/v1/batch/recommendations"):
+        for body in (b"{not json", b'{"events": [NaN]}', b"[]"):
+            response = client.post(path, content=body,
+                                   headers={"Content-Type": "application/json"})
+            assert response.status_code == 401, (path, body, response.text)
+            assert client.post(path, content=body, headers={
+                "Content-Type": "application/json", "X-API-Key": "wrong"}).status_code == 403
+        assert client.post(path, content=b"{not json", headers={
+            "Content-Type": "application/json", **HEADERS}).status_code == 422
+    response = client.put("/v1/customers/c1/consent", content=b"{not json",
+                          headers={"Content-Type": "application/json", **HEADERS})
+    assert response.status_code == 403  # a storefront key cannot change consent
+
+
+def test_a_read_only_storefront_key_cannot_post_events(make_client: MakeClient) -> None:
+    with make_client(api_key_scopes=frozenset({"read"})) as client:
+        assert client.get("/v1/popular", headers=HEADERS).status_code == 200
+        response = client.post("/v1/events", headers=HEADERS, json={"events": []})
+        assert response.status_code == 403 and "'events'" in response.json()["detail"]
 
 
 def test_public_operations_routes_need_no_key(client: TestClient) -> None:
@@ -106,9 +148,9 @@ def test_info_logs_carry_no_customer_ids_or_keys(make_client: MakeClient,
         client.post("/v1/events", headers=HEADERS, json={"events": [
             {"event_id": "log-1", "customer_id": secret_customer, "event_type": "view",
              "product_id": "p001"}]})
-        client.put(f"/v1/customers/{secret_customer}/consent", headers=HEADERS,
+        client.put(f"/v1/customers/{secret_customer}/consent", headers=PRIVACY,
                    json={"personalization": False})
-        client.delete(f"/v1/customers/{secret_customer}", headers=HEADERS)
+        client.delete(f"/v1/customers/{secret_customer}", headers=PRIVACY)
         client.get("/v1/popular", headers={"X-API-Key": "leaked-wrong-key"})
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
                 and not r.name.startswith("httpx")]  # the test client's own request log

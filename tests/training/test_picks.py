@@ -248,3 +248,15 @@ def test_picks_replay_the_api_journal(engine: Engine, tmp_path: Path) -> None:
     store.close()
     summary = write_picks(engine, f"ids={a},{b}", tmp_path / "picks.parquet")
     assert (summary.written, summary.skipped_no_consent) == (0, 2)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    hostile = ["=1+2", "+cmd", "-2+3", "@SUM(A1)"]
+    out = tmp_path / "picks.csv"
+    write_picks(engine, "ids=" + ",".join(hostile), out, n=2, run_id="r")
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert sorted(frame["customer_id"]) == sorted("'" + c for c in hostile)
+    for cell in frame.to_numpy().ravel():
+        assert not cell.startswith(("=", "+", "@")), cell
+    assert all(float(s) >= 0 for s in json.loads(frame["scores"].iloc[0]))  # numbers stay

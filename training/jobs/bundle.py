@@ -102,8 +102,10 @@ def coupon_propensity(data: RetailData, coupons_yaml: str | None
     return served, served.info
 
 
-def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bundle:
-    """Fit ``cfg.model`` on all of ``data`` and write the bundle to ``out_dir``."""
+def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path,
+                 manifest: dict[str, object] | None = None) -> Bundle:
+    """Fit ``cfg.model`` on all of ``data`` and write the bundle to ``out_dir`` (``manifest``:
+    extra entries, e.g. ``events_until``)."""
     products, customers = catalog_map(data), customer_map(data)
     inter = build_interactions(data.transactions, customers=customers, products=products,
                                weighting=cfg.interactions.weighting,
@@ -126,7 +128,7 @@ def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path) -> Bun
         popularity=popularity(tx, products),
         manifest={"dataset": data.name, "fit_seconds": round(fit_seconds, 3),
                   "data_window": [str(tx["timestamp"].min()), str(tx["timestamp"].max())],
-                  "coupon_propensity": propensity_info},
+                  "coupon_propensity": propensity_info, **(manifest or {})},
         coupons_yaml=coupons_yaml,
         policy_yaml=_read_optional(cfg.policy),
         coupon_propensity=propensity,

@@ -10,6 +10,7 @@ a half-written file. Memory is bounded by the chunk size, not the audience size.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -71,7 +72,8 @@ def replay_journal(engine: Engine, store: EventStore) -> int:
         since = dt.datetime.fromisoformat(str(value)) if value else None
     except ValueError as exc:
         raise DataError(f"bundle manifest events_until {value!r} is not a timestamp") from exc
-    engine.apply_changes(store.replay(since, until=until), store.erased_customers())
+    engine.apply_changes(store.replay(since, until=until), store.erased_subjects(),
+                         store.subject)
     return until
 
 
@@ -299,9 +301,13 @@ class PicksJob:
         else:
             with tmp.open("w", encoding="utf-8", newline="") as text:
                 if self.fmt == "csv":
-                    text.write(",".join(SCHEMA.names) + "\n")
-                for table in tables:
-                    text.writelines(_text_rows(table, self.fmt))
+                    rows = csv.writer(text, lineterminator="\n")
+                    rows.writerow(SCHEMA.names)
+                    for table in tables:
+                        rows.writerows(_csv_rows(table))
+                else:
+                    for table in tables:
+                        text.writelines(_json_lines(table))
         tmp.replace(self.out)
         return stats
 
@@ -384,24 +390,29 @@ def write_picks(engine: Engine, audience: str, out: Path, *, n: int = 10, coupon
     return job.run(run_id, workers=workers, progress=progress)
 
 
-def _text_rows(table: pa.Table, fmt: str) -> Iterable[str]:
-    """CSV rows (list cells as JSON) or JSON lines; floats written exactly."""
+def _json_lines(table: pa.Table) -> Iterable[str]:
+    """One JSON object per row; floats written exactly."""
     columns = table.to_pydict()
     for r in range(table.num_rows):
-        row = {name: columns[name][r] for name in SCHEMA.names}
-        if fmt == "jsonl":
-            yield json.dumps(row) + "\n"
-        else:
-            yield ",".join(_csv_cell(json.dumps(row[k]) if k in LIST_COLUMNS else row[k])
-                           for k in SCHEMA.names) + "\n"
+        yield json.dumps({name: columns[name][r] for name in SCHEMA.names}) + "\n"
 
 
-def _csv_cell(value: object) -> str:
-    text = str(value)
-    if any(ch in text for ch in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
+def _csv_rows(table: pa.Table) -> Iterable[list[object]]:
+    """CSV rows (list cells as JSON), text cells made safe for spreadsheets."""
+    columns = table.to_pydict()
+    for r in range(table.num_rows):
+        yield [safe_cell(json.dumps(columns[k][r]) if k in LIST_COLUMNS else columns[k][r])
+               for k in SCHEMA.names]
+
+
+def safe_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (starts with ``=``, ``+``, ``-``,
+    ``@``, tab or carriage return) gets a leading ``'`` (OWASP CSV injection); numbers stay
+    numbers."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 __all__ = ["FORMATS", "SCHEMA", "PicksJob", "PicksSummary", "audience_slice", "budget_share",
-           "chunk_table", "replay_journal", "select_audience", "write_picks"]
+           "chunk_table", "replay_journal", "safe_cell", "select_audience", "write_picks"]

@@ -79,7 +79,7 @@ def test_opted_out_and_erased_customers_get_no_targeted_coupon(bundle_dir: Path)
     for customer in (a, b):  # the welcome offer is targeted too (stage prospect)
         assert [p.coupon_id for p in engine.coupons(customer, 9)] == ["everyone-2off"]
     engine.set_consent(a, True)
-    assert set(p.coupon_id for p in engine.coupons(a, 9)) & targeted
+    assert {p.coupon_id for p in engine.coupons(a, 9)} & targeted
 
 
 def test_no_marketing_consent_means_no_coupons(bundle_dir: Path) -> None:
