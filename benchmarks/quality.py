@@ -44,7 +44,7 @@ from recsys.evaluation.evaluate import (  # noqa: E402
     new_arrival_references,
     prepare,
 )
-from recsys.evaluation.report import to_markdown  # noqa: E402
+from recsys.evaluation.report import margins, to_markdown  # noqa: E402
 from recsys.models import REGISTRY, make_model  # noqa: E402
 from training.jobs.evaluate import load_clean, split_data  # noqa: E402
 from training.jobs.tune import SEARCH_SPACES, tune, validation_split  # noqa: E402
@@ -95,37 +95,24 @@ def run_dataset(source: str, trials: int, timeout: float, val_customers: int) ->
             "new_arrivals/recall@20": metrics["recall@20"]}
     table = pd.DataFrame([{c: r.get(c, math.nan) for c in COLUMNS} for r in rows.values()],
                          index=pd.Index(list(rows), name="row")).rename(columns=COLUMNS)
-    margins = margin_table(table)
+    quality = [c for c in table.columns if not c.endswith(" s")]  # times: no margin
+    margin = margins(table, [r for r in table.index if r in BASELINES or
+                             r.startswith("new arrivals:")], quality)
     users = _users(test)
-    print(to_markdown(table), "\n", to_markdown(margins), note, flush=True)
+    print(to_markdown(table), "\n", to_markdown(margin, 3), note, flush=True)
     return "\n".join([
         f"## {data.name}", "",
         f"Cut `{split.cut}`: train before it, test from it on (`{split.summary()}`); "
         f"customers per column: {users}.", "",
         to_markdown(table), "Margins against the strongest baseline of each column (its "
         "value / the baseline's; `new_arrivals` also against the three references):", "",
-        to_markdown(margins, digits=3), note, "",
+        to_markdown(margin, digits=3), note, "",
         f"Validation (tuning) period: cut `{val_split.cut}`, `{val_split.summary()}`, scored "
         f"on {len(validation.test_customers)} sampled customers, objective returning "
         "customers' NDCG@10:", "",
         "| baseline | trials | val NDCG@10 | seconds | best parameters |",
         "|---|---:|---:|---:|---|", *tuning, "",
         f"Newest first without launch dates: {launch_note(split, data.products, test)}", ""])
-
-
-def margin_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Each non-baseline row's value / the best baseline's (references count as baselines
-    for new_arrivals); ``nan`` where the best is 0 or missing. Times are left out."""
-    quality = [c for c in table.columns if not c.endswith(" s")]
-    base = table.loc[[r for r in table.index if r in BASELINES or r.startswith("new arr")],
-                     quality]
-    best = base.max()
-    others = [r for r in table.index if r not in base.index]
-    ratio = (table.loc[others, quality] / best.where(best > 0)).astype(object)
-    ratio.loc["strongest baseline"] = best
-    names = base.idxmax()
-    ratio.loc["(which)"] = [str(names[c]) if pd.notna(best[c]) else "-" for c in quality]
-    return ratio
 
 
 def launch_note(split, products: pd.DataFrame, test: EvalData) -> str:  # type: ignore[no-untyped-def]

@@ -43,7 +43,8 @@ class TrainConfig(_Strict):
     split: SplitConfig = SplitConfig()
     interactions: InteractionConfig = InteractionConfig()
     model: ModelConfig = ModelConfig()
-    baselines: list[str] = Field(default_factory=lambda: ["popularity", "buyagain", "als"])
+    baselines: list[str] = Field(default_factory=lambda: ["popularity", "buyagain", "tifuknn",
+                                                          "als"])
     k: int = Field(10, ge=1, le=100)
     refit_on_all_data: bool = True  # the bundle's model also learns from the test period
     promotion: PromotionConfig = PromotionConfig()

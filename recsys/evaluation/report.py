@@ -20,11 +20,37 @@ log = logging.getLogger(__name__)
 
 
 def default_columns(k: int, cold_k: int = 20) -> list[str]:
-    """The columns of the comparison table, most important first."""
-    return [f"ndcg@{k}", f"recall@{k}", f"precision@{k}", f"map@{k}", f"hit_rate@{k}",
-            f"mrr@{k}", f"coverage@{k}", f"novelty@{k}", f"diversity@{k}", f"popularity@{k}",
-            f"repeat/ndcg@{k}", f"new/ndcg@{k}", f"cold_customers/ndcg@{k}",
+    """The columns of the comparison table, most important first: the headline (returning
+    customers), the discover and new-arrivals lists, new customers, then the rest."""
+    return [*headline_columns(k, cold_k), f"ndcg@{k}", f"recall@{k}", f"precision@{k}",
+            f"map@{k}", f"hit_rate@{k}", f"mrr@{k}", f"coverage@{k}", f"novelty@{k}",
+            f"diversity@{k}", f"popularity@{k}", f"repeat/ndcg@{k}", f"new/ndcg@{k}",
             f"cold_products/recall@{cold_k}", "fit_s", "recommend_s"]
+
+
+def headline_columns(k: int, cold_k: int = 20) -> list[str]:
+    """The quality columns margins are stated on (see ``evaluate``'s module docstring)."""
+    return [f"returning/ndcg@{k}", f"returning/recall@{k}", f"discover/ndcg@{k}",
+            f"new_arrivals/recall@{cold_k}", f"cold_customers/ndcg@{k}"]
+
+
+def margins(table: pd.DataFrame, baselines: Sequence[str],
+            columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Each row that is not a baseline divided by the strongest baseline of each column,
+    then the rows ``strongest baseline`` (its value) and ``(which)`` (its name).
+
+    A column whose strongest baseline is 0 or missing gives ``nan``; ``baselines`` absent
+    from the table are ignored.
+    """
+    cols = list(columns) if columns is not None else list(table.columns)
+    base = table.loc[[b for b in baselines if b in table.index], cols]
+    best = base.max()
+    others = [r for r in table.index if r not in base.index]
+    out = (table.loc[others, cols] / best.where(best > 0)).astype(object)
+    out.loc["strongest baseline"] = best
+    names = base.idxmax() if len(base) else pd.Series(dtype=object)
+    out.loc["(which)"] = [str(names[c]) if pd.notna(best.get(c)) else "-" for c in cols]
+    return out
 
 
 def comparison_table(reports: Sequence[Report], columns: Sequence[str] | None = None
@@ -129,12 +155,21 @@ class Comparison:
         """The comparison table (see ``comparison_table``)."""
         return comparison_table(self.reports, columns)
 
-    def write(self, directory: str | Path) -> list[Path]:
-        """Write ``comparison.md``, ``comparison.csv``, ``bars.png`` and ``popularity.png``."""
+    def write(self, directory: str | Path, baselines: Sequence[str] = ()) -> list[Path]:
+        """Write ``comparison.md``, ``comparison.csv``, ``bars.png`` and ``popularity.png``;
+        with ``baselines``, ``comparison.md`` ends with the other rows' ``margins`` against
+        the strongest of them."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         table = self.table()
-        return [write_table(table, directory / "comparison.md"),
+        paths = [write_table(table, directory / "comparison.md")]
+        if baselines:
+            k = self.reports[0].k
+            with paths[0].open("a") as out:
+                out.write(f"\nCut `{self.split_summary.get('cut')}`. Margins against the "
+                          "strongest baseline (value / baseline's):\n\n")
+                out.write(to_markdown(margins(table, baselines, headline_columns(k)), 3))
+        return [*paths,
                 write_table(table, directory / "comparison.csv"),
                 plot_bars(self.reports, directory / "bars.png"),
                 plot_popularity(self.reports, directory / "popularity.png")]
@@ -178,4 +213,4 @@ def evaluate_many(models: Mapping[str, Mapping[str, Any]] | Sequence[str],
 
 
 __all__ = ["Comparison", "evaluate_many", "default_columns", "comparison_table", "to_markdown",
-           "write_table", "plot_bars", "plot_popularity"]
+           "write_table", "plot_bars", "plot_popularity", "headline_columns", "margins"]

@@ -93,6 +93,8 @@ def test_run_logs_metrics_baselines_and_split(champion, local_store):
     run = mlflow.tracking.MlflowClient().get_run(result.run_id)
     assert run.data.metrics["ndcg_at_10"] == pytest.approx(result.scores["als"]["ndcg@10"])
     assert "baseline.popularity.ndcg_at_10" in run.data.metrics
+    ours, base = (result.scores[m]["returning/ndcg@10"] for m in ("als", "popularity"))
+    assert run.data.metrics["margin.returning/ndcg_at_10"] == pytest.approx(ours / base)
     assert np.isfinite(run.data.metrics["fit_seconds"])
     assert run.data.tags["split_fingerprint"].count(":") == 1
     assert int(run.data.params["test_rows"]) > 0

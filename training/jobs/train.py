@@ -118,12 +118,14 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         scores, report = evaluate_models(data, split, cfg, models)
         for metric, value in scores[cfg.model.name].items():
             mlflow.log_metric(mlflow_key(metric), value)
+        baselines = [b for b in cfg.baselines if b != cfg.model.name]
         for name in cfg.baselines:
             for metric, value in scores.get(name, {}).items():
                 mlflow.log_metric(f"baseline.{name}.{mlflow_key(metric)}", value)
         with tempfile.TemporaryDirectory() as tmp:
-            report.write(Path(tmp))  # comparison table (md, csv) and plots
+            report.write(Path(tmp), baselines=baselines)  # table (md, csv), margins, plots
             mlflow.log_artifacts(tmp, artifact_path="evaluation")
+        log_margins(report.table(), cfg.model.name, baselines, cfg.k)
         final = cfg.model.model_copy(update={"params": params})
         bundle_root = Path(tempfile.mkdtemp(prefix="recsys-bundle-"))
         bundle_dir = bundle_root / "bundle"
@@ -137,6 +139,21 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         version = log_bundle_model(bundle_dir, cfg.registered_model)
         log.info("registered %s v%s (run %s)", cfg.registered_model, version, run.info.run_id)
     return TrainResult(run.info.run_id, version, scores, bundle_dir)
+
+
+def log_margins(table: pd.DataFrame, model: str, baselines: list[str], k: int) -> None:
+    """Log and print the trained model's margin against the strongest baseline of each
+    headline column (``margin.<metric>`` = model / baseline)."""
+    from recsys.evaluation.report import headline_columns, margins
+
+    if not baselines or model not in table.index:
+        return
+    margin = margins(table, baselines, headline_columns(k))
+    for metric, ratio in margin.loc[model].items():
+        if isinstance(ratio, float) and ratio == ratio:  # not nan
+            mlflow.log_metric(f"margin.{mlflow_key(metric)}", ratio)
+            log.info("%s %s: %.3fx the strongest baseline (%s)", model, metric, ratio,
+                     margin.loc["(which)", metric])
 
 
 def _tune_in_nested_runs(cfg: TrainConfig, split: TemporalSplit, data: RetailData,

@@ -11,6 +11,7 @@ import pytest
 
 from recsys.data.split import temporal_split
 from recsys.evaluation.evaluate import evaluate, launch_order, new_arrival_references, prepare
+from recsys.evaluation.report import evaluate_many, margins
 from tests.recsys.evaluation.test_evaluate import BuyAgainOnly, NeverSold, _tx
 
 
@@ -94,3 +95,21 @@ def test_fit_gets_the_training_baskets_at_the_cut(split) -> None:
     assert baskets is not None and len(baskets) == 5  # c1: 2 orders, c2: 3
     assert baskets.as_of == split.cut and (baskets.age > 0).all()
     assert baskets.items.shape[1] == 7  # the same columns as the matrix (cold ones last)
+
+
+def test_margins_divide_by_the_strongest_baseline_of_each_column() -> None:
+    table = pd.DataFrame({"a": [0.4, 0.3, 0.44], "b": [0.0, 0.0, 0.1]},
+                         index=pd.Index(["tifu", "again", "model"], name="model"))
+    out = margins(table, ["tifu", "again", "absent"])
+    assert out.loc["model", "a"] == pytest.approx(1.1)
+    assert math.isnan(out.loc["model", "b"])  # the strongest baseline scores 0
+    assert out.loc["(which)"].tolist() == ["tifu", "tifu"]
+    assert out.loc["strongest baseline", "a"] == 0.4 and "tifu" not in out.index
+
+
+def test_comparison_writes_the_margins_with_the_cut(split, tmp_path) -> None:
+    comparison = evaluate_many({"popularity": {}, "buyagain": {}}, split, k=3)
+    comparison.write(tmp_path, baselines=["buyagain"])
+    text = (tmp_path / "comparison.md").read_text()
+    assert "Cut `2024-02-01 00:00:00`" in text and "| (which) | buyagain |" in text
+    assert "| popularity |" in text.split("Margins")[1]
