@@ -200,6 +200,10 @@ class Engine:
             self._consent[customer_id] = personalization
         self.answers.forget(customer_id)
 
+    def is_erased(self, customer_id: str) -> bool:
+        """Whether the customer asked to be forgotten (and has not come back since)."""
+        return bool(self._erased) and self.subject(customer_id) in self._erased
+
     def is_personalizable(self, customer_id: str) -> bool:
         """Consent given (or not withdrawn) and not erased."""
         return bool(self.personalizable([customer_id])[0])

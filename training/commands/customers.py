@@ -32,11 +32,10 @@ def _config(path: Path | None) -> CustomersConfig:
 
 
 def _load(dataset: str) -> RetailData:
-    from recsys.data.clean import clean
-    from recsys.data.load import load_dataset
+    """The cleaned dataset minus customers erased through the API (as training reads it)."""
+    from training.jobs.train import load_clean
 
-    data, _ = clean(load_dataset(dataset))
-    return data
+    return load_clean(dataset)
 
 
 def _optional(frame: pd.DataFrame) -> pd.DataFrame | None:
