@@ -59,6 +59,10 @@ class Metrics:
                                    registry=r, multiprocess_mode="mostrecent")
         self.events = Counter("recsys_events", "Posted events by type and outcome",
                               ["event_type", "outcome"], registry=r)
+        # Experiment guardrails (recsys/experiments/guardrails.py): answers per variant.
+        self.variant_answers = Counter("recsys_variant_answers",
+                                       "Requests routed to a variant, by outcome (error: 5xx)",
+                                       ["variant", "outcome"], registry=r)
         self._live: dict[str, str] = {}
 
     def set_models(self, versions: dict[str, tuple[str, str | None, float | None]]) -> None:
@@ -118,8 +122,11 @@ class ObserveMiddleware:
             elapsed = time.perf_counter() - started
             route = route_label(scope)
             method = scope["method"]
-            self.metrics.latency.labels(route, method, state.get("variant", "none")
-                                        ).observe(elapsed)
+            variant = state.get("variant", "none")
+            self.metrics.latency.labels(route, method, variant).observe(elapsed)
+            if variant not in ("none", "mixed"):
+                self.metrics.variant_answers.labels(
+                    variant, "error" if status >= 500 else "ok").inc()
             self.metrics.requests.labels(route, method, str(status)).inc()
             log.debug("%s %s %s %.1fms %s", method, route, status, elapsed * 1e3, request_id)
 

@@ -17,6 +17,7 @@ from training.commands import (  # noqa: E402
     customers,
     data,
     evaluate,
+    experiments,
     generate,
     picks,
     serve,
@@ -43,6 +44,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progre
 generate.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(customers.app, name="customers")
+app.add_typer(experiments.app, name="experiments")
 for module in (evaluate, train, picks, serve):
     module.register(app)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,10 +115,12 @@ def analyze(exposures: pd.DataFrame, events: pd.DataFrame, setup: Setup | None =
         exposures["coupon_ids"].map(len) > 0, "customer_id"])
     units = units.fillna({"attributed_revenue": 0.0, "coupon_cost": 0.0})
 
+    versions = exposures.groupby("variant")["model_version"].unique()
     variants = {}
     for name, g in units.groupby("variant"):
         shown_coupon = g[g["saw_coupon"]]
         variants[str(name)] = {
+            "model_versions": sorted(str(v) for v in versions[name]),
             "exposed_customers": len(g),
             "customers_bought_shown": int(g["bought_shown"].sum()),
             "revenue_per_customer": float(g["spend"].mean()),
@@ -139,7 +142,20 @@ def analyze(exposures: pd.DataFrame, events: pd.DataFrame, setup: Setup | None =
                     for cid in sorted(set(exposures["coupon_ids"].explode().dropna())
                                       | set(exposures["held_out"].explode().dropna()))],
         "guardrails": {k: dict(v) for k, v in (guardrails or {}).items()}}
-    return result
+    return _finite(result)  # type: ignore[return-value]
+
+
+def _finite(obj: object) -> object:
+    """NaN and infinity (a group with no variance, a zero mean) become None: valid JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    return obj
 
 
 def _comparisons(units: pd.DataFrame, setup: Setup) -> list[dict[str, object]]:
@@ -210,5 +226,28 @@ def events_frame(events: list[object]) -> pd.DataFrame:
     return frame
 
 
-__all__ = ["Setup", "analyze", "events_frame", "METRICS", "GUARDRAILS", "EXPOSURE_COLUMNS",
-           "EVENT_COLUMNS"]
+
+
+def from_store(store: Any, setup: Setup | None = None, *, since: datetime | None = None,
+               until: datetime | None = None,
+               guardrails: Mapping[str, Mapping[str, float]] | None = None
+               ) -> dict[str, object]:
+    """``analyze`` the exposures shown in ``[since, until)`` (naive UTC) and the events of an
+    ``EventStore`` (its database holds the exposure log too)."""
+    from recsys.exposures import ExposureLog
+
+    setup = setup or Setup()
+    exposures = ExposureLog(store.engine).frame(since, until)
+    if exposures.empty:
+        raise ValueError("no exposures logged" + (f" since {since}" if since else "") +
+                         (f" until {until}" if until else "") +
+                         ": serve answers with RECSYS_LOG_EXPOSURES on first")
+    events = events_frame(store.events())
+    end = exposures["shown_at"].max() + setup.window
+    start = exposures["shown_at"].min() - pd.Timedelta(days=setup.pre_days)
+    events = events[(events["timestamp"] >= start) & (events["timestamp"] < end)]
+    return analyze(exposures, events, setup, guardrails)
+
+
+__all__ = ["Setup", "analyze", "from_store", "events_frame", "METRICS", "GUARDRAILS",
+           "EXPOSURE_COLUMNS", "EVENT_COLUMNS"]

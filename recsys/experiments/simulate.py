@@ -166,7 +166,8 @@ def frames(s: Scenario, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         "product_ids": [product_lists[i] for i in rows],
         "coupon_ids": [[coupon] if r.treated[i] else [] for i in rows],
         "held_out": [[] if r.treated[i] else [coupon] for i in rows],
-        "shown_at": pd.to_datetime(START) + pd.to_timedelta(shown_at, unit="s")})
+        "shown_at": (pd.to_datetime(START) + pd.to_timedelta(shown_at, unit="s")
+                     ).round("us")})  # the resolution the database keeps
     # A visit buys one product: one of those shown for a share of visits, else another.
     pick_shown = rng.random(len(r.owner)) < s.shown_share
     product = np.where(pick_shown, shown[r.owner, rng.integers(0, s.shown, len(r.owner))],
@@ -189,7 +190,8 @@ def frames(s: Scenario, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         "product_id": None, "coupon_id": coupon, "amount": s.coupon_value,
         "at": r.at[redeem] + 1.0})
     events = pd.concat([purchases, redemptions], ignore_index=True)
-    events["timestamp"] = pd.to_datetime(START) + pd.to_timedelta(events.pop("at"), unit="s")
+    events["timestamp"] = (pd.to_datetime(START) + pd.to_timedelta(events.pop("at"), unit="s")
+                           ).dt.round("us")
     return exposures, events
 
 

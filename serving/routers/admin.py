@@ -1,10 +1,12 @@
-"""``POST /admin/reload``: load the new champion in the background and swap atomically."""
+"""``POST /admin/reload``: load the new champion in the background and swap atomically;
+``GET /admin/experiments``: the running experiment's results (``serving/experiments.py``)."""
 
 from __future__ import annotations
 
 from fastapi import Response
 
-from serving.deps import RequestIdDep, RuntimeDep
+from serving.deps import MetricsDep, RequestIdDep, RuntimeDep, SettingsDep
+from serving.experiments import ExperimentQueryDep, experiment_results
 from serving.routers.health import model_list
 from serving.schemas import ReloadPublic
 from serving.security import scoped_router
@@ -24,3 +26,11 @@ def reload(runtime: RuntimeDep, request_id: RequestIdDep, response: Response,
         started, status = runtime.reload(broadcast=True), runtime.reload_status
     return ReloadPublic(started=started, reload=status.state, reload_error=status.error,
                         models=model_list(runtime), request_id=request_id)
+
+
+@router.get("/experiments", responses={404: {"description": "No exposures logged yet"}})
+def experiments(runtime: RuntimeDep, settings: SettingsDep, metrics: MetricsDep,
+                query: ExperimentQueryDep) -> dict[str, object]:
+    """Champion vs challenger and coupon uplift over holdouts from the exposure log: the
+    JSON of `recsys experiments report` (docs/experiments.md)."""
+    return experiment_results(runtime, settings, metrics, query)

@@ -22,6 +22,7 @@ async def cart(request: Request, body: CartRequest, models: ModelsDep, settings:
                             f"a basket holds at most {settings.max_cart_items} products; got "
                             f"{len(body.product_ids)}")
     served = models.route(body.customer_id)
+    request.state.variant = served.variant  # an error from here on counts against it
     check_n(served.engine, n)
     engine = served.engine
     ignored = [p for p in body.product_ids if p not in engine.products]

@@ -32,6 +32,7 @@ async def coupons(request: Request, customer_id: CustomerId, models: ModelsDep, 
                   ) -> CouponsPublic:
     """Coupons chosen for a customer (none targeted when personalization is refused)."""
     served = models.route(customer_id)
+    request.state.variant = served.variant  # an error from here on counts against it
     (picks,), (held,) = coupon_picks(served, [customer_id], n)
     record(request, served, customer_id, "coupons", (), [c.coupon_id for c in picks], held)
     return CouponsPublic(customer_id=customer_id, coupons=picks, **answered(request, served))

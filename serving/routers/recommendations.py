@@ -34,6 +34,7 @@ def check_prices(min_price: float | None, max_price: float | None) -> None:
 def answer(request: Request, served: Served, customer_ids: list[str],
            query: RecommendationsQuery) -> list[RecommendationsPublic]:
     """``served``'s answers for ``customer_ids``, in order (one engine call for all)."""
+    request.state.variant = served.variant  # an error from here on counts against it
     check_n(served.engine, query.n)
     results = served.engine.recommend_many(
         customer_ids, query.n, category=query.category, min_price=query.min_price,

@@ -35,20 +35,45 @@ def promote_cmd(
     = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails "
                                         "(recorded on the version).")] = False,
+    from_experiment: Annotated[Path | None, typer.Option(
+        "--from-experiment", help="experiment.json of `recsys experiments report`: promote the "
+        "`challenger` alias's version only if it wins online.", exists=True, dir_okay=False)]
+    = None,
+    metric: Annotated[str, typer.Option(help="With --from-experiment: the metric to win on.")]
+    = "revenue_per_customer",
 ) -> None:
-    """Move the `champion` alias to a version only if it beats the champion on the same split."""
+    """Move the `champion` alias to a version only if it beats the champion on the same split
+    (or, with --from-experiment, if the challenger won the online experiment)."""
     from training.config import load_config
-    from training.jobs.promote import promote
+    from training.jobs.promote import promote, promote_from_experiment
     from training.tracking import setup
 
+    if from_experiment is not None and (force or version):
+        raise typer.BadParameter("--from-experiment promotes the challenger alias's version as "
+                                 "measured; it takes no --version or --force")
     cfg = load_config(config)
     with fail_cleanly():
         setup(cfg.experiment)
-        decision = promote(cfg.registered_model, version, metric=cfg.promotion.metric,
-                           margin=cfg.promotion.margin,
-                           must_beat=tuple(cfg.promotion.must_beat), force=force)
+        if from_experiment is not None:
+            decision = promote_from_experiment(cfg.registered_model,
+                                               _read_json(from_experiment), metric)
+        else:
+            decision = promote(cfg.registered_model, version, metric=cfg.promotion.metric,
+                               margin=cfg.promotion.margin,
+                               must_beat=tuple(cfg.promotion.must_beat), force=force)
     verdict = "promoted" if decision.promoted else "not promoted"
     typer.echo(f"v{decision.version} {verdict}: {decision.reason}")
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    from recsys.errors import RecsysError
+
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError) as exc:
+        raise RecsysError(f"cannot read {path}: {exc}") from exc
 
 
 def retrain_cmd(

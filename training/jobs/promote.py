@@ -9,12 +9,16 @@ re-evaluates the champion's configuration on the new split and passes that score
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 
 from recsys.errors import RecsysError
 from training.tracking import CHAMPION, champion_version
+
+CHALLENGER = "challenger"  # the alias the API serves to its challenger share
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,42 @@ def promote(registered_model: str, version: str | None = None, *, metric: str = 
         client.set_model_version_tag(registered_model, version, "promotion_forced", "true")
     log.info("promotion of v%s: %s", version, reason)
     return Decision(promoted, version, champion, reason)
+
+
+def promote_from_experiment(registered_model: str, result: Mapping[str, Any],
+                            metric: str = "revenue_per_customer") -> Decision:
+    """Point ``champion`` at the version behind alias ``challenger`` when the online
+    experiment ``result`` (``recsys experiments report``'s JSON) shows it wins on ``metric``
+    with its interval above zero and no guardrail worse (``recsys.experiments.decision``).
+    The experiment must have measured exactly these two versions."""
+    from recsys.experiments.decision import decide
+
+    client = MlflowClient()
+    challenger = champion_version(registered_model, CHALLENGER)
+    if challenger is None:
+        raise RecsysError(f"{registered_model!r} has no {CHALLENGER!r} alias: nothing to "
+                          "promote from an experiment.")
+    version = str(challenger.version)
+    current = champion_version(registered_model)
+    champion = None if current is None else str(current.version)
+    variants = result.get("variants", {})
+    for role, expected in ((result.get("treatment"), version), (result.get("control"), champion)):
+        measured = variants.get(role, {}).get("model_versions", [])
+        if measured != [expected]:
+            raise RecsysError(f"the experiment measured {role} version(s) {measured}, but the "
+                              f"alias now points at v{expected}; report on the period when "
+                              "both versions served (recsys experiments report --since).")
+    try:
+        verdict = decide(result, metric)
+    except (KeyError, ValueError) as exc:
+        raise RecsysError(f"not an experiment report ({exc})") from exc
+    reason = f"online experiment: {verdict}"
+    if verdict.promote:
+        client.set_registered_model_alias(registered_model, CHAMPION, version)
+    client.set_model_version_tag(registered_model, version, "promotion",
+                                 ("promoted" if verdict.promote else "rejected") + ": " + reason)
+    log.info("promotion of v%s from the experiment: %s", version, reason)
+    return Decision(verdict.promote, version, champion, reason)
 
 
 def _gate(client: MlflowClient, score: float, scores: dict[str, float], tags: dict[str, str],
