@@ -268,6 +268,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10, help="recommendations per request")
     parser.add_argument("--answer-cache", type=int, default=10_000,
                         help="customers' answers each worker keeps (0: rank every request)")
+    parser.add_argument("--exposures", choices=("on", "off"), default="on",
+                        help="log what each answer showed (RECSYS_LOG_EXPOSURES)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
@@ -276,6 +278,7 @@ def main() -> None:
     env = {**os.environ, "RECSYS_API_KEYS": key, "RECSYS_DATA_DIR": str(work),
            "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"),
            "RECSYS_ANSWER_CACHE_CUSTOMERS": str(args.answer_cache),
+           "RECSYS_LOG_EXPOSURES": str(args.exposures == "on").lower(),
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if args.model_uri:
         env["RECSYS_MODEL_URI"] = args.model_uri
@@ -306,7 +309,7 @@ def main() -> None:
                                             args=(plan, urls, key, server.pid, base, out))
         print(f"model {model['model']} version {model['model_version']}, "
               f"{model['n_items']} items; {args.workers} uvicorn workers; answer cache "
-              f"{args.answer_cache} customers per worker; "
+              f"{args.answer_cache} customers per worker; exposure log {args.exposures}; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
               "backlog s | server CPU ms/req | client CPU ms/req | reused |")
