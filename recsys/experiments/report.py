@@ -24,7 +24,7 @@ def _num(v: Any, digits: int = 4) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, float):
-        return f"{v:.{digits}g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
     return str(v)
 
 
@@ -102,8 +102,8 @@ def _coupon_row(c: Mapping[str, Any]) -> list[Any]:
     if "spend" not in c:
         return [c["coupon_id"], c["treated"], c["held_out"], c.get("note"), "-",
                 c["redemptions"], c["cost"], "-", "-", "-"]
-    net = (f"{c['net_incremental_revenue']:+.6g} [{c['net_low']:+.6g}, "
-           f"{c['net_high']:+.6g}]")
+    net = (f"{c['net_incremental_revenue']:+,.0f} [{c['net_low']:+,.0f}, "
+           f"{c['net_high']:+,.0f}]")
     return [c["coupon_id"], c["treated"], c["held_out"], _ci(c["visit_rate"]),
             _ci(c["spend"]), c["redemptions"], c["cost"], net, c["roi"],
             c["srm"]["p_value"] if "srm" in c else None]
