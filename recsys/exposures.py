@@ -37,7 +37,7 @@ exposures = sa.Table(
     sa.Column("customer_id", sa.String(ID_LENGTH), nullable=False, index=True),
     sa.Column("variant", sa.String(32), nullable=False),
     sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("mode", sa.String(64), nullable=False),
     sa.Column("product_ids", sa.Text, nullable=False),  # JSON list, in the order shown
     sa.Column("coupon_ids", sa.Text, nullable=False),
     sa.Column("held_out", sa.Text, nullable=False),  # coupons withheld (holdout group)
@@ -196,9 +196,10 @@ class ExposureWriter:
             self._erase_again()
 
     def _erase_again(self) -> None:
+        now = time.monotonic()
         with self._lock:
-            due = [ids for at, ids in self._pending if at <= time.monotonic()]
-            self._pending = [(at, ids) for at, ids in self._pending if at > time.monotonic()]
+            due = [ids for at, ids in self._pending if at <= now]
+            self._pending = [(at, ids) for at, ids in self._pending if at > now]
         for ids in due:
             try:
                 self.target.erase(ids)

@@ -6,18 +6,12 @@ every request, in every worker and after restarts; changing the salt reshuffles 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+from recsys.experiments.assignment import bucket  # the one hash (coupon holdouts use it too)
 from serving.loader import Served
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def bucket(customer_id: str, salt: str) -> float:
-    """A uniform number in [0, 1) fixed by ``salt`` and ``customer_id``."""
-    digest = hashlib.blake2b(f"{salt}\x00{customer_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def variant_of(customer_id: str | None, share: float, salt: str) -> str:
