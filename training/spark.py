@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# Local runs: no web UI (its port would collide with other jobs'), no console progress bar.
-LOCAL_DEFAULTS = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+# Local runs: no web UI (its port would collide with other jobs'), no console progress bar,
+# a few shuffle partitions for a few cores (Spark's 200 suit a cluster).
+LOCAL_DEFAULTS = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                  "spark.sql.shuffle.partitions": "8"}
 
 
 class JobEngine(StrEnum):

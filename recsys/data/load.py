@@ -247,8 +247,9 @@ def read_table(path: str | Path, table: str) -> pd.DataFrame:
 
 def _table_file(directory: Path, table: str) -> Path | None:
     for suffix in SUFFIXES:
-        if (directory / f"{table}{suffix}").is_file():
-            return directory / f"{table}{suffix}"
+        path = directory / f"{table}{suffix}"
+        if path.is_file() or (suffix == ".parquet" and path.is_dir()):  # Spark writes parts
+            return path
     return None
 
 

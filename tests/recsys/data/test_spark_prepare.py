@@ -1,0 +1,61 @@
+"""`recsys data prepare --engine spark` writes what the in-process engine writes: the same
+canonical tables, interaction table and cleaning report, on real data (Online Retail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from recsys.data.load import load_dataset, read_table
+from recsys.data.prepare import INTERACTIONS, REPORT
+from training.cli import app
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+
+def _prepare(source: Path | str, out: Path, *engine: str) -> str:
+    result = CliRunner().invoke(app, ["data", "prepare", str(source), "--out", str(out),
+                                      *engine])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_spark_prepares_online_retail_as_the_in_process_engine(shared_data: Path,
+                                                               tmp_path: Path) -> None:
+    source = shared_data / "online_retail" / "online_retail.csv.gz"
+    local, spark = tmp_path / "local", tmp_path / "spark"
+    said_local = _prepare(source, local)
+    said = _prepare(source, spark, "--engine", "spark", "--master", "local[2]")
+    assert said.split("wrote")[0] == said_local.split("wrote")[0]  # the printed report
+    report = pd.read_csv(spark / REPORT)
+    pd.testing.assert_frame_equal(report, pd.read_csv(local / REPORT))
+    assert report.set_index("step")["removed"].to_dict()["cancellations"] == 11_765
+    for table in ("transactions", "products", "customers"):  # Spark: directories of parts
+        assert (spark / f"{table}.parquet").is_dir()
+        expected = _sorted(read_table(local / f"{table}.parquet", table))
+        got = _sorted(read_table(spark / f"{table}.parquet", table))
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    expected, got = (pd.read_parquet(d / INTERACTIONS).sort_values(
+        ["customer_id", "product_id"]).reset_index(drop=True) for d in (local, spark))
+    for column in ("first", "last"):  # Spark writes microseconds
+        got[column] = got[column].astype(expected[column].dtype)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    assert len(load_dataset(spark).transactions) == 388_387  # what `recsys train` reads
+
+
+def test_bad_values_are_reported_not_guessed(tmp_path: Path) -> None:
+    source = tmp_path / "lines.csv"
+    source.write_text("customer_id,product_id,timestamp,quantity\n"
+                      "c1,p1,2024-01-01 10:00:00,2\nc2,p2,yesterday,1\nc3,p3,2024-01-02,lots\n")
+    result = CliRunner().invoke(app, ["data", "prepare", str(source), "--out",
+                                      str(tmp_path / "out"), "--engine", "spark"])
+    assert result.exit_code == 2
+    assert "2 malformed value(s)" in result.output
+    assert "'lots'" in result.output and "'yesterday'" in result.output
