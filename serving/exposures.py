@@ -17,13 +17,13 @@ from serving.loader import Served
 def record(request: Request, served: Served, customer_id: str | None, mode: str,
            product_ids: Sequence[str], coupon_ids: Sequence[str] = (),
            held_out: Sequence[str] = ()) -> None:
-    """Queue one exposure of a known customer (anonymous answers, answers that showed
-    nothing and erased customers are not logged; nor anything when exposure logging is
-    off)."""
+    """Queue one exposure of an identified customer. Not logged: anonymous answers, answers
+    that showed nothing, customers who withdrew consent to personalization or were erased
+    (their ids are not kept again), and anything when exposure logging is off."""
     runtime = getattr(request.app.state, "runtime", None)
     writer = runtime.exposures if runtime is not None else None
     if writer is None or customer_id is None or not (product_ids or coupon_ids or held_out) \
-            or served.engine.is_erased(customer_id):
+            or not served.engine.is_personalizable(customer_id):  # also False once erased
         return
     writer.log(Exposure(str(getattr(request.state, "request_id", "")), customer_id,
                         served.variant, served.version, mode, tuple(product_ids),

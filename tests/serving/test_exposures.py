@@ -85,6 +85,19 @@ def test_erasure_removes_the_customers_exposures(make_client: MakeClient, als_bu
     assert (log.count(gone), log.count(kept)) == (0, 1)  # nothing queued came back at exit
 
 
+def test_opted_out_or_erased_customers_are_not_logged(make_client: MakeClient,
+                                                     als_bundle: Path, tmp_path: Path) -> None:
+    opted_out, erased, kept = known_customers(als_bundle)[:3]
+    with make_client() as client:
+        assert client.put(f"/v1/customers/{opted_out}/consent", headers=PRIVACY,
+                          json={"personalization": False}).status_code == 200
+        assert client.delete(f"/v1/customers/{erased}", headers=PRIVACY).status_code == 200
+        for customer in (opted_out, erased, kept):
+            assert client.get(f"/v1/customers/{customer}/recommendations",
+                              headers=HEADERS).status_code == 200
+    assert log_of(tmp_path).frame()["customer_id"].tolist() == [kept]
+
+
 def test_logging_can_be_turned_off(make_client: MakeClient, als_bundle: Path,
                                    tmp_path: Path) -> None:
     customer = known_customers(als_bundle)[0]
