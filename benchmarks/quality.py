@@ -12,7 +12,7 @@ parameters on everything before the cut and score every model once on the test p
 - columns: returning customers' NDCG@10 and recall@10 (the headline), ``discover`` NDCG@10
   (purchased products excluded, never-bought purchases relevant), ``new_arrivals``
   recall@20 (only products first sold in the test period), new customers' NDCG@10, fit and
-  ranking seconds (the main list of every test customer);
+  ranking seconds (``fit_s``, ``rank_s``: the main list of every test customer);
 - then each non-baseline row's margin against the strongest baseline of every column.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py [--trials 10] [--timeout 75]
@@ -55,7 +55,7 @@ BASELINES = {"buy-again, popularity-filled": "buyagain", "TIFU-KNN": "tifuknn",
 COLUMNS = {"returning/ndcg@10": "returning NDCG@10", "returning/recall@10": "returning recall@10",
            "discover/ndcg@10": "discover NDCG@10", "new_arrivals/recall@20":
            "new_arrivals recall@20", "cold_customers/ndcg@10": "new customers NDCG@10",
-           "fit_s": "fit s", "recommend_s": "ranking s"}
+           "fit_s": "fit_s", "recommend_s": "rank_s"}
 OBJECTIVE = "returning/ndcg"
 
 
@@ -95,10 +95,13 @@ def run_dataset(source: str, trials: int, timeout: float, val_customers: int) ->
             "new_arrivals/recall@20": metrics["recall@20"]}
     table = pd.DataFrame([{c: r.get(c, math.nan) for c in COLUMNS} for r in rows.values()],
                          index=pd.Index(list(rows), name="row")).rename(columns=COLUMNS)
-    quality = [c for c in table.columns if not c.endswith(" s")]  # times: no margin
+    quality = [c for c in table.columns if not c.endswith("_s")]  # times: no margin
     margin = margins(table, [r for r in table.index if r in BASELINES or
                              r.startswith("new arrivals:")], quality)
-    users = _users(test)
+    first = rows[next(iter(BASELINES))]
+    users = (f"{_users(test)}; discover {first['discover/users']:.0f} and new_arrivals "
+             f"{first.get('new_arrivals/users', 0):.0f} returning customers with a relevant "
+             "purchase")
     print(to_markdown(table), "\n", to_markdown(margin, 3), note, flush=True)
     return "\n".join([
         f"## {data.name}", "",

@@ -13,7 +13,13 @@ from recsys.data.split import temporal_split
 from recsys.evaluation.evaluate import prepare
 from recsys.models import make_model
 from training.cli import app
-from training.jobs.tune import SCORE_TIME_PARAMS, SEARCH_SPACES, tune, validation_split
+from training.jobs.tune import (
+    SCORE_TIME_PARAMS,
+    SEARCH_SPACES,
+    START_POINTS,
+    tune,
+    validation_split,
+)
 
 runner = CliRunner()
 
@@ -47,9 +53,9 @@ def test_evaluate_prints_one_table_and_writes_files(dataset: Path, tmp_path: Pat
                                  "--out", str(out), "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if ln.startswith("| ")]
-    assert lines[0].startswith("| model | ndcg@5 | recall@5")
+    assert lines[0].startswith("| model | returning/ndcg@5 | returning/recall@5")  # headline
     assert [ln.split(" | ")[0] for ln in lines[1:]] == ["| popularity", "| buyagain"]
-    assert out.read_text().startswith("| model | ndcg@5")
+    assert out.read_text().startswith("| model | returning/ndcg@5")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -97,7 +103,8 @@ def test_tune_uses_validation_period_before_the_test_cut(dataset: Path) -> None:
     assert [n for n, _, _ in seen] == [0, 1, 2, 3]
     defaults = make_model("buyagain").get_params()
     assert seen[0][1] == {p: defaults[p] for p in SEARCH_SPACES["buyagain"]}  # trial 0
-    assert set(seen[1][1]) == set(SEARCH_SPACES["buyagain"])
+    assert seen[1][1] == START_POINTS["buyagain"][0]  # trial 1: frequency alone
+    assert set(seen[2][1]) == set(SEARCH_SPACES["buyagain"])
     assert pd.Timestamp(result.validation["cut"]) < split.cut
     assert result.best_value == max(t["value"] for t in result.trials)
     assert result.best_value == max(m["ndcg@5"] for _, _, m in seen)
