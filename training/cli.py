@@ -20,6 +20,7 @@ from training.commands import (  # noqa: E402
     experiments,
     generate,
     picks,
+    privacy,
     serve,
     train,
 )
@@ -44,6 +45,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progre
 generate.register(data.app)
 app.add_typer(data.app, name="data")
 app.add_typer(customers.app, name="customers")
+app.add_typer(privacy.app, name="privacy")
 app.add_typer(experiments.app, name="experiments")
 for module in (evaluate, train, picks, serve):
     module.register(app)
