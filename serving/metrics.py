@@ -136,10 +136,14 @@ def route_label(scope: Scope) -> str:
 
     Routers included with a prefix report their own template without it; the prefix is the
     request path's leading segments that the template does not cover (prefixes are literal).
+    A mount (the docs assets) is ``<mount>/{path}``; FastAPI's own plain routes
+    (``/openapi.json``) have literal paths and report them.
     """
     template = getattr(scope.get("route"), "path", None)
     if not template:
-        return "unmatched"
+        if "app_root_path" in scope:  # matched a mount
+            return f"{scope['root_path']}/{{path}}"
+        return scope["path"] if "endpoint" in scope else "unmatched"
     parts = scope["path"].rstrip("/").split("/")
     covered = template.rstrip("/").split("/")
     return "/".join(parts[: max(len(parts) - len(covered) + 1, 1)]) + template

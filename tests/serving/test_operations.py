@@ -243,3 +243,21 @@ def test_bucket_is_uniform_and_salted() -> None:
     assert bucket("c1", "s") == bucket("c1", "s") != bucket("c1", "t")
     assert variant_of(None, 1.0, "s") == "champion" and variant_of("c1", 0.0, "s") == "champion"
     assert variant_of("c1", 1.0, "s") == "challenger"
+
+
+def test_docs_pages_use_the_apps_own_assets_and_have_route_labels(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+        assert "cdn" not in html.lower() and "https://" not in html
+        for asset in assets:
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 100, asset
+    assert client.get("/openapi.json").status_code == 200
+    metrics = client.get("/metrics").text
+    for label in ("/docs", "/redoc", "/openapi.json", "/docs-assets/{path}"):
+        assert f'route="{label}"' in metrics, label
+    assert 'route="unmatched",status="200"' not in metrics
