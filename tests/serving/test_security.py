@@ -169,3 +169,22 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_CHALLENGER_SHARE", "2")
     with pytest.raises(ValidationError, match="challenger_share"):
         Settings()
+
+
+def test_the_demo_writes_a_storefront_key_a_privacy_key_and_an_admin_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from training.commands.serve import demo_keys
+
+    for name in list(os.environ):
+        if name.startswith("RECSYS_"):
+            monkeypatch.delenv(name)
+    storefront = demo_keys(tmp_path)
+    keys = Settings().keys_by_scope()
+    privacy = (tmp_path / "demo-privacy-key").read_text().strip().encode()
+    assert storefront is not None and keys["read"] == keys["events"] == (storefront.encode(),)
+    assert keys["privacy"] == (privacy,) and privacy != storefront.encode()
+    assert keys["admin"] == ((tmp_path / "demo-admin-key").read_text().strip().encode(),)
+    assert all((tmp_path / f).stat().st_mode & 0o077 == 0
+               for f in ("demo-api-key", "demo-privacy-key", "demo-admin-key"))

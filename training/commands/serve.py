@@ -16,7 +16,8 @@ from training.commands.common import fail_cleanly
 if TYPE_CHECKING:
     from serving.settings import Settings
 
-DEMO_KEY, DEMO_ADMIN_KEY = "demo-api-key", "demo-admin-key"
+DEMO_KEY, DEMO_PRIVACY_KEY, DEMO_ADMIN_KEY = "demo-api-key", "demo-privacy-key", \
+    "demo-admin-key"
 
 
 def _data_dir() -> Path:
@@ -33,11 +34,14 @@ def _key_file(path: Path) -> str:
 
 
 def demo_keys(data_dir: Path) -> str | None:
-    """Set up demo keys under ``data_dir`` unless keys are configured; returns the client key
-    when it is a demo key (so a curl line can show it)."""
-    if not (os.environ.get("RECSYS_ADMIN_KEY") or os.environ.get("RECSYS_ADMIN_KEY_FILE")):
-        _key_file(data_dir / DEMO_ADMIN_KEY)
-        os.environ["RECSYS_ADMIN_KEY_FILE"] = str(data_dir / DEMO_ADMIN_KEY)
+    """Set up demo keys under ``data_dir`` unless keys are configured: a storefront key (read
+    and events), a privacy key (consent and erasure) and an admin key. Returns the storefront
+    key when it is a demo key (so a curl line can show it)."""
+    for name, variable in ((DEMO_ADMIN_KEY, "RECSYS_ADMIN_KEY"),
+                           (DEMO_PRIVACY_KEY, "RECSYS_PRIVACY_KEYS")):
+        if not (os.environ.get(variable) or os.environ.get(f"{variable}_FILE")):
+            _key_file(data_dir / name)
+            os.environ[f"{variable}_FILE"] = str(data_dir / name)
     if os.environ.get("RECSYS_API_KEYS") or os.environ.get("RECSYS_API_KEYS_FILE"):
         return None
     key = _key_file(data_dir / DEMO_KEY)
