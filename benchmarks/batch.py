@@ -9,10 +9,15 @@ chunks on ``--workers`` threads, one coupon each from the campaign budget) for t
 skipped. Prints throughput (wall clock and per CPU-second), peak memory (``ru_maxrss`` of
 this process, threads included) and the load average, since the machine may be shared.
 
+``--engine spark`` runs the same job on Spark (``training.jobs.spark_picks``, ``--master``,
+default ``local[2]``: one Python worker per core, each loading the bundle); its CPU seconds
+and peak memory are those of this process's whole tree (the JVM and the Python workers,
+sampled from /proc every 0.2 s), the session start-up outside the timed part.
+
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/batch.py [--customers 1000000]
         [--products 100000] [--lines 10000000] [--factors 32] [--chunk-size 5000]
         [--workers 2] [--audiences registered,buyers] [--coupons 1] [--limit N]
-        [--cache /tmp/recsys-batch-bench]
+        [--engine local|spark] [--master local[2]] [--cache /tmp/recsys-batch-bench]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +77,25 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class TreeSampler(threading.Thread):
+    """Peak resident memory (GiB) and CPU seconds of this process and its descendants."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.stopped = 0.0, threading.Event()
+
+    def run(self) -> None:
+        from benchmarks.serving import tree_usage
+
+        while not self.stopped.wait(0.2):
+            self.peak = max(self.peak, tree_usage(os.getpid())[0] / 1024)
+
+    def cpu(self) -> float:
+        from benchmarks.serving import tree_usage
+
+        return tree_usage(os.getpid())[1]
+
+
 def measure(args: argparse.Namespace) -> None:
     from recsys.bundle import read_bundle
     from recsys.policy.pipeline import Engine
@@ -80,17 +105,25 @@ def measure(args: argparse.Namespace) -> None:
     print(f"bundle loaded in {time.perf_counter() - started:.1f}s: {len(engine.customers):,} "
           f"customers x {engine.n_items:,} products, ALS {args.factors} factors; peak "
           f"{peak_gib():.2f} GiB", flush=True)
-    print(f"\ntop-10 products and {args.coupons} coupon(s) per customer")
+    spark = None
+    if args.engine == "spark":
+        from training.spark import spark_session
+
+        spark = spark_session(args.master, "batch-bench")
+    print(f"\ntop-10 products and {args.coupons} coupon(s) per customer, engine "
+          f"{args.engine}{f' ({args.master})' if spark else ''}")
     print("\n| audience | customers | chunk | workers | wall s | customers/s | CPU s | "
           "customers per CPU s | peak GiB | load before | load after |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for name in args.audiences.split(","):
-        run(engine, name, args)
+        run(engine, name, args, spark)
 
 
-def run(engine: Engine, name: str, args: argparse.Namespace) -> None:
+def run(engine: Engine, name: str, args: argparse.Namespace, spark: object = None) -> None:
     """Write the picks of one audience and print its table row (and a summary on stderr)."""
+    from recsys.events import EventStore
     from training.jobs.picks import write_picks
+    from training.jobs.spark_picks import SparkPicks
 
     registered = bundle_dir(args).parent / "customers.txt"
     if name not in ("registered", "buyers"):
@@ -102,16 +135,31 @@ def run(engine: Engine, name: str, args: argparse.Namespace) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "picks.parquet"
-        cpu, wall = cpu_seconds(), time.perf_counter()
-        summary = write_picks(engine, f"@{listed}", out, n=10, coupons=args.coupons,
-                              chunk_size=args.chunk_size, workers=args.workers, run_id="bench")
-        wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-        size = out.stat().st_size
+        sampler = TreeSampler()
+        if spark:
+            sampler.start()
+        cpu, wall = sampler.cpu() if spark else cpu_seconds(), time.perf_counter()
+        if spark:  # an empty journal, as the local run has
+            store = EventStore(f"sqlite:///{Path(tmp) / 'events.db'}")
+            job = SparkPicks.prepare(bundle_dir(args), store, f"@{listed}", str(out), n=10,
+                                     coupons=args.coupons, chunk_size=args.chunk_size,
+                                     workdir=Path(tmp))
+            summary = job.run(spark, "bench")  # type: ignore[arg-type]
+        else:
+            summary = write_picks(engine, f"@{listed}", out, n=10, coupons=args.coupons,
+                                  chunk_size=args.chunk_size, workers=args.workers,
+                                  run_id="bench")
+        wall = time.perf_counter() - wall
+        cpu = (sampler.cpu() if spark else cpu_seconds()) - cpu
+        sampler.stopped.set()
+        peak = max(sampler.peak, peak_gib()) if spark else peak_gib()
+        size = sum(f.stat().st_size for f in out.rglob("*")) if out.is_dir() else \
+            out.stat().st_size
     load = " / ".join(f"{x:.1f}" for x in load_before), \
         " / ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"| {name} | {summary.written:,} | {args.chunk_size} | {args.workers} | {wall:.1f} | "
           f"{summary.written / wall:,.0f} | {cpu:.1f} | {summary.written / cpu:,.0f} | "
-          f"{peak_gib():.2f} | {load[0]} | {load[1]} |", flush=True)
+          f"{peak:.2f} | {load[0]} | {load[1]} |", flush=True)
     print(f"{name}: audience {summary.audience:,}, written {summary.written:,} "
           f"({size / 2**20:.0f} MiB); skipped {summary.skipped_no_consent:,} without "
           f"personalization and {summary.skipped_no_marketing:,} without marketing consent; "
@@ -131,6 +179,8 @@ def main() -> None:
     parser.add_argument("--audiences", default="registered,buyers")
     parser.add_argument("--coupons", type=int, default=1, help="Coupons per customer.")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N customers.")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local")
+    parser.add_argument("--master", default="local[2]", help="Spark master (--engine spark).")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) /
                                                "recsys-batch-bench"))
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)

@@ -19,6 +19,7 @@ import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
 
 from recsys.data import sources
 from recsys.data.clean import CleaningReport, CleaningStep, non_product_mask
@@ -68,6 +69,10 @@ def _typed(lines: DataFrame, types: dict[str, str], file: str, *, labels: dict[s
         if dtype == "str":
             is_id = col.endswith(("_id", "customer", "stock_code", "invoice"))
             value = _id(raw) if is_id else _blank_to_null(raw.cast("string"))
+        elif dtype == "datetime64[ns]" and \
+                isinstance(lines.schema[labels[col]].dataType, LongType):
+            value = F.timestamp_micros(F.floor(raw / 1000)).cast("timestamp_ntz")  # see read
+            checks.append((col, raw.isNotNull() & value.isNull(), "is not a date"))
         else:
             value = raw.cast(SPARK_TYPES[dtype])
             checks.append((col, raw.isNotNull() & value.isNull(),
@@ -112,6 +117,10 @@ def read_lines(spark: SparkSession, source: str, fmt: str | None = None) -> Data
             raise DataError(f"{source}: give one .csv[.gz] or .parquet file or a directory of "
                             f"them, one format (found: {sorted(kinds)[:5] or 'nothing'})")
         fmt = kinds.pop()
+    # Parquet written by pandas holds nanosecond timestamps, which Spark 3.5 reads only as
+    # longs; they become microsecond timestamps, in UTC like every timestamp here.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     reader = spark.read.option("recursiveFileLookup", "true")
     if fmt == "csv":
         return reader.option("header", "true").option("escape", '"').csv(source)  # RFC 4180
