@@ -32,6 +32,7 @@ from recsys.policy.reasons import ReasonWriter
 # Reason codes explained by an item of the customer's history (the anchor).
 ANCHORED = ("because_you_bought", "similar_content", "new_in_category")
 SIMILAR_ANSWERS = 4096  # (product, n, category) answers of ``Engine.similar`` kept
+ERASED_NOW = 2**62  # the journal position of an erasure made directly on an engine
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,14 @@ class Engine:
         self._looked: dict[str, set[int]] = {}
         self._bought: dict[str, set[int]] = {}
         self._consent: dict[str, bool] = {}
-        # Erased customers by subject: the event store's keyed hash of the id, which is all
-        # its journal keeps (``apply_changes`` takes the store's ``subject``).
+        # Erased customers by subject (the event store's keyed hash of the id, which is all
+        # its journal keeps; ``apply_changes`` takes the store's ``subject``) -> the erasure's
+        # journal seq. A new consent lifts it; if the bundle was trained before that erasure
+        # (``journal_seq`` in its manifest), the customer's bundle row stays unused (_stale).
         self.subject: Callable[[str], str] = _same
-        self._erased: set[str] = set()
+        self._erased: dict[str, int] = {}
+        self._stale: set[str] = set()
+        self._trained_seq = int(bundle.manifest.get("journal_seq") or 0)
         self._redeemed: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.answers: AnswerCache[Result] = AnswerCache(answer_cache)
@@ -130,8 +135,6 @@ class Engine:
                     (self._looked if view else self._bought).setdefault(
                         customer_id, set()).add(int(i))
                     folded += 1
-            if self._erased:
-                self._erased.discard(self.subject(customer_id))
         self.answers.forget(customer_id)
         return folded
 
@@ -139,11 +142,10 @@ class Engine:
                       subject: Callable[[str], str] | None = None) -> int:
         """Bring the engine up to date with journal records, in order: events fold into
         histories (each customer's run of events in one call), redeemed coupons are not
-        offered again, consent and erasure apply. Events of an erased customer the bundle
-        knows wait for the next training (folding them in would bring the erased history
-        back): ``erased`` holds their subjects and gains each new erasure; ``subject`` is the
-        event store's keyed hash of an id (``EventStore.subject``). Returns how many events
-        changed a history."""
+        offered again, consent and erasure apply. An erased customer's events are not folded
+        in (the store refuses them until a new consent anyway): ``erased`` gains the subject
+        of each new erasure; ``subject`` is the event store's keyed hash of an id
+        (``EventStore.subject``). Returns how many events changed a history."""
         if subject is not None:
             self.subject = subject
         folded = 0
@@ -155,9 +157,7 @@ class Engine:
                     self.add_redemption(change.customer_id, change.coupon_id)
                 weight = fold_in_weight(change, purchase_weight=self.policy.fold_in_weight,
                                         view_weight=self.policy.view_weight)
-                if weight > 0 and change.product_id and not (
-                        erased and change.customer_id in self.customers
-                        and self.subject(change.customer_id) in erased):
+                if weight > 0 and change.product_id and not self.is_erased(change.customer_id):
                     products, weights, looked = run[change.customer_id]
                     products.append(change.product_id)
                     weights.append(weight)
@@ -166,7 +166,7 @@ class Engine:
             folded += sum(self.add_interactions(c, p, w, v) for c, (p, w, v) in run.items())
             run.clear()
             if isinstance(change, Erasure):
-                self.forget(change.subject)
+                self.forget(change.subject, change.seq)
                 erased.add(change.subject)
             elif isinstance(change, Consent):
                 self.set_consent(change.customer_id, change.personalization)
@@ -181,8 +181,9 @@ class Engine:
         """Forget the customer: no personalization from the bundle or from events."""
         self.forget(self.subject(customer_id))
 
-    def forget(self, subject: str) -> None:
-        """``erase`` for the customer whose id has this ``subject`` (hash)."""
+    def forget(self, subject: str, seq: int = ERASED_NOW) -> None:
+        """``erase`` for the customer whose id has this ``subject`` (hash); ``seq``: the
+        erasure's journal position (default: after any training)."""
         def match(key: object) -> bool:
             return isinstance(key, str) and self.subject(key) == subject
 
@@ -191,13 +192,18 @@ class Engine:
                           self._consent):
                 for key in [k for k in state if match(k)]:
                     del state[key]  # type: ignore[attr-defined]
-            self._erased.add(subject)
+            self._erased[subject] = seq
         self.answers.forget_where(match)
 
     def set_consent(self, customer_id: str, personalization: bool) -> None:
-        """Record the customer's consent to personalized recommendations."""
+        """Record the customer's consent to personalized recommendations; a consent after an
+        erasure lifts it (their history starts again from what they do next)."""
         with self._lock:
             self._consent[customer_id] = personalization
+            erased = self._erased.pop(self.subject(customer_id), None) \
+                if personalization and self._erased else None
+            if erased is not None and erased > self._trained_seq:
+                self._stale.add(customer_id)  # the bundle learned them before the erasure
         self.answers.forget(customer_id)
 
     def is_erased(self, customer_id: str) -> bool:
@@ -244,6 +250,8 @@ class Engine:
             else known
         allowed = self.personalizable(customer_ids, users)
         users = np.where(allowed, users, -1).astype(np.int32)
+        if self._stale:
+            users[[r for r, c in enumerate(customer_ids) if c in self._stale]] = -1
         rows = select_rows(self.bundle.history, users)
         with self._lock:
             extra = [(r, dict(e)) for r, c in enumerate(customer_ids)

@@ -88,3 +88,22 @@ def test_bad_consent_bodies_are_422(client: TestClient) -> None:
     for body in ({}, {"personalization": "perhaps"}, {"personalization": True, "x": 1}):
         response = client.put("/v1/customers/c1/consent", json=body, headers=PRIVACY)
         assert response.status_code == 422, body
+
+
+def test_a_new_consent_after_an_erasure_starts_a_new_history(
+        make_client: MakeClient, als_bundle: Path, tmp_path: Path) -> None:
+    customer = known_customers(als_bundle)[2]
+    with make_client() as client:
+        before = recs(client, customer)
+        assert before["personalized"] is True
+        assert client.delete(f"/v1/customers/{customer}", headers=PRIVACY).status_code == 200
+        client.put(f"/v1/customers/{customer}/consent", headers=PRIVACY,
+                   json={"personalization": True})
+        # Consent alone brings nothing back: the bundle's history predates the erasure.
+        assert recs(client, customer)["fallback"] == "cold_start"
+        buy(client, customer, product_ids(als_bundle)[60:62], "again")
+        after = recs(client, customer)
+        assert after["personalized"] is True and after["items"] != before["items"]
+    with make_client() as client:  # the same after a restart (the journal replayed)
+        assert recs(client, customer)["items"] == after["items"]
+    assert [e.event_id for e in store_of(tmp_path).events(customer)] == ["again-0", "again-1"]

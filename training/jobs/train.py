@@ -50,20 +50,24 @@ def load_clean(source: str) -> RetailData:
     return data
 
 
-def with_api_events(data: RetailData, since: pd.Timestamp) -> tuple[RetailData, int, str]:
+def with_api_events(data: RetailData, since: pd.Timestamp
+                    ) -> tuple[RetailData, int, dict[str, object]]:
     """``data`` plus the purchases and redemptions posted to the API after ``since`` (the
     dataset's end; erased and opted-out customers left out: ``EventStore.purchase_rows``).
-    Returns the data, how many event rows were added and the ``events_until`` cut (the
-    server replays only purchases received after it)."""
-    cut = datetime.now(UTC)
-    tx, redemptions = event_store().purchase_rows(since.to_pydatetime(), cut)
+    Returns the data, how many event rows were added and the bundle manifest's entries:
+    ``events_until`` (the server replays only purchases received after it) and
+    ``journal_seq`` (erasures after it happened after this training)."""
+    cut, store = datetime.now(UTC), event_store()
+    seq = store.last_seq()
+    tx, redemptions = store.purchase_rows(since.to_pydatetime(), cut)
     if len(tx) + len(redemptions):
         data = RetailData(**{**data.__dict__,
                              "transactions": pd.concat([data.transactions, tx],
                                                        ignore_index=True),
                              "redemptions": pd.concat([data.redemptions, redemptions],
                                                       ignore_index=True)})
-    return data, len(tx) + len(redemptions), cut.replace(tzinfo=None).isoformat()
+    return data, len(tx) + len(redemptions), {
+        "events_until": cut.replace(tzinfo=None).isoformat(), "journal_seq": seq}
 
 
 def fingerprint(data: RetailData, split: TemporalSplit) -> dict[str, str]:
@@ -130,11 +134,11 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         bundle_root = Path(tempfile.mkdtemp(prefix="recsys-bundle-"))
         bundle_dir = bundle_root / "bundle"
         train_data = data if cfg.refit_on_all_data else _train_part(data, split)
-        train_data, api_rows, events_until = with_api_events(
+        train_data, api_rows, journal = with_api_events(
             train_data, data.transactions["timestamp"].max())
         mlflow.log_param("api_event_rows", api_rows)
         bundle = build_bundle(train_data, cfg.model_copy(update={"model": final}), bundle_dir,
-                              manifest={"events_until": events_until})
+                              manifest=journal)
         mlflow.log_metric("fit_seconds", bundle.manifest["fit_seconds"])
         version = log_bundle_model(bundle_dir, cfg.registered_model)
         log.info("registered %s v%s (run %s)", cfg.registered_model, version, run.info.run_id)
