@@ -17,6 +17,7 @@ from recsys.models.ease import EASE
 from recsys.models.hybrid import Hybrid
 from recsys.models.itemknn import ItemKNN
 from recsys.models.popularity import Popularity, Trending
+from recsys.models.ranker import LearnedRanker
 from recsys.models.tifuknn import TIFUKNN
 
 REGISTRY: dict[str, type[RecommenderBase]] = {
@@ -30,6 +31,7 @@ REGISTRY: dict[str, type[RecommenderBase]] = {
     "content": ContentTFIDF,
     "hybrid": Hybrid,
     "tifuknn": TIFUKNN,
+    "ranker": LearnedRanker,
 }
 
 
@@ -51,5 +53,5 @@ def make_model(name: str, **params: Any) -> RecommenderBase:
 
 
 __all__ = ["REGISTRY", "make_model", "ALS", "BPR", "BuyAgain", "ContentTFIDF", "EASE", "Hybrid",
-           "ItemKNN", "Popularity", "TIFUKNN", "Trending", "ItemFeatures", "Ranked", "Recommender",
-           "RecommenderBase", "Reason"]
+           "ItemKNN", "LearnedRanker", "Popularity", "TIFUKNN", "Trending", "ItemFeatures",
+           "Ranked", "Recommender", "RecommenderBase", "Reason"]

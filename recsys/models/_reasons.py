@@ -22,6 +22,10 @@ class Reason(IntEnum):
     NEW_IN_CATEGORY_YOU_BUY = 3  # product without sales yet, like reason_item the customer buys
     BECAUSE_YOU_BOUGHT = 4       # similar to / bought with reason_item (from the history)
     BUY_AGAIN = 5                # the customer's own product, due again (reason_item = itself)
+    BOUGHT_TOGETHER = 6          # often in the same order as reason_item (from the history)
+    REPEATS_EVERY = 7            # own product bought at a steady pace: reason_item = days apart
+    BOUGHT_BEFORE = 8            # own product, no steady pace (yet)
+    PERSONALIZED = 9             # from the purchase history as a whole
 
 
 def pair_similarity(model: RecommenderBase | sparse.csr_matrix, items: np.ndarray,

@@ -30,7 +30,7 @@ from recsys.policy.filters import ItemFilters
 from recsys.policy.reasons import ReasonWriter
 
 # Reason codes explained by an item of the customer's history (the anchor).
-ANCHORED = ("because_you_bought", "similar_content", "new_in_category")
+ANCHORED = ("because_you_bought", "similar_content", "new_in_category", "bought_together")
 SIMILAR_ANSWERS = 4096  # (product, n, category) answers of ``Engine.similar`` kept
 ERASED_NOW = 2**62  # the journal position of an erasure made directly on an engine
 

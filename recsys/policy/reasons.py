@@ -55,6 +55,13 @@ class ReasonWriter:
         if code == "new_in_category":
             return f"new in {leaf}, a category you buy" if leaf else \
                 f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy"
+        if code == "bought_together":
+            return f"often in the same basket as {self._title(anchor)}"
+        if code == "repeats_every":  # anchor: the customer's usual days between purchases
+            weeks = round(anchor / 7)
+            return "you buy this about every week" if anchor >= 5 and weeks <= 1 else \
+                f"you buy this about every {weeks} weeks" if weeks > 1 else \
+                f"you buy this about every {max(anchor, 1)} days"
         if code == "similar_content":
             return f"like {self._title(anchor)} you bought"
         return "recommended for you"

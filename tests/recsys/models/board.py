@@ -13,8 +13,10 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
+from recsys.data.baskets import Baskets
 from recsys.models import REGISTRY, RecommenderBase
 from recsys.models.base import ItemFeatures
 
@@ -29,6 +31,8 @@ FAST = {  # small settings so the whole contract suite stays fast
     "itemknn": {"num_threads": 1},
     "tifuknn": {"k": 5},
     "hybrid": {"cf_params": {"factors": 8, "iterations": 10, "alpha": 1.0, "num_threads": 1}},
+    "ranker": {"windows": 2, "window_days": 14, "per_source": 10, "ease_items": 30,
+               "min_child": 2, "trees": 20},
 }
 
 
@@ -36,6 +40,7 @@ FAST = {  # small settings so the whole contract suite stays fast
 class Board:
     matrix: sparse.csr_matrix
     items: ItemFeatures
+    baskets: Baskets | None = None
 
     @property
     def n_items(self) -> int:
@@ -60,7 +65,30 @@ def make_board() -> Board:
                          price=np.ones(N + 1, np.float32),
                          first_sold_days=np.full(N + 1, 200.0, np.float32),
                          repurchase_days=np.full(N + 1, 14.0, np.float32))
-    return Board(sparse.csr_matrix(dense), items)
+    return Board(sparse.csr_matrix(dense), items, board_baskets(dense))
+
+
+def board_baskets(dense: np.ndarray) -> Baskets:
+    """Twelve weekly orders per customer over the 84 days before ``as_of``: the item bought
+    three times as often in every order, each other item in every third, the staple in every
+    second."""
+    n_users, n_items = dense.shape
+    cells, users, ages = [], [], []
+    for u, week in itertools.product(range(n_users), range(12)):
+        basket = [i for i in np.flatnonzero(dense[u] > 0)
+                  if dense[u, i] >= 3 or (i == STAPLE and week % 2 == 0)
+                  or (i != STAPLE and (week + i) % 3 == 0)]
+        cells.append(basket)
+        users.append(u)
+        ages.append(84.0 - 7 * week)
+    order = np.lexsort((-np.array(ages), users))
+    rows = [cells[o] for o in order]
+    items = sparse.csr_matrix(
+        (np.ones(sum(map(len, rows)), np.float32),
+         (np.repeat(np.arange(len(rows)), [len(r) for r in rows]), np.concatenate(rows))),
+        shape=(len(rows), n_items))
+    return Baskets(items, np.array(users, np.int32)[order], np.array(ages)[order],
+                   pd.Timestamp("2024-06-01"), n_users)
 
 
 def build(name: str) -> RecommenderBase:

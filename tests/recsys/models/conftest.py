@@ -23,5 +23,6 @@ def fitted(request: pytest.FixtureRequest, board: Board) -> RecommenderBase:
     """
     name = request.getfixturevalue("name")
     if name not in _FITTED:
-        _FITTED[name] = build(name).fit(board.matrix, items=board.items)
+        _FITTED[name] = build(name).fit(board.matrix, items=board.items,
+                                        baskets=board.baskets)
     return _FITTED[name]

@@ -34,6 +34,9 @@ def assert_same_ranking(a: Ranked, b: Ranked, tol: float = 1e-5) -> None:
 
 def test_checkerboard_right_answer(name: str, fitted: RecommenderBase, board: Board) -> None:
     users = np.arange(N)
+    if name == "ranker":
+        pytest.skip("the learned ranker has no single right answer on a board without time; "
+                    "tests/recsys/models/test_ranker.py checks it on a shop with one")
     if name in DISCOVERY:  # the only unbought item of the customer's own parity
         top = fitted.recommend(board.matrix, 1, users=users, exclude=board.matrix).ids[:, 0]
         np.testing.assert_array_equal(top, np.arange(N))
@@ -184,7 +187,7 @@ def test_sklearn_conventions(name: str, board: Board) -> None:
     model = make_model(name)
     params = model.get_params()
     assert type(model)(**params).get_params() == params
-    assert model.fit(board.matrix, items=board.items) is model
+    assert model.fit(board.matrix, items=board.items, baskets=board.baskets) is model
     assert model.get_params() == params  # fit never changes hyper-parameters
     with pytest.raises(ValueError, match="bad parameters"):
         make_model(name, not_a_parameter=1)

@@ -1,0 +1,721 @@
+"""Two-stage recommender: candidates from several sources, ordered by a learned LambdaRank model.
+
+Stage 1 gathers a few hundred candidates per customer, each source with its own score: the
+customer's own products (time-decayed frequency), EASE, "bought in the same order as"
+(basket co-occurrence), best sellers and fast risers. Stage 2 orders them with LightGBM
+(LambdaRank) over features of the (customer, product) pair: purchase count, days since the
+last purchase, the customer's usual interval for the product and how far along it they are,
+share of baskets, each source's score and rank, popularity and trend, product age, the
+customer's share of the product's category, price against the customer's usual price, basket
+count and recency.
+
+Training uses only the baskets it is given: features are computed at earlier cuts inside the
+history (``windows`` cuts, ``window_days`` apart) and labelled with what each customer bought
+in the ``window_days`` after the cut; the most recent cut validates (early stopping), then the
+model is refitted on every cut with the number of trees found. Serving features come from all
+the baskets, seen from their ``as_of``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
+
+import lightgbm as lgb
+import numpy as np
+from scipy import sparse
+
+from recsys.data.baskets import Baskets
+from recsys.models._common import Model, check_interactions, check_items, encode_categories, feature
+from recsys.models._reasons import Reason, because_you_bought
+from recsys.models.base import ItemFeatures, Ranked, as_csr, top_n
+
+log = logging.getLogger(__name__)
+BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
+NEW_DAYS = 28  # a product first sold this recently (or never) is "new"
+SHORTLIST = 5000  # allowed products up to this many are all candidates of the category source
+NEVER = np.float32(np.nan)  # LightGBM routes missing values itself
+
+FEATURES = (
+    "count", "days_since", "first_days", "interval", "due", "decayed", "basket_share",
+    "own_rank", "ease", "ease_rank", "cooc", "cooc_rank", "knn", "knn_rank", "pop_rank",
+    "category_rank", "pop_all", "pop_28", "pop_7", "trend", "item_age", "item_interval",
+    "item_repeat", "price", "orders", "recency", "gap", "distinct", "category_share", "price_ratio",
+)
+
+
+@dataclass
+class Snapshot:
+    """What the candidate sources know at one moment (fitted on the baskets before it).
+
+    Per (customer, product) cells (CSR, one pattern): ``count`` orders holding it, ``last``
+    and ``first`` days since the latest/earliest of them plus one (so that "today" is a
+    stored cell), ``decayed`` the time-decayed count.
+    Per customer: ``orders``, ``recency`` (days since the last order), ``span`` (days since the
+    first). Per product: distinct buyers overall and in the last 28/7 days, days since its
+    first sale (``nan`` never), median repurchase interval, share of buyers who bought again.
+    """
+
+    count: sparse.csr_matrix
+    last: sparse.csr_matrix
+    first: sparse.csr_matrix
+    decayed: sparse.csr_matrix
+    orders: np.ndarray
+    recency: np.ndarray
+    span: np.ndarray
+    pop_all: np.ndarray
+    pop_28: np.ndarray
+    pop_7: np.ndarray
+    item_age: np.ndarray
+    item_interval: np.ndarray
+    item_repeat: np.ndarray
+    ease_items: np.ndarray
+    ease_weights: np.ndarray
+    cooc: sparse.csr_matrix
+    people: sparse.csr_matrix
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Plain arrays for ``state()`` (CSR matrices as their three arrays)."""
+        out: dict[str, np.ndarray] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if sparse.issparse(value):
+                for part in ("data", "indices", "indptr"):
+                    out[f"{prefix}{f.name}.{part}"] = getattr(value, part)
+                out[f"{prefix}{f.name}.shape"] = np.asarray(value.shape, np.int64)
+            else:
+                out[f"{prefix}{f.name}"] = value
+        return out
+
+    @classmethod
+    def from_arrays(cls, state: Mapping[str, np.ndarray], prefix: str) -> Snapshot:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"{prefix}{f.name}"
+            if f"{key}.shape" in state:
+                values[f.name] = sparse.csr_matrix(
+                    (state[f"{key}.data"], state[f"{key}.indices"], state[f"{key}.indptr"]),
+                    shape=tuple(state[f"{key}.shape"]))
+            else:
+                values[f.name] = np.asarray(state[key])
+        return cls(**values)
+
+
+def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
+             ease_regularization: float, cooc_neighbours: int) -> Snapshot:
+    """Fit every candidate source on ``baskets`` (seen from their ``as_of``)."""
+    n_users, n_items = baskets.n_users, baskets.n_items
+    cells = baskets.items.tocoo()
+    user = baskets.user[cells.row].astype(np.int64)
+    age = baskets.age[cells.row]
+    key = user * n_items + cells.col
+    order = np.lexsort((age, key))
+    key, age = key[order], age[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, len(key)]).astype(np.float32)
+    last = age[starts].astype(np.float32)  # ages ascend within a key: the first is the latest
+    first = np.maximum.reduceat(age, starts).astype(np.float32)
+    decayed = np.add.reduceat(np.exp2(-age / half_life_days), starts).astype(np.float32)
+    u, i = np.divmod(key[starts], n_items)
+
+    def cells_of(values: np.ndarray) -> sparse.csr_matrix:
+        return sparse.csr_matrix((values, (u, i)), shape=(n_users, n_items))
+
+    orders = np.bincount(baskets.user, minlength=n_users).astype(np.float32)
+    recency = np.full(n_users, np.nan, np.float32)
+    span = np.full(n_users, np.nan, np.float32)
+    has = orders > 0
+    ptr = baskets.user_ptr
+    if len(baskets):
+        recency[has] = np.minimum.reduceat(baskets.age, ptr[:-1][has])
+        span[has] = np.maximum.reduceat(baskets.age, ptr[:-1][has])
+    pop_all = np.bincount(i, minlength=n_items).astype(np.float32)
+    pop_28 = np.bincount(i[last < 28], minlength=n_items).astype(np.float32)
+    pop_7 = np.bincount(i[last < 7], minlength=n_items).astype(np.float32)
+    item_age = np.full(n_items, -np.inf, np.float32)
+    np.maximum.at(item_age, i, first)
+    item_age[~np.isfinite(item_age)] = np.nan
+    again = count > 1
+    interval = (first[again] - last[again]) / (count[again] - 1)
+    item_interval = _median_by(i[again], interval, n_items)
+    item_repeat = np.bincount(i[again], minlength=n_items) / np.maximum(pop_all, 1)
+    count_m = cells_of(count)
+    weights = count_m.copy()
+    weights.data = np.log1p(weights.data)
+    ease_index, ease_w = _ease(weights, ease_items, ease_regularization)
+    return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed), orders,
+                    recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
+                    item_repeat.astype(np.float32), ease_index, ease_w,
+                    _cooccurrence(baskets.items, cooc_neighbours), _unit_rows(cells_of(decayed)))
+
+
+def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Rows scaled to unit length (empty rows stay empty)."""
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    return as_csr(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix)
+
+
+def _median_by(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    out = np.full(size, np.nan, np.float32)
+    if len(values):
+        order = np.lexsort((values, groups))
+        g, v = groups[order], values[order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        ends = np.r_[starts[1:], len(g)]
+        out[g[starts]] = (v[(starts + ends - 1) // 2] + v[(starts + ends) // 2]) / 2
+    return out
+
+
+def _ease(weights: sparse.csr_matrix, max_items: int, regularization: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """EASE (Steck 2019) over the ``max_items`` products bought by the most customers."""
+    buyers = np.bincount(weights.indices, minlength=weights.shape[1])
+    keep = np.argsort(-buyers, kind="stable")[: min(max_items, int((buyers > 0).sum()))]
+    if not len(keep):
+        return np.zeros(0, np.int32), np.zeros((0, 0), np.float32)
+    x = weights[:, keep]
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += regularization
+    inverse = np.linalg.inv(gram)
+    b = inverse / -np.diag(inverse)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return keep.astype(np.int32), b.astype(np.float32)
+
+
+def _cooccurrence(items: sparse.csr_matrix, neighbours: int) -> sparse.csr_matrix:
+    """P(product j in an order | product i in it), the ``neighbours`` largest per row."""
+    binary = as_csr(items)
+    together = sparse.csr_matrix(binary.T @ binary, dtype=np.float32)
+    together.setdiag(0)
+    together.eliminate_zeros()
+    sold = np.asarray(binary.sum(axis=0)).ravel()
+    together = sparse.diags(1.0 / np.maximum(sold, 1)).astype(np.float32) @ together
+    together = as_csr(together)
+    lengths = np.diff(together.indptr)
+    keep = np.ones(together.nnz, bool)
+    for r in np.flatnonzero(lengths > neighbours):
+        lo, hi = together.indptr[r], together.indptr[r + 1]
+        cut = np.argpartition(-together.data[lo:hi], neighbours - 1)[neighbours:]
+        keep[lo + cut] = False
+    rows = np.repeat(np.arange(together.shape[0]), lengths)[keep]
+    return sparse.csr_matrix((together.data[keep], (rows, together.indices[keep])),
+                             shape=together.shape)
+
+
+def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
+           fill: float = np.nan) -> np.ndarray:
+    """``matrix[rows, cols]`` for many pairs, ``fill`` where no cell is stored."""
+    matrix = as_csr(matrix)
+    if not matrix.has_sorted_indices:
+        matrix.sort_indices()
+    n = matrix.shape[1]
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n \
+        + matrix.indices
+    wanted = rows.astype(np.int64) * n + cols
+    at = np.searchsorted(keys, wanted)
+    found = at < len(keys)
+    found[found] = keys[at[found]] == wanted[found]
+    out = np.full(len(rows), fill, np.float32)
+    out[found] = matrix.data[at[found]]
+    return out
+
+
+@dataclass
+class Personal:
+    """A block of customers' own history as features need it (rows = the block)."""
+
+    count: sparse.csr_matrix
+    last: sparse.csr_matrix
+    first: sparse.csr_matrix
+    decayed: sparse.csr_matrix
+    orders: np.ndarray
+    recency: np.ndarray
+    span: np.ndarray
+    user: np.ndarray  # stored customer row, -1: not stored
+
+    def rows(self, which: slice | np.ndarray) -> Personal:
+        return Personal(*(getattr(self, f.name)[which] for f in fields(self)))
+
+
+class LearnedRanker(Model):
+    """Candidates from several sources ordered by LightGBM LambdaRank (see the module).
+
+    Parameters
+    ----------
+    windows, window_days : int
+        Training cuts inside the history and the label period after each.
+    per_source : int
+        Candidates each source contributes per customer (own products: up to 2x this).
+    half_life_days : float
+        Half-life of the time-decayed purchase count.
+    ease_items, ease_regularization : EASE source (products modelled, L2 penalty).
+    cooc_neighbours : int
+        Co-purchased products kept per product.
+    neighbours : int
+        Most similar customers whose purchases are candidates.
+    trees, learning_rate, leaves, min_child : LightGBM settings (``trees``: the most; early
+        stopping on the most recent cut picks the number).
+    seed : int
+    """
+
+    name: ClassVar[str] = "ranker"
+    stores_users: ClassVar[bool] = True
+
+    def __init__(self, *, windows: int = 3, window_days: int = 28, per_source: int = 50,
+                 half_life_days: float = 60.0, ease_items: int = 3000,
+                 ease_regularization: float = 50.0, cooc_neighbours: int = 50,
+                 neighbours: int = 50,
+                 trees: int = 400, learning_rate: float = 0.05, leaves: int = 31,
+                 min_child: int = 50, seed: int = 0) -> None:
+        self.windows = windows
+        self.window_days = window_days
+        self.per_source = per_source
+        self.half_life_days = half_life_days
+        self.ease_items = ease_items
+        self.ease_regularization = ease_regularization
+        self.cooc_neighbours = cooc_neighbours
+        self.neighbours = neighbours
+        self.trees = trees
+        self.learning_rate = learning_rate
+        self.leaves = leaves
+        self.min_child = min_child
+        self.seed = seed
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+            baskets: Baskets | None = None) -> Self:
+        """Learn the ranker on earlier cuts of ``baskets``, then fit the sources on all."""
+        matrix = check_interactions(interactions)
+        n_items = matrix.shape[1]
+        items = check_items(items, n_items)
+        if baskets is None:
+            raise ValueError("the ranker needs baskets=Baskets(...) (orders with their times).")
+        if baskets.n_items != n_items or baskets.n_users != matrix.shape[0]:
+            raise ValueError("baskets must be aligned with interactions (same customers and "
+                             "products).")
+        self.n_items_, self.n_users_ = n_items, matrix.shape[0]
+        self.price_ = feature(items, "price", n_items)
+        self.category_, _ = encode_categories(items, n_items)
+        mixed, discover = [], []
+        for w in range(1, self.windows + 1):
+            cut = w * self.window_days
+            past = baskets.window(cut)
+            labels = baskets.window(cut - self.window_days, cut).counts()
+            bought = past.counts()
+            users = np.flatnonzero((bought.getnnz(axis=1) > 0) & (labels.getnnz(axis=1) > 0))
+            if not len(users):
+                continue
+            snap = self._snapshot(past)
+            own = self._personal(snap, users)
+            for sets, exclude in ((mixed, None), (discover, bought[users])):
+                rows, cols, x = self._all_pairs(snap, own, np.ones(n_items, bool), exclude)
+                y = (lookup(labels, users[rows], cols, 0.0) > 0).astype(np.float32)
+                sets.append(_with_positives(rows, x, y))
+            log.info("ranker cut %d days back: %d customers, %d + %d pairs", cut, len(users),
+                     len(mixed[-1][2]), len(discover[-1][2]))
+        if not mixed:
+            raise ValueError("the history is too short to learn a ranker: no customer bought "
+                             f"both before and within {self.window_days} days of any cut.")
+        self.booster_, self.trees_used_ = self._learn(mixed)
+        # nobody bought a product new to them after any cut: the mixed model ranks those too
+        self.discover_booster_ = self._learn(discover)[0] if any(len(d[2]) for d in discover) \
+            else self.booster_
+        self.snapshot_ = self._snapshot(baskets)
+        self.seen_ = matrix
+        return self
+
+    def _learn(self, sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+               ) -> tuple[lgb.Booster, int]:
+        """LambdaRank on every cut but the most recent, early-stopped on that one, then
+        refitted on all cuts with the number of trees found."""
+        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
+                  "learning_rate": self.learning_rate, "num_leaves": self.leaves,
+                  "min_data_in_leaf": self.min_child, "feature_fraction": 0.8,
+                  "bagging_fraction": 0.8, "bagging_freq": 1, "lambdarank_truncation_level": 20,
+                  # one thread: on a busy machine OpenMP's waiting threads cost 2-3x
+                  "seed": self.seed, "deterministic": True, "num_threads": 1, "verbose": -1}
+        rounds = self.trees
+        sets = [s for s in sets if len(s[2])]
+        if len(sets) > 1:
+            trial = lgb.train(params, _dataset(sets[1:]), num_boost_round=self.trees,
+                              valid_sets=[_dataset(sets[:1])],
+                              callbacks=[lgb.early_stopping(30, verbose=False)])
+            rounds = max(trial.best_iteration, 10)
+        return lgb.train(params, _dataset(sets), num_boost_round=rounds), rounds
+
+    def _snapshot(self, baskets: Baskets) -> Snapshot:
+        return snapshot(baskets, half_life_days=self.half_life_days, ease_items=self.ease_items,
+                        ease_regularization=self.ease_regularization,
+                        cooc_neighbours=self.cooc_neighbours)
+
+    @staticmethod
+    def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
+        return Personal(snap.count[users], snap.last[users], snap.first[users],
+                        snap.decayed[users], snap.orders[users], snap.recency[users],
+                        snap.span[users], users)
+
+    def _category_spend(self, own: Personal) -> np.ndarray:
+        """Each row's share of its orders' products per category (column 0: unknown)."""
+        n_cat = int(self.category_.max(initial=-1)) + 2
+        count = own.count
+        rows = np.repeat(np.arange(count.shape[0]), np.diff(count.indptr))
+        spend = np.zeros((count.shape[0], n_cat), np.float32)
+        np.add.at(spend, (rows, self.category_[count.indices] + 1), count.data)
+        return spend / np.maximum(spend.sum(axis=1, keepdims=True), 1)
+
+    def _neighbours(self, snap: Snapshot, own: Personal) -> sparse.csr_matrix:
+        """What the ``neighbours`` most similar customers buy (cosine of time-decayed
+        counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part."""
+        me = _unit_rows(own.decayed)
+        sims = (me @ snap.people.T).toarray()
+        known = own.user >= 0
+        sims[np.flatnonzero(known), own.user[known]] = 0.0
+        k = min(self.neighbours, sims.shape[1])
+        if k == 0 or not sims.size:
+            return sparse.csr_matrix(own.decayed.shape, dtype=np.float32)
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        weight = np.take_along_axis(sims, top, axis=1)
+        pick = sparse.csr_matrix((weight.ravel(), top.ravel(),
+                                  np.arange(0, top.size + 1, k)), shape=sims.shape)
+        return as_csr(pick @ snap.people)
+
+    # -- ranking ----------------------------------------------------------------------------
+    def _all_pairs(self, snap: Snapshot, own: Personal, allowed: np.ndarray,
+                   exclude: sparse.csr_matrix | None, own_only: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``_pairs`` over blocks of rows (the EASE block stays small)."""
+        step = max(1, BLOCK_CELLS // max(len(snap.ease_items), 1))
+        parts = []
+        for start in range(0, len(own.orders), step):
+            rows, cols, x = self._pairs(snap, own.rows(slice(start, start + step)), allowed,
+                                        None if exclude is None else
+                                        exclude[start:start + step], own_only)
+            parts.append((rows + start, cols, x))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(FEATURES)))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore
+
+    def _pairs(self, snap: Snapshot, own: Personal, allowed: np.ndarray,
+               exclude: sparse.csr_matrix | None, own_only: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of each row and their features: ``(row, item, X)`` sorted by row.
+
+        Every source yields scored cells; each keeps its best ``per_source`` per row among
+        the allowed, not excluded products; the union is ranked. ``own_only``: the
+        customer's own products only (a buy-again list)."""
+        n_rows, k = len(own.orders), self.per_source
+        weights = own.count.copy()
+        weights.data = np.log1p(weights.data)
+
+        def usable(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            ok = allowed[cols]
+            if exclude is not None and exclude.nnz:
+                ok &= np.isnan(lookup(exclude, rows, cols))
+            return ok
+
+        sources: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        dec = own.decayed.tocoo()
+        sources["own"] = _best_cells(dec.row, dec.col, dec.data, 2 * k, usable)
+        for name in ("ease", "cooc", "knn", "pop", "category"):
+            sources[name] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        ease = np.zeros((n_rows, 0), np.float32)
+        cooc = knn = sparse.csr_matrix((n_rows, self.n_items_), dtype=np.float32)
+        spend = self._category_spend(own)
+        if len(snap.ease_items) and not own_only:
+            ease = np.asarray(weights[:, snap.ease_items] @ snap.ease_weights, np.float32)
+            block = np.where(allowed[snap.ease_items][None, :], ease, -np.inf)
+            if exclude is not None and exclude.nnz:
+                ex = exclude[:, snap.ease_items].tocoo()
+                block[ex.row, ex.col] = -np.inf
+            ids = top_n(block, k).ids
+            r, c = np.nonzero(ids >= 0)
+            sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
+        if not own_only:
+            cooc = as_csr(weights @ snap.cooc)
+            cc = cooc.tocoo()
+            sources["cooc"] = _best_cells(cc.row, cc.col, cc.data, k, usable)
+            knn = self._neighbours(snap, own)
+            kc = knn.tocoo()
+            sources["knn"] = _best_cells(kc.row, kc.col, kc.data, k, usable)
+            trend = (snap.pop_7 + 1) / (snap.pop_28 / 4 + 1) * np.log1p(snap.pop_28)
+            pop_score = np.log1p(snap.pop_28) + 0.1 * trend
+            shortlist = np.flatnonzero(allowed)
+            if len(shortlist) > SHORTLIST:  # a few best sellers; a small filtered set whole
+                shortlist = shortlist[np.argsort(-pop_score[shortlist],
+                                                 kind="stable")[: 3 * k]]
+            r = np.repeat(np.arange(n_rows), len(shortlist))
+            c = np.tile(shortlist, n_rows)
+            sources["pop"] = _best_cells(r, c, pop_score[c], k // 2, usable)
+            affinity = spend[r, self.category_[c] + 1] * (1 + pop_score[c])
+            sources["category"] = _best_cells(r, c, np.where(affinity > 0, affinity, -np.inf),
+                                              k, usable)
+        n_items = self.n_items_
+        keys = np.unique(np.concatenate([r.astype(np.int64) * n_items + c
+                                         for r, c, _ in sources.values()]))
+        rows, cols = np.divmod(keys, n_items)
+        rank_of = {name: _rank_at(src, rows, cols, n_items) for name, src in
+                   sources.items()}
+        position = np.full(n_items, -1, np.int64)
+        position[snap.ease_items] = np.arange(len(snap.ease_items))
+        at = position[cols]
+        ease_value = np.where(at >= 0, ease[rows, np.maximum(at, 0)] if ease.size else 0.0,
+                              np.nan)
+        x = self._features(snap, own, rows, cols, rank_of, ease_value,
+                           lookup(cooc, rows, cols, 0.0), lookup(knn, rows, cols, 0.0),
+                           spend[rows, self.category_[cols] + 1])
+        return rows, cols, x
+
+    def _features(self, snap: Snapshot, own: Personal, rows: np.ndarray,
+                  cols: np.ndarray, rank_of: dict[str, np.ndarray], ease: np.ndarray,
+                  cooc: np.ndarray, knn: np.ndarray, category_share: np.ndarray
+                  ) -> np.ndarray:
+        count = lookup(own.count, rows, cols)
+        days_since = lookup(own.last, rows, cols) - 1  # stored as days + 1: 0 is a cell
+        first_days = lookup(own.first, rows, cols) - 1
+        interval = np.where(count > 1, (first_days - days_since) / np.maximum(count - 1, 1),
+                            np.nan)
+        interval[interval <= 0] = np.nan  # several orders on one day: no pace yet
+        orders = own.orders[rows]
+        totals = np.asarray(own.count.sum(axis=1)).ravel()
+        price = self.price_
+        nan = np.full(len(rows), np.nan, np.float32)
+        paid = own.count.multiply(np.nan_to_num(price)[None, :]).tocsr()
+        usual = np.asarray(paid.sum(axis=1)).ravel() / np.maximum(totals, 1)
+        columns = {
+            "count": np.nan_to_num(count), "days_since": days_since, "first_days": first_days,
+            "interval": interval, "due": days_since / interval,
+            "decayed": np.nan_to_num(lookup(own.decayed, rows, cols)),
+            "basket_share": np.nan_to_num(count) / np.maximum(orders, 1),
+            "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
+            "cooc": cooc, "cooc_rank": rank_of["cooc"], "knn": knn, "knn_rank": rank_of["knn"],
+            "pop_rank": rank_of["pop"], "category_rank": rank_of["category"],
+            "pop_all": snap.pop_all[cols], "pop_28": snap.pop_28[cols], "pop_7": snap.pop_7[cols],
+            "trend": (snap.pop_7[cols] + 1) / (snap.pop_28[cols] / 4 + 1),
+            "item_age": snap.item_age[cols], "item_interval": snap.item_interval[cols],
+            "item_repeat": snap.item_repeat[cols], "price": price[cols],
+            "orders": orders, "recency": own.recency[rows],
+            "gap": own.span[rows] / np.maximum(orders, 1),
+            "distinct": np.diff(own.count.indptr)[rows].astype(np.float32),
+            "category_share": category_share, "price_ratio": price[cols] / usual[rows],
+        }
+        return np.column_stack([np.asarray(columns[f], np.float32) for f in FEATURES])
+
+    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError  # ranks through recommend(); never a dense catalog score
+
+    def _item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Bought in the same order (P(j | i)), best sellers after them."""
+        snap = self.snapshot_
+        scores = snap.cooc[items].toarray()
+        return scores + 1e-6 * np.log1p(snap.pop_all)[None, :] / np.log1p(
+            max(float(snap.pop_all.max(initial=0)), 1.0))
+
+    def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
+                  users: np.ndarray | None = None, exclude: sparse.csr_matrix | None = None,
+                  candidates: np.ndarray | None = None) -> Ranked:
+        """The top ``n`` of each row's candidates by the learned ranker."""
+        return self.recommend_with_reasons(history, n, users=users, exclude=exclude,
+                                           candidates=candidates)[0]
+
+    def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
+                               users: np.ndarray | None = None,
+                               exclude: sparse.csr_matrix | None = None,
+                               candidates: np.ndarray | None = None, own_only: bool = False
+                               ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend`` plus why each pick ranked: ``Reason`` values and the anchor of each
+        (the product it goes with, or for ``REPEATS_EVERY`` the usual days between
+        purchases; -1 for none). ``own_only``: rank the customer's own products only.
+        Rows may mix stored customers and ``users = -1``; history beyond a stored
+        customer's (live events) counts as an order today."""
+        self._check_fitted()
+        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
+                                                                 candidates)
+        batch = history.shape[0]
+        users = np.full(batch, -1, np.int32) if users is None else users
+        allowed = np.ones(self.n_items_, bool)
+        if candidates is not None:
+            allowed[:] = False
+            allowed[candidates] = True
+        ids = np.full((batch, n), -1, np.int32)
+        scores = np.full((batch, n), -np.inf, np.float32)
+        at = np.full((batch, n), -1, np.int64)  # row of X behind each pick
+        own = self._live(history, users)
+        rows, cols, x = self._all_pairs(self.snapshot_, own, allowed, exclude, own_only)
+        known = (np.diff(own.count.indptr) > 0)[rows]  # nothing to go on: padding (fallback)
+        rows, cols, x = rows[known], cols[known], x[known]
+        if len(rows):
+            # a row without any own product among its candidates (a "discover" list) is
+            # ranked by the model learnt on never-bought products
+            mixed = np.zeros(batch, bool)
+            mixed[rows[x[:, FEATURES.index("count")] > 0]] = True
+            mine = mixed[rows]
+            predicted = np.empty(len(rows), np.float32)
+            for booster, part in ((self.booster_, mine), (self.discover_booster_, ~mine)):
+                if part.any():
+                    predicted[part] = booster.predict(x[part], num_threads=1)
+            starts = np.searchsorted(rows, np.arange(batch + 1))
+            for r in np.flatnonzero(np.diff(starts)):  # each row's few hundred candidates
+                lo, hi = starts[r], starts[r + 1]
+                best = lo + np.lexsort((cols[lo:hi], -predicted[lo:hi]))[:n]
+                ids[r, :len(best)], scores[r, :len(best)] = cols[best], predicted[best]
+                at[r, :len(best)] = best
+        kinds, anchors = self._reasons(own, ids, x, at)
+        return Ranked(ids, scores), kinds, anchors
+
+    def _reasons(self, own: Personal, ids: np.ndarray, x: np.ndarray, at: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """What ranked each pick, read from its features (see ``recommend_with_reasons``)."""
+        kinds = np.full(ids.shape, int(Reason.NONE), np.int32)
+        anchors = np.full(ids.shape, -1, np.int32)
+        picked = ids >= 0
+        if not picked.any():
+            return kinds, anchors
+        f = {name: x[at[picked], j] for j, name in enumerate(FEATURES)}
+        ranks = np.column_stack([np.nan_to_num(f[c], nan=np.inf) for c in
+                                 ("cooc_rank", "ease_rank", "knn_rank", "pop_rank",
+                                  "category_rank")])
+        best = np.argmin(ranks, axis=1)
+        shared = f["category_share"] > 0
+        new = ~(f["item_age"] >= NEW_DAYS)  # nan (never sold) counts as new
+        kind = np.select(
+            [f["count"] > 0, new & shared, best == 0, best <= 2, shared],
+            [np.where(f["interval"] >= 1, Reason.REPEATS_EVERY, Reason.BOUGHT_BEFORE),
+             Reason.NEW_IN_CATEGORY_YOU_BUY, Reason.BOUGHT_TOGETHER,
+             Reason.BECAUSE_YOU_BOUGHT, Reason.POPULAR_IN_CATEGORY],
+            np.where(f["trend"] > 1.5, Reason.TRENDING, Reason.POPULAR))
+        anchor = np.where(kind == Reason.REPEATS_EVERY, np.round(np.nan_to_num(f["interval"])),
+                          -1).astype(np.int32)
+        kinds[picked], anchors[picked] = kind, anchor
+        together = np.isin(kinds, (Reason.BOUGHT_TOGETHER, Reason.BECAUSE_YOU_BOUGHT))
+        if together.any():
+            found = because_you_bought(self.snapshot_.cooc, own.count,
+                                       np.where(together, ids, -1))
+            anchors[together] = found[together]
+            kinds[together & (found < 0)] = Reason.PERSONALIZED
+        return kinds, anchors
+
+    def _live(self, history: sparse.csr_matrix, users: np.ndarray) -> Personal:
+        """Stored history of known rows; cells of ``history`` beyond it (events since the
+        bundle, or a customer it never saw) count as one more order today."""
+        known = sparse.diags((users >= 0).astype(np.float32))
+        own = self._personal(self.snapshot_, np.clip(users, 0, None))
+        own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
+                                                     own.decayed)),
+                       np.where(users >= 0, own.orders, 0), np.where(users >= 0, own.recency,
+                                                                     np.nan),
+                       np.where(users >= 0, own.span, np.nan), users)
+        fresh = as_csr(history - known @ self.seen_[np.clip(users, 0, None)])
+        fresh.data[fresh.data < 1e-6] = 0
+        fresh.eliminate_zeros()
+        if not fresh.nnz:
+            return own
+        mark = sparse.csr_matrix((np.ones(fresh.nnz, np.float32), fresh.indices.copy(),
+                                  fresh.indptr.copy()), shape=fresh.shape)
+        today = np.diff(fresh.indptr) > 0
+        return Personal(as_csr(own.count + mark),
+                        as_csr(own.last - own.last.multiply(mark) + mark),
+                        as_csr(own.first + mark - mark.multiply(own.first > 0)),
+                        as_csr(own.decayed + mark), own.orders + today,
+                        np.where(today, 0.0, own.recency),
+                        np.where(today & np.isnan(own.span), 0.0, own.span), users)
+
+    # -- persistence ------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        text = self.booster_.model_to_string().encode()
+        discover = self.discover_booster_.model_to_string().encode()
+        return {"n_items_": np.asarray(self.n_items_), "n_users_": np.asarray(self.n_users_),
+                "price_": self.price_, "category_": self.category_,
+                "trees_used_": np.asarray(self.trees_used_),
+                "booster": np.frombuffer(text, np.uint8),
+                "booster_sha256": np.asarray(hashlib.sha256(text).hexdigest()),
+                "discover_booster": np.frombuffer(discover, np.uint8),
+                "discover_booster_sha256": np.asarray(hashlib.sha256(discover).hexdigest()),
+                **self.snapshot_.arrays("snapshot."),
+                **{f"seen.{p}": getattr(self.seen_, p) for p in ("data", "indices", "indptr")}}
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
+        missing = {"booster", "discover_booster", "n_items_", "seen.data"} - set(state)
+        if missing:
+            raise ValueError(f"ranker state lacks {sorted(missing)} (not a ranker bundle?).")
+        model = cls(**params)
+        model.booster_ = _booster(state, "booster")
+        model.discover_booster_ = _booster(state, "discover_booster")
+        model.n_items_ = int(state["n_items_"])
+        model.n_users_ = int(state["n_users_"])
+        model.price_ = np.asarray(state["price_"])
+        model.category_ = np.asarray(state["category_"])
+        model.trees_used_ = int(state["trees_used_"])
+        model.snapshot_ = Snapshot.from_arrays(state, "snapshot.")
+        model.seen_ = sparse.csr_matrix((state["seen.data"], state["seen.indices"],
+                                         state["seen.indptr"]),
+                                        shape=(model.n_users_, model.n_items_))
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            from recsys.errors import NotFittedError
+
+            raise NotFittedError("LearnedRanker is not fitted; call fit() first.")
+
+
+def _best_cells(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int,
+                usable: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` highest-valued usable cells of each row: ``(rows, cols, rank)``, rank from 1
+    (ties by column)."""
+    keep = np.isfinite(values) & usable(rows, cols)
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols = rows[order], cols[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    rank = np.arange(len(rows)) - starts + 1
+    top = rank <= k
+    return rows[top], cols[top], rank[top].astype(np.float32)
+
+
+def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
+             cols: np.ndarray, n_items: int) -> np.ndarray:
+    """Each pair's rank in ``source`` (``_best_cells`` output), nan where it is absent."""
+    r, c, rank = source
+    keys = r.astype(np.int64) * n_items + c
+    order = np.argsort(keys)
+    keys, rank = keys[order], rank[order]
+    wanted = rows.astype(np.int64) * n_items + cols
+    at = np.searchsorted(keys, wanted)
+    found = at < len(keys)
+    found[found] = keys[at[found]] == wanted[found]
+    out = np.full(len(rows), np.nan, np.float32)
+    out[found] = rank[at[found]]
+    return out
+
+
+def _booster(state: Mapping[str, np.ndarray], key: str) -> lgb.Booster:
+    """A LightGBM model from its text in the state, checked against its sha256."""
+    text = np.asarray(state[key], np.uint8).tobytes()
+    if hashlib.sha256(text).hexdigest() != str(state[f"{key}_sha256"]):
+        raise ValueError(f"the ranker's {key} does not match its checksum (corrupt bundle).")
+    return lgb.Booster(model_str=text.decode())
+
+
+def _with_positives(rows: np.ndarray, x: np.ndarray, y: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Only the customers with at least one bought candidate (others teach LambdaRank
+    nothing)."""
+    hit = np.zeros(int(rows.max()) + 1 if len(rows) else 0, bool)
+    hit[rows[y > 0]] = True
+    keep = hit[rows]
+    return rows[keep], x[keep], y[keep]
+
+
+def _dataset(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> lgb.Dataset:
+    x = np.concatenate([s[1] for s in sets])
+    y = np.concatenate([s[2] for s in sets])
+    groups = np.concatenate([np.bincount(s[0])[np.bincount(s[0]) > 0] for s in sets])
+    return lgb.Dataset(x, y, group=groups, feature_name=list(FEATURES), free_raw_data=True)
+
+
+__all__ = ["LearnedRanker", "Snapshot", "FEATURES"]
