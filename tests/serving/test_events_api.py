@@ -213,3 +213,19 @@ def test_a_422_echoes_at_most_1_kb_of_input(client: TestClient) -> None:
     detail = response.json()["detail"]
     assert detail[0]["loc"] == ["body", "events", 0, "event_id"]
     assert len(detail) <= 21 and detail[-1]["type"] == "too_many_errors"
+
+
+def test_a_shopper_who_only_looked_is_not_told_about_purchases(client: TestClient,
+                                                               als_bundle: Path) -> None:
+    products = product_ids(als_bundle)[20:23]
+    post(client, [{"event_id": f"look-{i}", "customer_id": "looker-1", "event_type": kind,
+                   "product_id": p} for i, (kind, p) in enumerate(
+                       zip(["view", "add_to_cart", "view"], products, strict=True))])
+    for mode in ("discover", "buy_again"):
+        body = client.get("/v1/customers/looker-1/recommendations", headers=HEADERS,
+                          params={"n": 10, "mode": mode}).json()
+        assert body["personalized"] is True
+        codes = {i["reason_code"] for i in body["items"]}
+        assert codes <= {"from_what_you_looked_at", "looked_at", "popular"}, codes
+        assert not any("bought" in i["reason"] or "buy" in i["reason"] for i in body["items"])
+        assert codes - {"popular"}
