@@ -10,11 +10,7 @@ from fastapi.testclient import TestClient
 
 from recsys.experiments.assignment import in_holdout
 from recsys.exposures import ExposureLog
-from tests.serving import conftest
-from tests.serving.conftest import HEADERS, MakeClient, known_customers, product_ids
-
-# The key that may erase (a privacy key once scoped keys exist, else the client key).
-PRIVACY = getattr(conftest, "PRIVACY", HEADERS)
+from tests.serving.conftest import HEADERS, PRIVACY, MakeClient, known_customers, product_ids
 
 
 def log_of(tmp_path: Path) -> ExposureLog:
