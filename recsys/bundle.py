@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from recsys.coupons.served import ServedPropensity
 
 SCHEMA_VERSION = 1
-PRODUCT_COLUMNS = ("product_id", "title", "category", "price", "available")
+PRODUCT_COLUMNS = ("product_id", "title", "category", "price", "available", "first_sold")
 _ARRAY_FILES = ("model.npz", "history.npz", "popularity.npz")
 
 

@@ -263,6 +263,8 @@ class LearnedRanker(Model):
 
     name: ClassVar[str] = "ranker"
     stores_users: ClassVar[bool] = True
+    # rows may mix stored customers (with live events on top) and unknown ones
+    ranks_live_rows: ClassVar[bool] = True
 
     def __init__(self, *, windows: int = 3, window_days: int = 28, per_source: int = 50,
                  half_life_days: float = 60.0, ease_items: int = 3000,
@@ -418,7 +420,8 @@ class LearnedRanker(Model):
 
         sources: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         dec = own.decayed.tocoo()
-        sources["own"] = _best_cells(dec.row, dec.col, dec.data, 2 * k, usable)
+        sources["own"] = _best_cells(dec.row, dec.col, dec.data,
+                                     self.n_items_ if own_only else 2 * k, usable)
         for name in ("ease", "cooc", "knn", "pop", "category"):
             sources[name] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
         ease = np.zeros((n_rows, 0), np.float32)

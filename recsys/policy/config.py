@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recsys.errors import ConfigError
 
-Mode = Literal["discover", "buy_again", "mixed"]
+Mode = Literal["discover", "buy_again", "mixed", "new_arrivals"]
 
 
 class StagePolicy(BaseModel):
@@ -29,7 +29,7 @@ class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     default_mode: Mode = "mixed"
     stages: dict[str, StagePolicy] = Field(default_factory=dict)
-    new_product_days: int = Field(28, ge=0)  # "new in a category you buy" window
+    new_product_days: int = Field(28, ge=0)  # new_arrivals: first sold this recently, or never
     popular_windows: tuple[str, ...] = ("all", "28d", "7d")
     fold_in_weight: float = Field(1.0, gt=0)  # history weight of one purchase event
     view_weight: float = Field(0.25, ge=0)  # views and add-to-cart count less than purchases

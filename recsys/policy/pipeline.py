@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from recsys.bundle import Bundle
@@ -88,6 +89,7 @@ class Engine:
         self.product_ids = self.products.ids  # converted once: arrow-backed ids are slow
         self._ranker = FactorRanker(self.model) if FactorRanker.supports(self.model) else None
         self._popular_order = np.argsort(-bundle.popularity["all"], kind="stable")
+        self._new_arrivals = self._arrivals(bundle, self.policy.new_product_days)
         frame = bundle.customers
         self._stage = frame["stage"].astype(str).to_numpy() if "stage" in frame else None
         self._row_modes = self._stage_modes()
@@ -116,6 +118,21 @@ class Engine:
     @property
     def version(self) -> str:
         return self.bundle.version
+
+    @staticmethod
+    def _arrivals(bundle: Bundle, days: int) -> np.ndarray:
+        """Products first sold within ``days`` of the bundle's last sale, or never sold yet
+        but in the catalog (the ``new_arrivals`` mode's products)."""
+        products = bundle.products
+        never = np.ones(len(products), bool)
+        if "first_sold" not in products:  # a bundle from before first_sold: unsold ones only
+            never = np.asarray(bundle.history.sum(axis=0)).ravel() == 0
+            return never & products["available"].to_numpy(bool)
+        first = pd.to_datetime(products["first_sold"])
+        end = first.max()
+        recent = (first >= end - pd.Timedelta(days=days)).to_numpy(bool)
+        never = first.isna().to_numpy(bool) & products["available"].to_numpy(bool)
+        return recent | never
 
     # -- live state -------------------------------------------------------------------------
     def add_interactions(self, customer_id: str, product_ids: Iterable[str],
@@ -261,7 +278,8 @@ class Engine:
             c_idx = np.concatenate([np.fromiter(e.keys(), np.int64) for _, e in extra])
             vals = np.concatenate([np.fromiter(e.values(), np.float32) for _, e in extra])
             rows = rows + sparse.csr_matrix((vals, (r_idx, c_idx)), shape=rows.shape)
-            users[[r for r, _ in extra]] = -1  # stored vector is stale: fold in afresh
+            if not getattr(self.model, "ranks_live_rows", False):  # it merges them itself
+                users[[r for r, _ in extra]] = -1  # stored vector is stale: fold in afresh
         return as_csr(rows), users, allowed
 
     # -- questions --------------------------------------------------------------------------
@@ -321,20 +339,23 @@ class Engine:
         codes = np.full((len(customer_ids), n), "popular", dtype=object)
         anchors = np.full((len(customer_ids), n), -1, np.int32)
         excluding = np.zeros(len(customer_ids), bool)
-        for m in ("discover", "mixed", "buy_again"):
+        for m in ("discover", "mixed", "buy_again", "new_arrivals"):
             if m not in asked:
                 continue
             rows = np.flatnonzero((modes == m) & has_history)
             exclude_it = exclude_purchased if exclude_purchased is not None else m == "discover"
             excluding[rows] = exclude_it and m != "buy_again"
             every = len(rows) == len(customer_ids)  # a request's one row: no scipy indexing
+            allowed_here = mask & self._new_arrivals if m == "new_arrivals" else mask
             ranked, kind, anchor = self._personal(history if every else history[rows],
-                                                  users[rows], n, mask, m, exclude_it)
+                                                  users[rows], n, allowed_here, m, exclude_it)
             ids[rows], scores[rows], codes[rows], anchors[rows] = ranked.ids, ranked.scores, \
                 kind, anchor
         if (ids < 0).any():
             excluded = select_rows(history, np.where(excluding, np.arange(len(excluding)), -1))
-            self._fill_popular(ids, scores, codes, excluded, mask)
+            arrivals = modes == "new_arrivals"
+            self._fill_popular(ids, scores, codes, excluded, mask, ~arrivals)
+            self._fill_popular(ids, scores, codes, excluded, mask & self._new_arrivals, arrivals)
         fallback = np.full(len(customer_ids), None, object)
         fallback[~has_history & allowed] = "cold_start"
         fallback[~has_history & ~allowed] = "not_personalized"
@@ -436,6 +457,11 @@ class Engine:
         candidates = None if mask.all() else np.flatnonzero(mask)
         if exclude is None and exclude_purchased:
             exclude = history
+        if getattr(self.model, "ranks_live_rows", False):  # the learned ranker: every mode
+            ranked, kind, anchor = self.model.recommend_with_reasons(
+                history, n, users=users, exclude=exclude, candidates=candidates,
+                own_only=mode == "buy_again")
+            return ranked, self.reasons.codes(kind), anchor
         if mode == "buy_again":
             return self._buy_again(history, n, mask)
         if self._ranker is not None:
@@ -501,9 +527,11 @@ class Engine:
                     codes[r, k] = "from_what_you_looked_at"
 
     def _fill_popular(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,
-                      exclude: sparse.csr_matrix | None, mask: np.ndarray) -> None:
-        """Pad rows that have fewer than ``n`` picks with popular items they lack."""
-        short = np.flatnonzero((ids < 0).any(axis=1))
+                      exclude: sparse.csr_matrix | None, mask: np.ndarray,
+                      rows: np.ndarray | None = None) -> None:
+        """Pad rows (``rows``: a mask of those to pad, default all) that have fewer than
+        ``n`` picks with popular items they lack."""
+        short = np.flatnonzero((ids < 0).any(axis=1) & (True if rows is None else rows))
         if not len(short):
             return
         order = self._popular_order[mask[self._popular_order]]

@@ -34,7 +34,7 @@ def picks_cmd(
         "--exclude-purchased/--include-purchased",
         help="Override the policy (by lifecycle stage) on products already bought.")] = None,
     mode: Annotated[Mode | None, typer.Option(help="Override the stage's mode: discover, "
-                                              "mixed or buy_again.")] = None,
+                                              "mixed, buy_again or new_arrivals.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Customers per chunk (bounds memory; "
                                             "unit of resumption).")] = 5000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Ranking threads.")] = 2,

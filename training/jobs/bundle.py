@@ -61,6 +61,8 @@ def product_table(data: RetailData, products: IdMap) -> pd.DataFrame:
     frame["title"] = frame["title"].fillna("")
     frame["category"] = frame["category"].fillna("")
     frame["available"] = frame["available"].fillna(True).astype(bool)
+    first = data.transactions.groupby("product_id")["timestamp"].min()
+    frame["first_sold"] = frame["product_id"].map(first).astype("datetime64[ns]")  # NaT: never
     return frame[list(PRODUCT_COLUMNS)]
 
 
