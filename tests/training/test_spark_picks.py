@@ -96,8 +96,9 @@ def test_spark_writes_exactly_the_rows_of_the_in_process_job(
 
 def test_a_failed_run_resumes_from_its_whole_parts(
         spark: object, retailer: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
-    bundle, data, _ = retailer
-    store = EventStore(f"sqlite:///{data / 'events.db'}")
+    bundle, _, who = retailer
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")  # another journal, same session
+    store.erase(who["shopper"])
     job = SparkPicks.prepare(bundle, store, "all", str(tmp_path / "picks.parquet"), n=4,
                              chunk_size=120, workdir=tmp_path)
     store.close()
@@ -105,6 +106,8 @@ def test_a_failed_run_resumes_from_its_whole_parts(
     first = job.run(spark, "run-a")  # type: ignore[arg-type]
     assert first.written > 300 and first.chunks_resumed == 0
     whole = pq.read_table(out)
+    assert who["shopper"] not in whole["customer_id"].to_pylist()
+    assert who["erased"] in whole["customer_id"].to_pylist()
     # What a run killed after one task leaves: one whole part and a temporary file.
     for name in ("part-000000.parquet", "part-000002.parquet", "_SUCCESS"):
         (out / name).unlink()

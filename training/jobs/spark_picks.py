@@ -5,10 +5,11 @@ The driver does what ``training/jobs/picks.py`` does before computing anything: 
 bundle, replays the event journal and selects the audience minus the customers without
 consent (``PicksJob.prepare``). The journal it replays is a snapshot (one SQLite file) that
 every executor replays too, so all of them see the same consents, erasures and fresh events.
-The bundle directory and the snapshot are shipped once per executor (``SparkContext.addFile``);
-the audience and the options are broadcast. Each Python worker loads the bundle once and keeps
-the engine for the tasks that follow. One task computes one chunk with ``audience_slice``,
-the function the in-process job's threads call, so the rows are the same.
+The bundle and the snapshot, staged in one directory named for the job, are shipped once per
+executor (``SparkContext.addFile``); the audience and the options are broadcast. Each Python
+worker loads the bundle once and keeps the engine for the tasks that follow. One task
+computes one chunk with ``audience_slice``, the function the in-process job's threads call,
+so the rows are the same.
 
 The output is a directory of Parquet files, one per chunk (``part-000042.parquet``, in
 audience order), which Spark, pyarrow and pandas read as one table. Each part is written under
@@ -19,7 +20,9 @@ job again (same ``_KEY``) computes only the missing ones. Paths may be local or 
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +52,18 @@ STATS_DDL = ("chunk long, rows long, coupons long, budget_used double, products 
 _WORKER: dict[str, Engine] = {}  # this Python worker's engine, by job key
 
 
-def snapshot_journal(store: EventStore, directory: Path) -> list[Path]:
+def snapshot_journal(store: EventStore, directory: Path) -> str:
     """Copy ``store`` as it is now into ``directory/journal.db`` (every table, whatever the
-    store's schema version), with its erasure key when it has one; returns the files (the
-    database first). One consistent copy: SQLite's backup API, or one REPEATABLE READ
-    transaction on other databases."""
+    store's schema version), with its erasure key when it has one; returns the copy's URL.
+    One consistent copy: SQLite's backup API, or one REPEATABLE READ transaction on other
+    databases."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "journal.db"
-    files = [path]
     key = getattr(store, "_key", None)  # erasures are keyed hashes: the copy needs the key
     if key is not None:
         from recsys.events import KEY_FILE  # the file a SQLite store reads its key from
 
-        files.append(directory / KEY_FILE)
-        files[-1].write_bytes(key)
+        (directory / KEY_FILE).write_bytes(key)
     source = store.engine
     if source.dialect.name == "sqlite":
         raw = source.raw_connection()
@@ -82,7 +83,7 @@ def snapshot_journal(store: EventStore, directory: Path) -> list[Path]:
                 for rows in src.execute(sa.select(table)).mappings().partitions(10_000):
                     dst.execute(table.insert(), [dict(r) for r in rows])
         target_engine.dispose()
-    return files
+    return f"sqlite:///{path}"
 
 
 def load_engine(bundle_dir: Path, journal_url: str, manifest: dict[str, Any]
@@ -113,8 +114,7 @@ def filesystem(out: str) -> tuple[pafs.FileSystem, str]:
 class _Plan:
     """What every task needs besides the shipped files (broadcast once per executor)."""
 
-    bundle: str  # SparkFiles names
-    journal: str
+    stage: str  # SparkFiles name of the staged bundle and journal
     manifest: dict[str, Any]
     ids: np.ndarray
     chunk_size: int
@@ -133,22 +133,25 @@ class SparkPicks:
 
     job: PicksJob
     out: str  # the output directory: a path or a URI
-    bundle_dir: Path
-    journal: list[Path]  # the snapshot's files, database first
+    stage: Path  # bundle/ and the journal snapshot, shipped to the executors
     manifest: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def prepare(cls, bundle_dir: Path, store: EventStore, audience: str, out: str, *,
                 manifest: dict[str, Any] | None = None, n: int = 10, coupons: int = 0,
                 chunk_size: int = 5000, workdir: Path, **filters: Any) -> SparkPicks:
-        """Snapshot the journal into ``workdir``, replay it on the driver's engine and select
-        the audience as the in-process job does; ``out`` is a directory (``.parquet``)."""
+        """Stage the bundle and a journal snapshot in ``workdir``, replay the snapshot on the
+        driver's engine and select the audience as the in-process job does; ``out`` is a
+        directory (``.parquet``)."""
         out = out if "://" in out else str(Path(out).resolve())  # executors share no cwd
-        journal = snapshot_journal(store, workdir / "journal")
-        engine, seq = load_engine(bundle_dir, f"sqlite:///{journal[0]}", manifest or {})
+        # A name of its own: a Spark session ships each file name once.
+        stage = workdir / f"recsys-picks-{uuid.uuid4().hex[:12]}"
+        shutil.copytree(bundle_dir, stage / "bundle")
+        url = snapshot_journal(store, stage)
+        engine, seq = load_engine(stage / "bundle", url, manifest or {})
         job = PicksJob.prepare(engine, audience, Path(out), n=n, coupons=coupons,
                                chunk_size=chunk_size, fingerprint=f"journal:{seq}", **filters)
-        return cls(job, out, bundle_dir, journal, dict(manifest or {}))
+        return cls(job, out, stage, dict(manifest or {}))
 
     def _read(self, name: str) -> str | None:
         fs, root = filesystem(self.out)
@@ -177,13 +180,11 @@ class SparkPicks:
                 with fs.open_output_stream(f"{root}/{name}") as f:
                     f.write(text.encode())
         context = spark.sparkContext
-        context.addFile(str(self.bundle_dir), recursive=True)
-        for file in self.journal:  # into one directory on each executor, as here
-            context.addFile(str(file))
+        context.addFile(str(self.stage), recursive=True)
         engine = self.job.engine
         budget = engine.coupon_budget() if self.job.coupons else None
         plan = context.broadcast(_Plan(
-            self.bundle_dir.name, self.journal[0].name, self.manifest, self.job.ids,
+            self.stage.name, self.manifest, self.job.ids,
             self.job.chunk_size, self.job.n, self.job.coupons, self.job.filters, budget,
             run_id, self.out, self.job.key))
         chunks = self.job.chunks
@@ -219,8 +220,8 @@ def _worker_engine(p: _Plan) -> Engine:
 
     if p.key not in _WORKER:
         _WORKER.clear()
-        _WORKER[p.key], _seq = load_engine(Path(SparkFiles.get(p.bundle)),
-                                           f"sqlite:///{SparkFiles.get(p.journal)}",
+        stage = Path(SparkFiles.get(p.stage))
+        _WORKER[p.key], _seq = load_engine(stage / "bundle", f"sqlite:///{stage / 'journal.db'}",
                                            p.manifest)
     return _WORKER[p.key]
 
