@@ -460,12 +460,16 @@ def _resolve_key(url: sa.engine.URL, key: bytes | str | None) -> bytes:
 
 
 def _create_tables(engine: sa.Engine) -> None:
-    """Create the journal if missing. Server workers start together on a fresh store: when
-    another process creates it between the check and the create, check again."""
-    try:
-        _metadata.create_all(engine)
-    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-        _metadata.create_all(engine)
+    """Create the tables if missing. Server workers start together on a fresh store: when
+    another process creates one between the check and the create, check again (once per
+    table it may win)."""
+    for attempt in range(len(_metadata.tables) + 1):
+        try:
+            _metadata.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == len(_metadata.tables):
+                raise
 
 
 def _engine_options(url: str) -> dict[str, object]:
