@@ -88,3 +88,18 @@ def test_baskets_must_match_the_matrix() -> None:
     for bad in ({"r_b": 0.0}, {"r_g": 1.5}, {"alpha": -0.1}, {"k": 0}, {"group_size": 0}):
         with pytest.raises(ValueError):
             TIFUKNN(**bad).fit(counts, baskets=baskets)
+
+
+def test_sparse_neighbour_sums_equal_the_dense_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    orders = {f"c{u}": [list(rng.choice(list("ABCD"), size=rng.integers(1, 4), replace=False))
+                        for _ in range(rng.integers(1, 6))] for u in range(30)}
+    baskets, counts = baskets_of(orders)
+    model = TIFUKNN(k=4, group_size=2).fit(counts, baskets=baskets)
+    users = np.r_[np.arange(30), -1, -1]
+    history = sparse.vstack([counts, counts[:2]]).tocsr()
+    dense = model.score_rows(history, users).toarray()
+    monkeypatch.setattr("recsys.models.tifuknn._SIM_CELLS", 0)  # a huge customer base
+    np.testing.assert_allclose(model.score_rows(history, users).toarray(), dense, rtol=1e-5)
+    np.testing.assert_allclose(dense[30:], TIFUKNN(k=4, group_size=2).fit(
+        counts, baskets=baskets).score_rows(counts[:2]).toarray(), rtol=1e-6)  # live rows
