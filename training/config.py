@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,9 @@ class TrainConfig(_Strict):
     coupons: str | None = "configs/coupons.yaml"
     policy: str | None = "configs/policy.yaml"
     tune_trials: int = Field(0, ge=0)  # >0: tune the model first, each trial a nested run
+    # only history strictly before this moment (dataset and API events): split, model and
+    # bundle alike, so anyone can score the run's lists against what came after
+    until: datetime | None = None
 
 
 def load_config(path: str | Path | None) -> TrainConfig:

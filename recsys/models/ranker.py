@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Self
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
@@ -41,7 +42,8 @@ NEVER = np.float32(np.nan)  # LightGBM routes missing values itself
 
 FEATURES = (
     "count", "days_since", "first_days", "interval", "due", "decayed", "basket_share",
-    "own_rank", "ease", "ease_rank", "cooc", "cooc_rank", "knn", "knn_rank", "pop_rank",
+    "own_rank", "ease", "ease_rank", "cooc", "cooc_rank", "knn", "knn_rank", "twin",
+    "twin_rank", "pop_rank",
     "category_rank", "pop_all", "pop_28", "pop_7", "trend", "item_age", "item_interval",
     "item_repeat", "price", "orders", "recency", "gap", "distinct", "category_share", "price_ratio",
 )
@@ -76,6 +78,7 @@ class Snapshot:
     ease_weights: np.ndarray
     cooc: sparse.csr_matrix
     people: sparse.csr_matrix
+    twins: sparse.csr_matrix
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Plain arrays for ``state()`` (CSR matrices as their three arrays)."""
@@ -105,8 +108,10 @@ class Snapshot:
 
 
 def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
-             ease_regularization: float, cooc_neighbours: int) -> Snapshot:
-    """Fit every candidate source on ``baskets`` (seen from their ``as_of``)."""
+             ease_regularization: float, cooc_neighbours: int, text_group: np.ndarray
+             ) -> Snapshot:
+    """Fit every candidate source on ``baskets`` (seen from their ``as_of``);
+    ``text_group``: products with the same text share a code (-1: no text)."""
     n_users, n_items = baskets.n_users, baskets.n_items
     cells = baskets.items.tocoo()
     user = baskets.user[cells.row].astype(np.int64)
@@ -149,7 +154,26 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed), orders,
                     recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
                     item_repeat.astype(np.float32), ease_index, ease_w,
-                    _cooccurrence(baskets.items, cooc_neighbours), _unit_rows(cells_of(decayed)))
+                    _cooccurrence(baskets.items, cooc_neighbours), _unit_rows(cells_of(decayed)),
+                    _twins(text_group, pop_all))
+
+
+def _twins(text_group: np.ndarray, sold: np.ndarray) -> sparse.csr_matrix:
+    """Products x products: 1 from the best-selling product of a text to each unsold product
+    with the same text (a new barcode or size of something customers already buy)."""
+    n = len(text_group)
+    if not len(text_group) or (text_group < 0).all():
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    frame = pd.DataFrame({"group": text_group, "sold": sold})
+    selling = frame[(frame["group"] >= 0) & (frame["sold"] > 0)]
+    best = selling.sort_values("sold", ascending=False, kind="stable").groupby("group").head(1)
+    leader = pd.Series(best.index.to_numpy(), index=best["group"].to_numpy())
+    new = frame[(frame["group"] >= 0) & (frame["sold"] == 0)]
+    source = leader.reindex(new["group"].to_numpy()).to_numpy()
+    found = ~np.isnan(source)
+    return sparse.csr_matrix((np.ones(found.sum(), np.float32),
+                              (source[found].astype(np.int64), new.index.to_numpy()[found])),
+                             shape=(n, n))
 
 
 def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -266,11 +290,11 @@ class LearnedRanker(Model):
     # rows may mix stored customers (with live events on top) and unknown ones
     ranks_live_rows: ClassVar[bool] = True
 
-    def __init__(self, *, windows: int = 3, window_days: int = 28, per_source: int = 50,
-                 half_life_days: float = 60.0, ease_items: int = 3000,
-                 ease_regularization: float = 50.0, cooc_neighbours: int = 50,
-                 neighbours: int = 50,
-                 trees: int = 400, learning_rate: float = 0.05, leaves: int = 31,
+    def __init__(self, *, windows: int = 6, window_days: int = 28, per_source: int = 50,
+                 half_life_days: float = 60.0, ease_items: int = 2000,
+                 ease_regularization: float = 50.0, cooc_neighbours: int = 30,
+                 neighbours: int = 30,
+                 trees: int = 300, learning_rate: float = 0.08, leaves: int = 31,
                  min_child: int = 50, seed: int = 0) -> None:
         self.windows = windows
         self.window_days = window_days
@@ -301,6 +325,8 @@ class LearnedRanker(Model):
         self.n_items_, self.n_users_ = n_items, matrix.shape[0]
         self.price_ = feature(items, "price", n_items)
         self.category_, _ = encode_categories(items, n_items)
+        texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
+        self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
         mixed, discover = [], []
         for w in range(1, self.windows + 1):
             cut = w * self.window_days
@@ -335,8 +361,8 @@ class LearnedRanker(Model):
         refitted on all cuts with the number of trees found."""
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
                   "learning_rate": self.learning_rate, "num_leaves": self.leaves,
-                  "min_data_in_leaf": self.min_child, "feature_fraction": 0.8,
-                  "bagging_fraction": 0.8, "bagging_freq": 1, "lambdarank_truncation_level": 20,
+                  "min_data_in_leaf": self.min_child, "feature_fraction": 0.8, "max_bin": 63,
+                  "bagging_fraction": 0.7, "bagging_freq": 1, "lambdarank_truncation_level": 20,
                   # one thread: on a busy machine OpenMP's waiting threads cost 2-3x
                   "seed": self.seed, "deterministic": True, "num_threads": 1, "verbose": -1}
         rounds = self.trees
@@ -344,14 +370,14 @@ class LearnedRanker(Model):
         if len(sets) > 1:
             trial = lgb.train(params, _dataset(sets[1:]), num_boost_round=self.trees,
                               valid_sets=[_dataset(sets[:1])],
-                              callbacks=[lgb.early_stopping(30, verbose=False)])
+                              callbacks=[lgb.early_stopping(20, verbose=False)])
             rounds = max(trial.best_iteration, 10)
         return lgb.train(params, _dataset(sets), num_boost_round=rounds), rounds
 
     def _snapshot(self, baskets: Baskets) -> Snapshot:
         return snapshot(baskets, half_life_days=self.half_life_days, ease_items=self.ease_items,
                         ease_regularization=self.ease_regularization,
-                        cooc_neighbours=self.cooc_neighbours)
+                        cooc_neighbours=self.cooc_neighbours, text_group=self.text_group_)
 
     @staticmethod
     def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
@@ -412,49 +438,59 @@ class LearnedRanker(Model):
         weights = own.count.copy()
         weights.data = np.log1p(weights.data)
 
-        def usable(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            ok = allowed[cols]
-            if exclude is not None and exclude.nnz:
-                ok &= np.isnan(lookup(exclude, rows, cols))
-            return ok
+        blocked = None if exclude is None or not exclude.nnz else \
+            sparse.csr_matrix((np.ones(exclude.nnz, np.float32), exclude.indices,
+                               exclude.indptr), shape=exclude.shape)
+        keep = None if allowed.all() else sparse.diags(allowed.astype(np.float32))
 
-        sources: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        dec = own.decayed.tocoo()
-        sources["own"] = _best_cells(dec.row, dec.col, dec.data,
-                                     self.n_items_ if own_only else 2 * k, usable)
-        for name in ("ease", "cooc", "knn", "pop", "category"):
-            sources[name] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        def usable(scores: sparse.csr_matrix) -> sparse.csr_matrix:
+            """Only the allowed, not excluded cells (sparse ops: linear in the cells)."""
+            scores = scores.copy() if keep is None else as_csr(scores @ keep)
+            if blocked is not None:
+                scores = as_csr(scores - scores.multiply(blocked))
+            scores.eliminate_zeros()
+            return scores
+
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        sources = dict.fromkeys(("own", "ease", "cooc", "knn", "twin", "pop", "category"),
+                                empty)
+        sources["own"] = _top_per_row(usable(own.decayed), self.n_items_ if own_only else 2 * k)
         ease = np.zeros((n_rows, 0), np.float32)
-        cooc = knn = sparse.csr_matrix((n_rows, self.n_items_), dtype=np.float32)
+        cooc = knn = twin = sparse.csr_matrix((n_rows, self.n_items_), dtype=np.float32)
         spend = self._category_spend(own)
         if len(snap.ease_items) and not own_only:
             ease = np.asarray(weights[:, snap.ease_items] @ snap.ease_weights, np.float32)
             block = np.where(allowed[snap.ease_items][None, :], ease, -np.inf)
-            if exclude is not None and exclude.nnz:
-                ex = exclude[:, snap.ease_items].tocoo()
+            if blocked is not None:
+                ex = blocked[:, snap.ease_items].tocoo()
                 block[ex.row, ex.col] = -np.inf
             ids = top_n(block, k).ids
             r, c = np.nonzero(ids >= 0)
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
         if not own_only:
             cooc = as_csr(weights @ snap.cooc)
-            cc = cooc.tocoo()
-            sources["cooc"] = _best_cells(cc.row, cc.col, cc.data, k, usable)
+            cooc.sort_indices()
+            sources["cooc"] = _top_per_row(usable(cooc), k)
             knn = self._neighbours(snap, own)
-            kc = knn.tocoo()
-            sources["knn"] = _best_cells(kc.row, kc.col, kc.data, k, usable)
+            knn.sort_indices()
+            sources["knn"] = _top_per_row(usable(knn), k)
+            twin = as_csr(own.decayed @ snap.twins)
+            sources["twin"] = _top_per_row(usable(twin), k)
             trend = (snap.pop_7 + 1) / (snap.pop_28 / 4 + 1) * np.log1p(snap.pop_28)
-            pop_score = np.log1p(snap.pop_28) + 0.1 * trend
+            pop_score = (np.log1p(snap.pop_28) + 0.1 * trend).astype(np.float32)
             shortlist = np.flatnonzero(allowed)
             if len(shortlist) > SHORTLIST:  # a few best sellers; a small filtered set whole
                 shortlist = shortlist[np.argsort(-pop_score[shortlist],
                                                  kind="stable")[: 3 * k]]
-            r = np.repeat(np.arange(n_rows), len(shortlist))
-            c = np.tile(shortlist, n_rows)
-            sources["pop"] = _best_cells(r, c, pop_score[c], k // 2, usable)
-            affinity = spend[r, self.category_[c] + 1] * (1 + pop_score[c])
-            sources["category"] = _best_cells(r, c, np.where(affinity > 0, affinity, -np.inf),
-                                              k, usable)
+            width = len(shortlist)
+            tiled = sparse.csr_matrix((np.tile(pop_score[shortlist], n_rows),
+                                       np.tile(shortlist, n_rows),
+                                       np.arange(n_rows + 1) * width),
+                                      shape=(n_rows, self.n_items_))
+            sources["pop"] = _top_per_row(usable(tiled), k // 2)
+            tiled.data = spend[np.repeat(np.arange(n_rows), width),
+                               self.category_[tiled.indices] + 1] * (1 + tiled.data)
+            sources["category"] = _top_per_row(usable(tiled), k)
         n_items = self.n_items_
         keys = np.unique(np.concatenate([r.astype(np.int64) * n_items + c
                                          for r, c, _ in sources.values()]))
@@ -467,14 +503,15 @@ class LearnedRanker(Model):
         ease_value = np.where(at >= 0, ease[rows, np.maximum(at, 0)] if ease.size else 0.0,
                               np.nan)
         x = self._features(snap, own, rows, cols, rank_of, ease_value,
-                           lookup(cooc, rows, cols, 0.0), lookup(knn, rows, cols, 0.0),
+                           _values(cooc, rows, cols), _values(knn, rows, cols),
+                           _values(twin, rows, cols),
                            spend[rows, self.category_[cols] + 1])
         return rows, cols, x
 
     def _features(self, snap: Snapshot, own: Personal, rows: np.ndarray,
                   cols: np.ndarray, rank_of: dict[str, np.ndarray], ease: np.ndarray,
-                  cooc: np.ndarray, knn: np.ndarray, category_share: np.ndarray
-                  ) -> np.ndarray:
+                  cooc: np.ndarray, knn: np.ndarray, twin: np.ndarray,
+                  category_share: np.ndarray) -> np.ndarray:
         count = lookup(own.count, rows, cols)
         days_since = lookup(own.last, rows, cols) - 1  # stored as days + 1: 0 is a cell
         first_days = lookup(own.first, rows, cols) - 1
@@ -487,6 +524,7 @@ class LearnedRanker(Model):
         nan = np.full(len(rows), np.nan, np.float32)
         paid = own.count.multiply(np.nan_to_num(price)[None, :]).tocsr()
         usual = np.asarray(paid.sum(axis=1)).ravel() / np.maximum(totals, 1)
+        usual[usual <= 0] = np.nan  # no priced purchase: no usual price
         columns = {
             "count": np.nan_to_num(count), "days_since": days_since, "first_days": first_days,
             "interval": interval, "due": days_since / interval,
@@ -494,6 +532,7 @@ class LearnedRanker(Model):
             "basket_share": np.nan_to_num(count) / np.maximum(orders, 1),
             "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
             "cooc": cooc, "cooc_rank": rank_of["cooc"], "knn": knn, "knn_rank": rank_of["knn"],
+            "twin": twin, "twin_rank": rank_of["twin"],
             "pop_rank": rank_of["pop"], "category_rank": rank_of["category"],
             "pop_all": snap.pop_all[cols], "pop_28": snap.pop_28[cols], "pop_7": snap.pop_7[cols],
             "trend": (snap.pop_7[cols] + 1) / (snap.pop_28[cols] / 4 + 1),
@@ -579,19 +618,26 @@ class LearnedRanker(Model):
         f = {name: x[at[picked], j] for j, name in enumerate(FEATURES)}
         ranks = np.column_stack([np.nan_to_num(f[c], nan=np.inf) for c in
                                  ("cooc_rank", "ease_rank", "knn_rank", "pop_rank",
-                                  "category_rank")])
+                                  "category_rank", "twin_rank")])
         best = np.argmin(ranks, axis=1)
         shared = f["category_share"] > 0
         new = ~(f["item_age"] >= NEW_DAYS)  # nan (never sold) counts as new
         kind = np.select(
-            [f["count"] > 0, new & shared, best == 0, best <= 2, shared],
+            [f["count"] > 0, best == 5, new & shared, best == 0, best <= 2, shared],
             [np.where(f["interval"] >= 1, Reason.REPEATS_EVERY, Reason.BOUGHT_BEFORE),
-             Reason.NEW_IN_CATEGORY_YOU_BUY, Reason.BOUGHT_TOGETHER,
+             Reason.NEW_IN_CATEGORY_YOU_BUY, Reason.NEW_IN_CATEGORY_YOU_BUY, Reason.BOUGHT_TOGETHER,
              Reason.BECAUSE_YOU_BOUGHT, Reason.POPULAR_IN_CATEGORY],
             np.where(f["trend"] > 1.5, Reason.TRENDING, Reason.POPULAR))
         anchor = np.where(kind == Reason.REPEATS_EVERY, np.round(np.nan_to_num(f["interval"])),
                           -1).astype(np.int32)
         kinds[picked], anchors[picked] = kind, anchor
+        twin = np.zeros(ids.shape, bool)
+        twin[picked] = best == 5
+        if twin.any():  # the own product with the same text
+            leader = self.snapshot_.twins.T.tocsr()[ids[twin]]
+            anchors[twin] = np.where(np.diff(leader.indptr) > 0,
+                                     leader.indices[np.minimum(leader.indptr[:-1],
+                                                               max(leader.nnz - 1, 0))], -1)
         together = np.isin(kinds, (Reason.BOUGHT_TOGETHER, Reason.BECAUSE_YOU_BOUGHT))
         if together.any():
             found = because_you_bought(self.snapshot_.cooc, own.count,
@@ -632,6 +678,7 @@ class LearnedRanker(Model):
         discover = self.discover_booster_.model_to_string().encode()
         return {"n_items_": np.asarray(self.n_items_), "n_users_": np.asarray(self.n_users_),
                 "price_": self.price_, "category_": self.category_,
+                "text_group_": self.text_group_,
                 "trees_used_": np.asarray(self.trees_used_),
                 "booster": np.frombuffer(text, np.uint8),
                 "booster_sha256": np.asarray(hashlib.sha256(text).hexdigest()),
@@ -652,6 +699,7 @@ class LearnedRanker(Model):
         model.n_users_ = int(state["n_users_"])
         model.price_ = np.asarray(state["price_"])
         model.category_ = np.asarray(state["category_"])
+        model.text_group_ = np.asarray(state["text_group_"])
         model.trees_used_ = int(state["trees_used_"])
         model.snapshot_ = Snapshot.from_arrays(state, "snapshot.")
         model.seen_ = sparse.csr_matrix((state["seen.data"], state["seen.indices"],
@@ -666,18 +714,31 @@ class LearnedRanker(Model):
             raise NotFittedError("LearnedRanker is not fitted; call fit() first.")
 
 
-def _best_cells(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int,
-                usable: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``k`` highest-valued usable cells of each row: ``(rows, cols, rank)``, rank from 1
-    (ties by column)."""
-    keep = np.isfinite(values) & usable(rows, cols)
-    rows, cols, values = rows[keep], cols[keep], values[keep]
-    order = np.lexsort((cols, -values, rows))
-    rows, cols = rows[order], cols[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    rank = np.arange(len(rows)) - starts + 1
-    top = rank <= k
-    return rows[top], cols[top], rank[top].astype(np.float32)
+def _top_per_row(scores: sparse.csr_matrix, k: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` best stored cells of each row: ``(rows, cols, rank)``, rank from 1 (ties by
+    column)."""
+    out_rows, out_cols, out_rank = [], [], []
+    for r in np.flatnonzero(np.diff(scores.indptr)):
+        lo, hi = scores.indptr[r], scores.indptr[r + 1]
+        values, cols = scores.data[lo:hi], scores.indices[lo:hi]
+        if hi - lo > k:  # a partition first: rows hold thousands of cells
+            part = np.argpartition(-values, k - 1)[:k]
+            values, cols = values[part], cols[part]
+        order = np.lexsort((cols, -values))
+        out_rows.append(np.full(len(order), r, np.int64))
+        out_cols.append(cols[order].astype(np.int64))
+        out_rank.append(np.arange(1, len(order) + 1, dtype=np.float32))
+    if not out_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_rank)
+
+
+def _values(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows, cols]`` (0 where nothing is stored) by scipy's per-pair search."""
+    if not len(rows):
+        return np.zeros(0, np.float32)
+    return np.asarray(matrix[rows, cols], np.float32).ravel()
 
 
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,

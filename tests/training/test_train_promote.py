@@ -152,3 +152,20 @@ def test_tuning_logs_each_trial_as_a_nested_run(local_store):
     best = max(children, key=lambda c: c.data.metrics["ndcg_at_10"])
     for key, value in best.data.params.items():
         assert parent.data.params[key] == value  # the final model uses the best trial
+
+
+def test_until_keeps_the_whole_run_before_the_cut(local_store):
+    """``until``: split, model and bundle see only history before it; the learned ranker
+    trains and bundles on it."""
+    path = _config(local_store, model={"name": "ranker", "params": {
+        "windows": 2, "per_source": 20, "ease_items": 100, "trees": 30, "min_child": 10}},
+        until="2025-03-01T00:00:00")
+    cfg = load_config(path)
+    result = train(cfg, path)
+    bundle = read_bundle(result.bundle_dir)
+    _, end = bundle.manifest["data_window"]
+    assert np.datetime64(end) < np.datetime64("2025-03-01")
+    run = mlflow.get_run(result.run_id)
+    assert run.data.params["until"] == "2025-03-01 00:00:00"
+    assert run.data.params["cut"] < "2025-03-01"
+    assert result.scores["ranker"]["ndcg@10"] > 0

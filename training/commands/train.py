@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,13 +18,24 @@ ConfigOpt = Annotated[Path | None, typer.Option(
     exists=True, dir_okay=False)]
 
 
-def train_cmd(config: ConfigOpt = None) -> None:
-    """Train, evaluate against baselines and register a new model version in MLflow."""
+UntilOpt = Annotated[datetime | None, typer.Option(
+    help="Use only history before this time (dataset and API events), e.g. 2017-11-07 or "
+         "2017-11-07T12:00:00; overrides the config's `until`.")]
+
+
+def _config(config: Path | None, until: datetime | None):  # type: ignore[no-untyped-def]
     from training.config import load_config
+
+    cfg = load_config(config)
+    return cfg if until is None else cfg.model_copy(update={"until": until})
+
+
+def train_cmd(config: ConfigOpt = None, until: UntilOpt = None) -> None:
+    """Train, evaluate against baselines and register a new model version in MLflow."""
     from training.jobs.train import train
 
     with fail_cleanly():
-        result = train(load_config(config), config)
+        result = train(_config(config, until), config)
     _print_scores(result.scores)
     typer.echo(f"registered version {result.version} (run {result.run_id}); "
                "promote it with `recsys promote`")
@@ -80,13 +92,13 @@ def retrain_cmd(
     config: ConfigOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails.")]
     = False,
+    until: UntilOpt = None,
 ) -> None:
     """Train + evaluate + promote in one idempotent step (safe to run from cron)."""
-    from training.config import load_config
     from training.jobs.train import retrain
 
     with fail_cleanly():
-        result, decision = retrain(load_config(config), config, force=force)
+        result, decision = retrain(_config(config, until), config, force=force)
     _print_scores(result.scores)
     verdict = "promoted to champion" if decision.promoted else "champion unchanged"
     typer.echo(f"v{result.version}: {verdict} ({decision.reason})")

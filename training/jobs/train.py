@@ -17,6 +17,7 @@ import pandas as pd
 
 from recsys.data.schema import RetailData
 from recsys.data.split import TemporalSplit, temporal_split
+from recsys.errors import DataError
 from training.config import TrainConfig
 from training.jobs import evaluate as evaluate_job
 from training.jobs.bundle import build_bundle
@@ -50,14 +51,30 @@ def load_clean(source: str) -> RetailData:
     return data
 
 
-def with_api_events(data: RetailData, since: pd.Timestamp
+def before(data: RetailData, until: datetime | None) -> RetailData:
+    """``data`` with only the purchases and redemptions strictly before ``until``."""
+    if until is None:
+        return data
+    stamp = pd.Timestamp(until).tz_localize(None) if pd.Timestamp(until).tzinfo is None \
+        else pd.Timestamp(until).tz_convert("UTC").tz_localize(None)
+    tx = data.transactions[data.transactions["timestamp"] < stamp]
+    if tx.empty:
+        raise DataError(f"until {stamp} leaves no transactions; the data starts at "
+                        f"{data.transactions['timestamp'].min()}.")
+    redemptions = data.redemptions[data.redemptions["timestamp"] < stamp] \
+        if "timestamp" in data.redemptions else data.redemptions
+    log.info("history before %s: %d of %d lines", stamp, len(tx), len(data.transactions))
+    return RetailData(**{**data.__dict__, "transactions": tx, "redemptions": redemptions})
+
+
+def with_api_events(data: RetailData, since: pd.Timestamp, until: datetime | None = None
                     ) -> tuple[RetailData, int, dict[str, object]]:
     """``data`` plus the purchases and redemptions posted to the API after ``since`` (the
     dataset's end; erased and opted-out customers left out: ``EventStore.purchase_rows``).
     Returns the data, how many event rows were added and the bundle manifest's entries:
     ``events_until`` (the server replays only purchases received after it) and
     ``journal_seq`` (erasures after it happened after this training)."""
-    cut, store = datetime.now(UTC), event_store()
+    cut, store = until.astimezone(UTC) if until else datetime.now(UTC), event_store()
     seq = store.last_seq()
     tx, redemptions = store.purchase_rows(since.to_pydatetime(), cut)
     if len(tx) + len(redemptions):
@@ -102,10 +119,13 @@ def evaluate_models(data: RetailData, split: TemporalSplit, cfg: TrainConfig,
 def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResult:
     """One tracked training run; registers a new model version (not yet champion)."""
     setup(cfg.experiment)
-    data = load_clean(cfg.dataset)
+    data = before(load_clean(cfg.dataset), cfg.until)
     split = temporal_split(data.transactions, test_days=cfg.split.test_days)
+    log.info("split: train before %s, test from it on", split.cut)
     tags = fingerprint(data, split)
     with mlflow.start_run(run_name=f"{cfg.model.name}-{data.name}") as run:
+        if cfg.until:
+            mlflow.log_param("until", str(cfg.until))
         mlflow.set_tags({**tags, "model": cfg.model.name})
         params = dict(cfg.model.params)
         if cfg.tune_trials:
@@ -135,7 +155,7 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         bundle_dir = bundle_root / "bundle"
         train_data = data if cfg.refit_on_all_data else _train_part(data, split)
         train_data, api_rows, journal = with_api_events(
-            train_data, data.transactions["timestamp"].max())
+            train_data, data.transactions["timestamp"].max(), cfg.until)
         mlflow.log_param("api_event_rows", api_rows)
         bundle = build_bundle(train_data, cfg.model_copy(update={"model": final}), bundle_dir,
                               manifest=journal)
@@ -213,7 +233,7 @@ def _champion_on_new_split(cfg: TrainConfig, result: TrainResult) -> float | Non
     name = champ_run.data.tags.get("model", cfg.model.name)
     params = {k.removeprefix("model."): _parse(v) for k, v in champ_run.data.params.items()
               if k.startswith("model.")}
-    data = load_clean(cfg.dataset)
+    data = before(load_clean(cfg.dataset), cfg.until)
     split = temporal_split(data.transactions, test_days=cfg.split.test_days)
     scores, _ = evaluate_models(data, split, cfg, {name: params})
     return scores[name][cfg.promotion.metric]
