@@ -441,6 +441,8 @@ class Engine:
         history, _, allowed = self._histories(customer_ids)
         with self._lock:
             redeemed = [set(self._redeemed.get(c, ())) for c in customer_ids]
+            if self._stale:  # the bundle's profile of them predates their erasure
+                allowed = allowed & np.array([c not in self._stale for c in customer_ids])
         return self.coupon_chooser.choose(customer_ids, history, allowed, n,
                                           redeemed=redeemed, state=budget,
                                           held_out=held_out)
