@@ -41,14 +41,22 @@ STEPS = [
 ]
 
 
+def _strip(text: Column) -> Column:
+    """``str.strip`` for the whitespace that occurs in files (no regex: ids are most columns
+    of most lines)."""
+    return F.btrim(text, F.lit(" \t\n\r\f\v"))
+
+
 def _blank_to_null(text: Column) -> Column:
-    return F.when(F.trim(text) == "", None).otherwise(text)
+    return F.when(_strip(text) == "", None).otherwise(text)
 
 
 def _id(column: Column) -> Column:
     """``sources.to_id`` of text: stripped, ``"17850.0"`` -> ``"17850"``, empty -> null."""
-    text = F.regexp_replace(column.cast("string"), r"^\s+|\s+$", "")
-    return _blank_to_null(F.regexp_replace(text, r"^(\d+)\.0+$", "$1"))
+    text = _strip(column.cast("string"))
+    text = F.when(text.contains("."), F.regexp_replace(text, r"^(\d+)\.0+$", "$1")) \
+        .otherwise(text)
+    return F.when(text == "", None).otherwise(text)
 
 
 def _typed(lines: DataFrame, types: dict[str, str], file: str, *, labels: dict[str, str],
@@ -172,8 +180,8 @@ def _most_frequent(frame: DataFrame, key: str, value: str) -> DataFrame:
 
 def _online_retail_products(raw: DataFrame) -> DataFrame:
     """Every stock code with its most frequent description and median positive price."""
-    titles = _most_frequent(raw.select("stock_code", F.regexp_replace(
-        "description", r"^\s+|\s+$", "").alias("title")), "stock_code", "title")
+    titles = _most_frequent(raw.select("stock_code", _strip(F.col("description")).alias(
+        "title")), "stock_code", "title")
     prices = raw.where(F.col("price") > 0).groupBy("stock_code").agg(
         F.median("price").alias("price"))
     ids = raw.select("stock_code").where(F.col("stock_code").isNotNull()).distinct()
