@@ -471,7 +471,10 @@ class Engine:
                                             allowed=mask)
             return ranked, np.full(ranked.ids.shape, "personalized", object), \
                 np.full(ranked.ids.shape, -1, np.int32)
-        users_arg = users if (users >= 0).all() else None
+        # rows may mix stored customers and -1 (unknown, opted out, or with live events):
+        # dropping all ``users`` when one row was -1 folded every customer of a batch in
+        # afresh, and batch picks scored below the model's own lists
+        users_arg = users
         if hasattr(self.model, "recommend_with_reasons"):
             ranked, kind, anchor = self.model.recommend_with_reasons(
                 history, n, users=users_arg, exclude=exclude, candidates=candidates)
