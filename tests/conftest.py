@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,18 @@ def shared_data() -> Path:
         pytest.skip(f"real datasets not found at {SHARED_DATA} (CI has ../shared/data; "
                     "set RECSYS_SHARED_DATA to run these tests elsewhere)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throw-away PostgreSQL server per test process (``tests/postgres.py``)."""
+    from tests.postgres import postgres_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return str(postgres_server.new_database())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,9 +23,15 @@ def ev(event_id: str, customer: str = "c1", kind: str = "purchase", product: str
     return Event(event_id, customer, kind, T0, product, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> EventStore:
-    return EventStore(default_url(tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """The store on a SQLite file, or on a fresh database of a real PostgreSQL server."""
+    if request.param == "sqlite":
+        store = EventStore(default_url(tmp_path))
+    else:
+        store = EventStore(request.getfixturevalue("postgres_url"), key="test-key")
+    yield store
+    store.close()
 
 
 def test_add_stores_new_events_and_reports_duplicates(store: EventStore) -> None:
@@ -169,13 +176,13 @@ def test_consents_keep_the_latest_choice(store: EventStore) -> None:
     assert store.consents() == {"c1": True, "c2": False}
 
 
-def test_a_second_process_sees_committed_writes(tmp_path: Path) -> None:
-    store = EventStore(default_url(tmp_path))
+def test_a_second_process_sees_committed_writes(store: EventStore) -> None:
     code = ("import sys; from datetime import datetime; from recsys.events import *; "
-            "s = EventStore(sys.argv[1]); "
+            "s = EventStore(sys.argv[1], key=sys.argv[2] or None); "
             "r = s.add([Event('x', 'c7', 'view', datetime(2024, 1, 1), 'p3')]); "
             "s.erase('c8'); print(len(r.stored))")
-    out = subprocess.run([sys.executable, "-c", code, default_url(tmp_path)], check=True,
+    key = "" if store.url.startswith("sqlite") else "test-key"
+    out = subprocess.run([sys.executable, "-c", code, store.url, key], check=True,
                          capture_output=True, text=True)
     assert out.stdout.strip() == "1"
     assert [e.event_id for e in store.events("c7")] == ["x"]

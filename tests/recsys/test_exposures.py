@@ -1,13 +1,8 @@
-"""The exposure log on both event-store backends (SQLite, and a real PostgreSQL server when
-its binaries are installed) and its background writer."""
+"""The exposure log on both event-store backends (SQLite, and a real PostgreSQL server:
+``postgres_url`` in tests/conftest.py) and its background writer."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -22,39 +17,6 @@ from recsys.exposures import Exposure, ExposureLog, ExposureWriter
 T0 = datetime(2026, 12, 1, 9, 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throw-away PostgreSQL server (initdb + pg_ctl; as ``nobody`` when run as root)."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    pytest.importorskip("psycopg")
-    root = Path(tempfile.mkdtemp(prefix="recsys-pg-"))
-    port = _free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "nobody")
-        as_user = ["su", "-s", "/bin/sh", "nobody", "-c"]
-
-    def run(cmd: str) -> None:
-        args = [*as_user, cmd] if as_user else ["sh", "-c", cmd]
-        subprocess.run(args, check=True, capture_output=True, timeout=120)
-
-    run(f"{initdb} -D {root}/data -U postgres --auth=trust -E UTF8")
-    run(f"{pg_ctl} -D {root}/data -l {root}/log -w -o '-k {root} -h 127.0.0.1 -p {port}' start")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        run(f"{pg_ctl} -D {root}/data -m immediate stop")
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """The event store's engine (SQLite), or an engine on the PostgreSQL server."""
@@ -63,9 +25,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         yield store.engine
         store.close()
         return
-    engine = sa.create_engine(request.getfixturevalue("postgres_url"))
-    log = ExposureLog(engine)
-    log.erase(log.frame()["customer_id"])  # the server outlives one test
+    engine = sa.create_engine(request.getfixturevalue("postgres_url"))  # a fresh database
     yield engine
     engine.dispose()
 
