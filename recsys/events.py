@@ -5,7 +5,8 @@ workers, batch picks, training) the same total order of what happened: behaviour
 (``view``, ``add_to_cart``, ``purchase``, ``coupon_redeemed``), consent changes and erasures.
 SQLite in WAL mode is the default (``sqlite:///<data dir>/events.db``); any SQLAlchemy URL
 (e.g. ``postgresql+psycopg://...``) works. Writes are committed before they return, so a
-caller may acknowledge them; ``event_id`` makes writes idempotent.
+caller may acknowledge them; ``event_id`` makes writes idempotent. The tables are kept by
+Alembic migrations (``recsys/migrations``): opening a store runs ``upgrade head``.
 
 Erasure deletes the customer's events and consent records (SQLite overwrites the freed
 pages, ``secure_delete``, and the WAL is checkpointed and truncated, so the id's bytes leave
@@ -168,7 +169,7 @@ class EventStore:
                 database = self.engine.url.database
                 if database and database != ":memory:":
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
-            _create_tables(self.engine)
+            _upgrade(self.engine)
             self._key = _resolve_key(self.engine.url, key)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise ConfigError(f"cannot open the event store at "
@@ -459,17 +460,36 @@ def _resolve_key(url: sa.engine.URL, key: bytes | str | None) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _create_tables(engine: sa.Engine) -> None:
-    """Create the tables if missing. Server workers start together on a fresh store: when
-    another process creates one between the check and the create, check again (once per
-    table it may win)."""
-    for attempt in range(len(_metadata.tables) + 1):
-        try:
-            _metadata.create_all(engine)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            if attempt == len(_metadata.tables):
-                raise
+MIGRATIONS = Path(__file__).with_name("migrations")
+_LOCK_ID = 0x7265637379735F31  # pg_advisory_xact_lock key of schema upgrades ('recsys_1')
+
+
+def _upgrade(engine: sa.Engine) -> None:
+    """Bring the tables to the newest schema (Alembic ``upgrade head``) in one transaction
+    that first takes a lock, so server workers opening a fresh store together migrate one
+    after the other (the later ones find the schema at head and do nothing)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    migrator = engine
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        # pysqlite opens no transaction before DDL; BEGIN IMMEDIATE takes the write lock.
+        migrator = sa.create_engine(engine.url, poolclass=sa.pool.NullPool, connect_args={
+            "timeout": 30, "isolation_level": None})
+        sa.event.listen(migrator, "connect", _sqlite_pragmas)
+        sa.event.listen(migrator, "begin",
+                        lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    try:
+        with migrator.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_ID)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        if migrator is not engine:
+            migrator.dispose()
 
 
 def _engine_options(url: str) -> dict[str, object]:

@@ -1,0 +1,119 @@
+"""Alembic migrations of the event store: an old store upgrades in place, on SQLite and on
+a real PostgreSQL server, and workers opening a fresh store together all open it."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from recsys.errors import ConfigError
+from recsys.events import Erasure, Event, EventStore
+
+T0 = datetime(2024, 5, 1, 12, 0)
+
+
+def old_journal(metadata: sa.MetaData) -> sa.Table:
+    """``recsys_events`` as commit 2a2d943 created it (``create_all``, no version table)."""
+    return sa.Table(
+        "recsys_events", metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(128), unique=True, nullable=True),
+        sa.Column("customer_id", sa.String(128), nullable=False, index=True),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("product_id", sa.String(128), nullable=True),
+        sa.Column("coupon_id", sa.String(128), nullable=True),
+        sa.Column("quantity", sa.Float, nullable=False, default=1.0),
+        sa.Column("amount", sa.Float, nullable=False, default=0.0),
+        sa.Column("personalization", sa.Boolean, nullable=True),
+        sa.Column("timestamp", sa.DateTime, nullable=False),
+        sa.Column("received_at", sa.DateTime, nullable=False),
+        sqlite_autoincrement=True,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_a_store_of_the_previous_schema_upgrades_in_place(url: str) -> None:
+    metadata = sa.MetaData()
+    table = old_journal(metadata)
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [
+            {"event_id": f"e{i}", "customer_id": f"c{i % 3}", "kind": "purchase",
+             "product_id": f"p{i}", "timestamp": T0, "received_at": T0} for i in range(6)])
+        conn.execute(table.insert().values(customer_id="c1", kind="consent",
+                                           personalization=False, timestamp=T0,
+                                           received_at=T0))
+    engine.dispose()
+
+    store = EventStore(url, key="k")
+    assert [e.event_id for e in store.events("c0")] == ["e0", "e3"]
+    assert store.consents() == {"c1": False} and store.last_seq() == 7
+    with store.engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT version_num FROM recsys_schema_version")) == "0002"
+    # the new tables work: erasure leaves a suppression and tombstones, seqs go on
+    deleted, seq = store.erase("c0")
+    assert deleted == 2 and seq == 8
+    assert store.add([Event("e0", "c0", "view", T0, "p1")]).duplicates == ["e0"]
+    assert store.add([Event("n1", "c0", "view", T0, "p1")]).refused
+    assert isinstance(list(store.changes(after=7))[0], Erasure)
+    store.close()
+    again = EventStore(url, key="k")  # opening a store at head changes nothing
+    assert again.last_seq() == 8 and again.erased_among(["c0", "c1"]) == {"c0"}
+    again.close()
+
+
+def test_a_store_made_by_create_all_with_every_table_is_stamped(url: str) -> None:
+    """A store of the version just before migrations (all three tables, no version table)."""
+    first = EventStore(url, key="k")
+    first.add([Event("a", "c1", "view", T0, "p1")])
+    with first.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE recsys_schema_version"))
+    first.close()
+    store = EventStore(url, key="k")
+    assert [e.event_id for e in store.events()] == ["a"]
+    with store.engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT version_num FROM recsys_schema_version")) == "0002"
+    store.close()
+
+
+def _open(url: str, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    try:
+        EventStore(url, key="k").close()
+        out.put("ok")
+    except ConfigError as exc:
+        out.put(str(exc))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_workers_migrating_a_fresh_postgres_store_together_all_open_it(
+        backend: str, postgres_server: Any) -> None:
+    """Six processes open one fresh PostgreSQL database at once (the SQLite version of this
+    test is in tests/reliability/test_durability.py); each attempt is a new database."""
+    ctx = mp.get_context("fork")
+    for _ in range(3):
+        url = postgres_server.new_database()
+        barrier, out = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open, args=(url, barrier, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert results == ["ok"] * 6, results
+        store = EventStore(url, key="k")
+        with store.engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM recsys_schema_version")) == 1
+        store.close()
