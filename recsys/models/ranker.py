@@ -282,11 +282,15 @@ class LearnedRanker(Model):
         Most similar customers whose purchases are candidates.
     trees, learning_rate, leaves, min_child : LightGBM settings (``trees``: the most; early
         stopping on the most recent cut picks the number).
+    negatives : int
+        Candidates that were not bought kept per customer and cut for learning (a random
+        sample; all that were bought are kept).
     seed : int
     """
 
     name: ClassVar[str] = "ranker"
     stores_users: ClassVar[bool] = True
+    cold_start: ClassVar[bool] = True  # a customer with no history gets best sellers, ranked
     # rows may mix stored customers (with live events on top) and unknown ones
     ranks_live_rows: ClassVar[bool] = True
 
@@ -295,7 +299,7 @@ class LearnedRanker(Model):
                  ease_regularization: float = 50.0, cooc_neighbours: int = 30,
                  neighbours: int = 30,
                  trees: int = 300, learning_rate: float = 0.08, leaves: int = 31,
-                 min_child: int = 50, seed: int = 0) -> None:
+                 min_child: int = 50, negatives: int = 100, seed: int = 0) -> None:
         self.windows = windows
         self.window_days = window_days
         self.per_source = per_source
@@ -308,6 +312,7 @@ class LearnedRanker(Model):
         self.learning_rate = learning_rate
         self.leaves = leaves
         self.min_child = min_child
+        self.negatives = negatives
         self.seed = seed
 
     # -- fitting ----------------------------------------------------------------------------
@@ -328,6 +333,7 @@ class LearnedRanker(Model):
         texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
         self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
         mixed, discover = [], []
+        rng = np.random.default_rng(self.seed)
         for w in range(1, self.windows + 1):
             cut = w * self.window_days
             past = baskets.window(cut)
@@ -341,7 +347,7 @@ class LearnedRanker(Model):
             for sets, exclude in ((mixed, None), (discover, bought[users])):
                 rows, cols, x = self._all_pairs(snap, own, np.ones(n_items, bool), exclude)
                 y = (lookup(labels, users[rows], cols, 0.0) > 0).astype(np.float32)
-                sets.append(_with_positives(rows, x, y))
+                sets.append(_sampled(*_with_positives(rows, x, y), self.negatives, rng))
             log.info("ranker cut %d days back: %d customers, %d + %d pairs", cut, len(users),
                      len(mixed[-1][2]), len(discover[-1][2]))
         if not mixed:
@@ -469,12 +475,13 @@ class LearnedRanker(Model):
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
         if not own_only:
             cooc = as_csr(weights @ snap.cooc)
-            cooc.sort_indices()
+            cooc.sum_duplicates()  # canonical: scipy's pair lookups search instead of scan
             sources["cooc"] = _top_per_row(usable(cooc), k)
             knn = self._neighbours(snap, own)
-            knn.sort_indices()
+            knn.sum_duplicates()
             sources["knn"] = _top_per_row(usable(knn), k)
             twin = as_csr(own.decayed @ snap.twins)
+            twin.sum_duplicates()
             sources["twin"] = _top_per_row(usable(twin), k)
             trend = (snap.pop_7 + 1) / (snap.pop_28 / 4 + 1) * np.log1p(snap.pop_28)
             pop_score = (np.log1p(snap.pop_28) + 0.1 * trend).astype(np.float32)
@@ -586,8 +593,6 @@ class LearnedRanker(Model):
         at = np.full((batch, n), -1, np.int64)  # row of X behind each pick
         own = self._live(history, users)
         rows, cols, x = self._all_pairs(self.snapshot_, own, allowed, exclude, own_only)
-        known = (np.diff(own.count.indptr) > 0)[rows]  # nothing to go on: padding (fallback)
-        rows, cols, x = rows[known], cols[known], x[known]
         if len(rows):
             # a row without any own product among its candidates (a "discover" list) is
             # ranked by the model learnt on never-bought products
@@ -772,6 +777,19 @@ def _with_positives(rows: np.ndarray, x: np.ndarray, y: np.ndarray
     hit = np.zeros(int(rows.max()) + 1 if len(rows) else 0, bool)
     hit[rows[y > 0]] = True
     keep = hit[rows]
+    return rows[keep], x[keep], y[keep]
+
+
+def _sampled(rows: np.ndarray, x: np.ndarray, y: np.ndarray, negatives: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every positive and at most ``negatives`` random other candidates per customer: the
+    learning cost follows the rows, and most candidates are easy negatives."""
+    if not len(rows):
+        return rows, x, y
+    order = np.lexsort((rng.random(len(rows)), y > 0, rows))  # per row: negatives, shuffled
+    rows, x, y = rows[order], x[order], y[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    keep = (y > 0) | (np.arange(len(rows)) - starts < negatives)
     return rows[keep], x[keep], y[keep]
 
 

@@ -106,7 +106,8 @@ def test_empty_history_rows(name: str, fitted: RecommenderBase, board: Board) ->
 
 
 def test_cold_start_models_are_the_non_personalised_ones(name: str) -> None:
-    assert REGISTRY[name].cold_start == (name in {"popularity", "trending", "hybrid", "buyagain"})
+    assert REGISTRY[name].cold_start == (name in {"popularity", "trending", "hybrid", "buyagain",
+                                                  "ranker"})
 
 
 def test_fold_in_agrees_with_stored_users(name: str, fitted: RecommenderBase,
