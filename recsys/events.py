@@ -187,6 +187,14 @@ class EventStore:
                         hashlib.sha256).hexdigest()
 
     # -- writes -----------------------------------------------------------------------------
+    def lock_journal(self, conn: sa.Connection) -> None:
+        """Take the journal's write lock until ``conn``'s transaction ends (PostgreSQL; a
+        SQLite write transaction holds the database's). Without it, two PostgreSQL writers
+        could commit seqs out of order, and a reader whose cursor passed the later seq would
+        never see the earlier one (another replica would miss an event or an erasure)."""
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_JOURNAL_LOCK)))
+
     def add(self, events: Sequence[Event]) -> AddResult:
         """Store new events in one transaction; ids already stored (or repeated in the batch)
         are reported as duplicates and not stored again."""
@@ -211,6 +219,7 @@ class EventStore:
                  "timestamp": _naive_utc(e.timestamp), "received_at": received}
                 for e in fresh.values()]
         with self.engine.begin() as conn:
+            self.lock_journal(conn)
             seqs = self._insert_ignoring_duplicates(conn, rows)
         stored = [replace(e, seq=seqs[i]) for i, e in fresh.items() if i in seqs]
         duplicates += [i for i in fresh if i not in seqs]
@@ -265,6 +274,7 @@ class EventStore:
         now, subject = _now(), self.subject(customer_id)
         mine = journal.c.customer_id == customer_id
         with self.engine.begin() as conn:
+            self.lock_journal(conn)
             ids = list(conn.scalars(sa.select(journal.c.event_id).where(
                 mine, journal.c.event_id.is_not(None))))
             for chunk in range(0, len(ids), 500):
@@ -308,6 +318,7 @@ class EventStore:
         suppression: the customer came back on purpose); returns its ``seq``."""
         now = _now()
         with self.engine.begin() as conn:
+            self.lock_journal(conn)
             if personalization:
                 conn.execute(suppressions.update().where(
                     suppressions.c.subject == self.subject(customer_id)).values(active=False))
@@ -462,6 +473,7 @@ def _resolve_key(url: sa.engine.URL, key: bytes | str | None) -> bytes:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK_ID = 0x7265637379735F31  # pg_advisory_xact_lock key of schema upgrades ('recsys_1')
+_JOURNAL_LOCK = 0x7265637379735F32  # ... and of journal writes ('recsys_2')
 
 
 def _upgrade(engine: sa.Engine) -> None:

@@ -5,15 +5,25 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from recsys.errors import ConfigError
-from recsys.events import Consent, Erasure, Event, EventStore, default_url, fold_in_weight
+from recsys.events import (
+    Consent,
+    Erasure,
+    Event,
+    EventStore,
+    default_url,
+    fold_in_weight,
+    journal,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0)
 
@@ -213,3 +223,28 @@ def test_file_is_a_plain_sqlite_database(tmp_path: Path) -> None:
                                               ("add_to_cart", 0.25), ("coupon_redeemed", 0.0)])
 def test_fold_in_weight_by_event_type(kind: str, weight: float) -> None:
     assert fold_in_weight(ev("a", kind=kind), purchase_weight=1.5, view_weight=0.25) == weight
+
+
+def test_a_reader_never_skips_a_seq_committed_late(postgres_url: str) -> None:
+    """PostgreSQL hands out seqs before commit: a writer that got seq n+1 must not commit
+    before the one holding seq n, or a replica's cursor passes n and never sees it."""
+    store = EventStore(postgres_url, key="k")
+    with store.engine.connect() as held:
+        tx = held.begin()
+        store.lock_journal(held)  # what every writer's transaction does first
+        held.execute(journal.insert().values(event_id="first", customer_id="c1",
+                                             kind="view", product_id="p1", quantity=1.0,
+                                             amount=0.0, timestamp=T0, received_at=T0))
+        later = threading.Thread(target=store.add, args=([ev("second", kind="view")],))
+        later.start()
+        later.join(0.5)
+        seen = [c.event_id for c in store.changes()]  # type: ignore[union-attr]
+        cursor = store.last_seq()
+        tx.commit()
+    later.join(10)
+    seen += [c.event_id for c in store.changes(after=cursor)]  # type: ignore[union-attr]
+    assert seen == ["first", "second"]
+    assert [e.event_id for e in store.events()] == ["first", "second"]
+    with store.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(journal)) == 2
+    store.close()
