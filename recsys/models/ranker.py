@@ -41,7 +41,8 @@ SHORTLIST = 5000  # allowed products up to this many are all candidates of the c
 NEVER = np.float32(np.nan)  # LightGBM routes missing values itself
 
 FEATURES = (
-    "count", "days_since", "first_days", "interval", "due", "decayed", "basket_share",
+    "count", "days_since", "first_days", "interval", "due", "decayed", "recent",
+    "orders_since", "basket_share",
     "own_rank", "ease", "ease_rank", "cooc", "cooc_rank", "knn", "knn_rank", "twin",
     "twin_rank", "pop_rank",
     "category_rank", "pop_all", "pop_28", "pop_7", "trend", "item_age", "item_interval",
@@ -55,7 +56,8 @@ class Snapshot:
 
     Per (customer, product) cells (CSR, one pattern): ``count`` orders holding it, ``last``
     and ``first`` days since the latest/earliest of them plus one (so that "today" is a
-    stored cell), ``decayed`` the time-decayed count.
+    stored cell), ``decayed`` the time-decayed count (``recent``: with a quarter of the
+    half-life), ``since`` the customer's orders after the latest one holding it, plus one.
     Per customer: ``orders``, ``recency`` (days since the last order), ``span`` (days since the
     first). Per product: distinct buyers overall and in the last 28/7 days, days since its
     first sale (``nan`` never), median repurchase interval, share of buyers who bought again.
@@ -65,6 +67,8 @@ class Snapshot:
     last: sparse.csr_matrix
     first: sparse.csr_matrix
     decayed: sparse.csr_matrix
+    recent: sparse.csr_matrix
+    since: sparse.csr_matrix
     orders: np.ndarray
     recency: np.ndarray
     span: np.ndarray
@@ -124,7 +128,14 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     last = age[starts].astype(np.float32)  # ages ascend within a key: the first is the latest
     first = np.maximum.reduceat(age, starts).astype(np.float32)
     decayed = np.add.reduceat(np.exp2(-age / half_life_days), starts).astype(np.float32)
+    recent = np.add.reduceat(np.exp2(-4 * age / half_life_days), starts).astype(np.float32)
     u, i = np.divmod(key[starts], n_items)
+    # orders of the customer after the latest one with the product: baskets are sorted by
+    # (customer, time), so one sorted key per basket answers each cell by bisection
+    horizon = float(baskets.age.max(initial=0)) + 1
+    basket_key = baskets.user.astype(np.float64) * (2 * horizon) + (horizon - baskets.age)
+    at = np.searchsorted(basket_key, u * (2 * horizon) + (horizon - last), side="right")
+    since = (baskets.user_ptr[u + 1] - at + 1).astype(np.float32)
 
     def cells_of(values: np.ndarray) -> sparse.csr_matrix:
         return sparse.csr_matrix((values, (u, i)), shape=(n_users, n_items))
@@ -151,7 +162,8 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     weights = count_m.copy()
     weights.data = np.log1p(weights.data)
     ease_index, ease_w = _ease(weights, ease_items, ease_regularization)
-    return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed), orders,
+    return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed),
+                    cells_of(recent), cells_of(since), orders,
                     recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
                     item_repeat.astype(np.float32), ease_index, ease_w,
                     _cooccurrence(baskets.items, cooc_neighbours), _unit_rows(cells_of(decayed)),
@@ -255,6 +267,8 @@ class Personal:
     last: sparse.csr_matrix
     first: sparse.csr_matrix
     decayed: sparse.csr_matrix
+    recent: sparse.csr_matrix
+    since: sparse.csr_matrix
     orders: np.ndarray
     recency: np.ndarray
     span: np.ndarray
@@ -388,8 +402,8 @@ class LearnedRanker(Model):
     @staticmethod
     def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
         return Personal(snap.count[users], snap.last[users], snap.first[users],
-                        snap.decayed[users], snap.orders[users], snap.recency[users],
-                        snap.span[users], users)
+                        snap.decayed[users], snap.recent[users], snap.since[users],
+                        snap.orders[users], snap.recency[users], snap.span[users], users)
 
     def _category_spend(self, own: Personal) -> np.ndarray:
         """Each row's share of its orders' products per category (column 0: unknown)."""
@@ -536,6 +550,8 @@ class LearnedRanker(Model):
             "count": np.nan_to_num(count), "days_since": days_since, "first_days": first_days,
             "interval": interval, "due": days_since / interval,
             "decayed": np.nan_to_num(lookup(own.decayed, rows, cols)),
+            "recent": np.nan_to_num(lookup(own.recent, rows, cols)),
+            "orders_since": lookup(own.since, rows, cols) - 1,
             "basket_share": np.nan_to_num(count) / np.maximum(orders, 1),
             "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
             "cooc": cooc, "cooc_rank": rank_of["cooc"], "knn": knn, "knn_rank": rank_of["knn"],
@@ -657,7 +673,7 @@ class LearnedRanker(Model):
         known = sparse.diags((users >= 0).astype(np.float32))
         own = self._personal(self.snapshot_, np.clip(users, 0, None))
         own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
-                                                     own.decayed)),
+                                                     own.decayed, own.recent, own.since)),
                        np.where(users >= 0, own.orders, 0), np.where(users >= 0, own.recency,
                                                                      np.nan),
                        np.where(users >= 0, own.span, np.nan), users)
@@ -669,10 +685,12 @@ class LearnedRanker(Model):
         mark = sparse.csr_matrix((np.ones(fresh.nnz, np.float32), fresh.indices.copy(),
                                   fresh.indptr.copy()), shape=fresh.shape)
         today = np.diff(fresh.indptr) > 0
+        since = as_csr(own.since + sparse.diags(today.astype(np.float32)) @ (own.since > 0))
         return Personal(as_csr(own.count + mark),
                         as_csr(own.last - own.last.multiply(mark) + mark),
                         as_csr(own.first + mark - mark.multiply(own.first > 0)),
-                        as_csr(own.decayed + mark), own.orders + today,
+                        as_csr(own.decayed + mark), as_csr(own.recent + mark),
+                        as_csr(since - since.multiply(mark) + mark), own.orders + today,
                         np.where(today, 0.0, own.recency),
                         np.where(today & np.isnan(own.span), 0.0, own.span), users)
 

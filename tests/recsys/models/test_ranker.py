@@ -134,6 +134,16 @@ def test_live_purchase_counts_as_an_order_today(fitted) -> None:  # type: ignore
     assert own.last[0, never] == 1  # stored as days + 1: bought today
     assert own.orders[0] == model.snapshot_.orders[0] + 1
     assert own.recency[0] == 0
+    assert own.since[0, never] == 1  # stored as orders since + 1: none since
+    bought = inter.matrix[0].indices
+    np.testing.assert_array_equal(own.since[0, bought].toarray(),
+                                  model.snapshot_.since[0, bought].toarray() + 1)
+    # the weekly product of each customer was in their latest order: no order since
+    tx = shop()
+    latest = tx[tx["timestamp"] == tx.groupby("customer_id")["timestamp"].transform("max")]
+    rows = inter.customers.to_index(latest["customer_id"].to_numpy())
+    cols = inter.products.to_index(latest["product_id"].to_numpy())
+    assert (np.asarray(model.snapshot_.since[rows, cols]).ravel() == 1).all()
     # an unknown customer with that history: one order, today
     stranger = model._live(sparse.csr_matrix(row), np.array([-1], np.int32))
     assert stranger.orders[0] == 1 and stranger.count.nnz == row.nnz
