@@ -12,6 +12,7 @@ import logging
 import math
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -95,6 +96,16 @@ def _finite(value: Any) -> bool:
     return isinstance(value, str | int | bool) or value is None
 
 
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The event store's database is away (a PostgreSQL restart, a lost connection, a
+    SQLite lock held past its timeout): a 503 the client retries (event ids make a resend
+    safe); the pool reconnects by itself once the database is back."""
+    log.warning("event store unavailable (request %s): %s", _request_id(request),
+                str(exc).splitlines()[0])
+    return JSONResponse({"detail": "the event store is unavailable; retry shortly",
+                         "request_id": _request_id(request)}, 503, headers={"Retry-After": "1"})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """Last resort: log the traceback (no request data) and answer a short 500."""
     log.exception("unhandled %s (request %s)", type(exc).__name__, _request_id(request))
@@ -122,7 +133,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RecsysError, recsys_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    for cls in (sa.exc.OperationalError, sa.exc.InterfaceError):  # connection-level failures
+        app.add_exception_handler(cls, store_unavailable)
     app.add_exception_handler(Exception, unexpected_error)
 
 
-__all__ = ["STATUS", "ANSWERS", "status_for", "documented", "install"]
+__all__ = ["STATUS", "ANSWERS", "status_for", "store_unavailable", "documented", "install"]

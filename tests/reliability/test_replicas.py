@@ -9,6 +9,7 @@ acknowledged event, and B keeps answering. Run with ``-s`` to see the measured d
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -25,7 +26,7 @@ from tests.reliability.conftest import CLIENT, PRIVACY, Server, server_env
 from tests.reliability.test_durability import Stream, post_until, sent_rows
 
 pytestmark = pytest.mark.slow
-POLL = "0.25"  # RECSYS_EVENTS_POLL_SECONDS of both replicas
+POLL = os.environ.get("REPLICA_POLL_SECONDS", "0.25")  # both replicas' poll interval
 KILL_AFTER = 400  # events acknowledged by A before its SIGKILL
 
 
