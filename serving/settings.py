@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     answer_cache_customers: int = Field(10_000, ge=0)
     # Events.
     events_url: str | None = None  # default: sqlite:///<data_dir>/events.db
-    events_poll_seconds: float = Field(1.0, gt=0)  # pick up events stored by other workers
+    # pick up what other workers and replicas stored: every 0.5 s keeps a change made through
+    # one replica in the others' answers within 1 s (docs/reliability.md); one indexed query
+    events_poll_seconds: float = Field(0.5, gt=0)
     max_events_per_batch: int = Field(1000, ge=1)
     # Log what each answer showed (recsys/exposures.py), off the request path.
     log_exposures: bool = True

@@ -26,7 +26,7 @@ from tests.reliability.conftest import CLIENT, PRIVACY, Server, server_env
 from tests.reliability.test_durability import Stream, post_until, sent_rows
 
 pytestmark = pytest.mark.slow
-POLL = os.environ.get("REPLICA_POLL_SECONDS", "0.25")  # both replicas' poll interval
+POLL = os.environ.get("REPLICA_POLL_SECONDS", "0.5")  # the default RECSYS_EVENTS_POLL_SECONDS
 KILL_AFTER = 400  # events acknowledged by A before its SIGKILL
 
 
