@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
+from pydantic import AfterValidator
 
 from serving.ab import Models
 from serving.metrics import Metrics
 from serving.runtime import Runtime
-from serving.schemas import N_MAX
+from serving.schemas import N_MAX, storable
 from serving.settings import Settings
 
 ID_MAX = 128
@@ -62,7 +63,8 @@ JournalDep = Annotated[Runtime, Depends(get_journal)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
-CustomerId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="Customer id")]
+CustomerId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="Customer id"),
+                      AfterValidator(storable)]
 ProductId = Annotated[str, Path(min_length=1, max_length=ID_MAX, description="Product id")]
 N = Annotated[int, Query(ge=1, le=N_MAX, description="How many results")]
 Category = Annotated[str | None, Query(min_length=1, max_length=200,

@@ -80,7 +80,12 @@ def _echo(value: Any, budget: int) -> tuple[Any, int]:
     """``value`` as it can be sent back within ``budget`` characters: itself when it is
     small and plain JSON, else its JSON text cut to the budget."""
     text = json.dumps(value, default=str, ensure_ascii=False)
-    if len(text) <= budget and _finite(value):
+    plain = _finite(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate cannot be sent as UTF-8: echo it escaped
+        text, plain = json.dumps(value, default=str), False
+    if len(text) <= budget and plain:
         return value, budget - len(text)
     cut = text[:budget]
     return cut + ("..." if len(cut) < len(text) else ""), budget - len(cut)

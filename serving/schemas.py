@@ -5,12 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from recsys.policy.config import Mode
 from recsys.policy.pipeline import Pick
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+def storable(value: str) -> str:
+    """Ids go into the event store: PostgreSQL text holds no NUL character and UTF-8 no lone
+    surrogate, so both are refused (422) whatever the backend, rather than failing there."""
+    if "\x00" in value:
+        raise ValueError("ids cannot contain the NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("ids must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(storable)]
 EventType = Literal["view", "add_to_cart", "purchase", "coupon_redeemed"]
 PRODUCT_EVENTS = ("view", "add_to_cart", "purchase")
 N_MAX = 100  # results per request
