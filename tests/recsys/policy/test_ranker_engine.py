@@ -82,3 +82,19 @@ def test_live_purchase_changes_the_next_answer(engine: Engine) -> None:
     ranked = {p.product_id for p in after if p.reason_code != "popular"}  # not the padding
     assert fresh in ranked and ranked <= bought(engine, customer) | {fresh}
     assert np.isfinite([p.score for p in after]).all()
+
+
+def test_engine_lists_are_the_models_own(engine: Engine) -> None:
+    """What the API and batch picks answer is what the model ranks when asked directly on the
+    same history (the lists that offline evaluation scores), for every mode's exclusions."""
+    customers = consenting(engine, 60)[10:]  # none with live events from the tests above
+    users = engine.customers.to_index(customers)
+    history = engine.bundle.history[users]
+    allowed = np.flatnonzero(engine.filters.mask())
+    for mode, exclude in (("discover", history), ("mixed", None)):
+        direct = engine.model.recommend(history, 10, users=users, exclude=exclude,
+                                        candidates=allowed)
+        served = engine.recommend_many(customers, 10, mode=mode)
+        for row, result in zip(direct.ids, served, strict=True):
+            assert [p.product_id for p in result.picks] == \
+                list(engine.product_ids[row[row >= 0]])
