@@ -2,8 +2,8 @@
 
 Two ``recsys serve`` processes (own data dirs and ports, like two machines) share one event
 store on a real PostgreSQL server (``RECSYS_EVENTS_URL``, ``tests/postgres.py``). Consent
-changes and an erasure made through replica A must reach replica B's next answer within one
-second, its answer cache included; SIGKILL of A in the middle of an event stream loses no
+changes, an erasure and events made through replica A must reach replica B's next answer
+within one second, its answer cache included; SIGKILL of A in the middle of an event stream loses no
 acknowledged event, and B keeps answering. Run with ``-s`` to see the measured delays.
 """
 
@@ -55,7 +55,7 @@ def delay_until(check: Callable[[], bool], limit: float = 10.0) -> float:
     return time.monotonic() - start
 
 
-def test_consent_and_erasure_through_a_reach_b_within_a_second(
+def test_consent_erasure_and_events_through_a_reach_b_within_a_second(
         bundle: Path, tmp_path: Path, make_server: Any, postgres_url: str) -> None:
     a, b = replicas(make_server, bundle, tmp_path, postgres_url)
     customers = pd.read_parquet(bundle / "customers.parquet")
@@ -79,6 +79,15 @@ def test_consent_and_erasure_through_a_reach_b_within_a_second(
             assert not personalized(http, b.base, who)
             assert not personalized(http, a.base, who)
         assert personalized(http, b.base, other)
+
+        newcomer = "replica-newcomer"  # no history in the bundle: B answers with popular picks
+        assert not personalized(http, b.base, newcomer)
+        products = pd.read_parquet(bundle / "products.parquet")["product_id"].astype(str)
+        events = [{"event_id": f"new-{i}", "customer_id": newcomer, "event_type": "purchase",
+                   "product_id": products.iloc[i]} for i in range(3)]
+        assert http.post(f"{a.base}/v1/events", json={"events": events}, headers=CLIENT
+                         ).json()["stored"] == 3
+        delays["events"] = delay_until(lambda: personalized(http, b.base, newcomer))
     print(f"\nreplicas (poll {POLL} s): " + ", ".join(
         f"{k} reached B in {v * 1000:.0f} ms" for k, v in delays.items()))
     assert max(delays.values()) < 1.0, delays
