@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.reliability.conftest import CLIENT, PRIVACY, Server, server_env
+from tests.reliability.conftest import CLIENT, PRIVACY, REPO, Server, server_env
 from tests.reliability.test_durability import Stream, post_until, sent_rows
 
 pytestmark = pytest.mark.slow
@@ -88,6 +90,17 @@ def test_consent_erasure_and_events_through_a_reach_b_within_a_second(
         assert http.post(f"{a.base}/v1/events", json={"events": events}, headers=CLIENT
                          ).json()["stored"] == 3
         delays["events"] = delay_until(lambda: personalized(http, b.base, newcomer))
+    # Batch picks read the same PostgreSQL store: the erased customer gets none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECSYS_", "MLFLOW_"))}
+    out = tmp_path / "picks.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli", "picks", "--bundle", str(bundle), "--out",
+         str(out), "--audience", f"ids={who},{other}", "--n", "5", "--coupons", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**env, "RECSYS_DATA_DIR": str(tmp_path / "picks"), "PYTHONPATH": str(REPO),
+             "RECSYS_EVENTS_URL": postgres_url, "RECSYS_PRIVACY_KEY": "replica-secret"})
+    assert done.returncode == 0, done.stderr
+    assert set(pd.read_parquet(out)["customer_id"].astype(str)) == {other}
     print(f"\nreplicas (poll {POLL} s): " + ", ".join(
         f"{k} reached B in {v * 1000:.0f} ms" for k, v in delays.items()))
     assert max(delays.values()) < 1.0, delays
