@@ -482,6 +482,7 @@ def _upgrade(engine: sa.Engine) -> None:
     after the other (the later ones find the schema at head and do nothing)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -499,6 +500,9 @@ def _upgrade(engine: sa.Engine) -> None:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_ID)))
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+    except CommandError as exc:  # e.g. a store a newer version migrated further
+        raise ConfigError(f"the event store's schema is not one this version knows ({exc}); "
+                          "run the version that last wrote it, or a newer one.") from exc
     finally:
         if migrator is not engine:
             migrator.dispose()

@@ -117,3 +117,13 @@ def test_workers_migrating_a_fresh_postgres_store_together_all_open_it(
         with store.engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT count(*) FROM recsys_schema_version")) == 1
         store.close()
+
+
+def test_a_store_from_a_newer_version_is_a_config_error(url: str) -> None:
+    EventStore(url, key="k").close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE recsys_schema_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(ConfigError, match="schema is not one this version knows"):
+        EventStore(url, key="k")
