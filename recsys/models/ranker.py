@@ -712,9 +712,12 @@ class LearnedRanker(Model):
 
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
-        missing = {"booster", "discover_booster", "n_items_", "seen.data"} - set(state)
+        wanted = {"booster", "discover_booster", "n_items_", "seen.data",
+                  *(f"snapshot.{f.name}" for f in fields(Snapshot))}
+        missing = {k for k in wanted if k not in state and f"{k}.shape" not in state}
         if missing:
-            raise ValueError(f"ranker state lacks {sorted(missing)} (not a ranker bundle?).")
+            raise ValueError(f"ranker state lacks {sorted(missing)}: a bundle of another "
+                             "version of the ranker; train it again.")
         model = cls(**params)
         model.booster_ = _booster(state, "booster")
         model.discover_booster_ = _booster(state, "discover_booster")
