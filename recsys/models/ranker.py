@@ -22,6 +22,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, ClassVar, Self
 
 import lightgbm as lgb
@@ -83,6 +84,27 @@ class Snapshot:
     cooc: sparse.csr_matrix
     people: sparse.csr_matrix
     twins: sparse.csr_matrix
+
+    @cached_property
+    def people_t(self) -> sparse.csr_matrix:
+        """``people`` transposed, as CSR once (a product with CSC converts it every call)."""
+        return as_csr(self.people.T)
+
+    @cached_property
+    def twins_t(self) -> sparse.csr_matrix:
+        """``twins`` transposed: each new product's row holds the product it shares text with."""
+        return as_csr(self.twins.T)
+
+    @cached_property
+    def pop_score(self) -> np.ndarray:
+        """Best sellers of the last 28 days, fast risers a little ahead."""
+        trend = (self.pop_7 + 1) / (self.pop_28 / 4 + 1) * np.log1p(self.pop_28)
+        return (np.log1p(self.pop_28) + 0.1 * trend).astype(np.float32)
+
+    @cached_property
+    def pop_order(self) -> np.ndarray:
+        """Products by ``pop_score``, best first."""
+        return np.argsort(-self.pop_score, kind="stable")
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Plain arrays for ``state()`` (CSR matrices as their three arrays)."""
@@ -418,7 +440,7 @@ class LearnedRanker(Model):
         """What the ``neighbours`` most similar customers buy (cosine of time-decayed
         counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part."""
         me = _unit_rows(own.decayed)
-        sims = (me @ snap.people.T).toarray()
+        sims = (me @ snap.people_t).toarray()
         known = own.user >= 0
         sims[np.flatnonzero(known), own.user[known]] = 0.0
         k = min(self.neighbours, sims.shape[1])
@@ -461,11 +483,13 @@ class LearnedRanker(Model):
         blocked = None if exclude is None or not exclude.nnz else \
             sparse.csr_matrix((np.ones(exclude.nnz, np.float32), exclude.indices,
                                exclude.indptr), shape=exclude.shape)
-        keep = None if allowed.all() else sparse.diags(allowed.astype(np.float32))
+        every = bool(allowed.all())
 
         def usable(scores: sparse.csr_matrix) -> sparse.csr_matrix:
             """Only the allowed, not excluded cells (sparse ops: linear in the cells)."""
-            scores = scores.copy() if keep is None else as_csr(scores @ keep)
+            scores = as_csr(scores).copy()
+            if not every:
+                scores.data[~allowed[scores.indices]] = 0
             if blocked is not None:
                 scores = as_csr(scores - scores.multiply(blocked))
             scores.eliminate_zeros()
@@ -497,12 +521,11 @@ class LearnedRanker(Model):
             twin = as_csr(own.decayed @ snap.twins)
             twin.sum_duplicates()
             sources["twin"] = _top_per_row(usable(twin), k)
-            trend = (snap.pop_7 + 1) / (snap.pop_28 / 4 + 1) * np.log1p(snap.pop_28)
-            pop_score = (np.log1p(snap.pop_28) + 0.1 * trend).astype(np.float32)
+            pop_score = snap.pop_score
             shortlist = np.flatnonzero(allowed)
             if len(shortlist) > SHORTLIST:  # a few best sellers; a small filtered set whole
-                shortlist = shortlist[np.argsort(-pop_score[shortlist],
-                                                 kind="stable")[: 3 * k]]
+                order = snap.pop_order
+                shortlist = order[allowed[order]][: 3 * k]
             width = len(shortlist)
             tiled = sparse.csr_matrix((np.tile(pop_score[shortlist], n_rows),
                                        np.tile(shortlist, n_rows),
@@ -655,7 +678,7 @@ class LearnedRanker(Model):
         twin = np.zeros(ids.shape, bool)
         twin[picked] = best == 5
         if twin.any():  # the own product with the same text
-            leader = self.snapshot_.twins.T.tocsr()[ids[twin]]
+            leader = self.snapshot_.twins_t[ids[twin]]
             anchors[twin] = np.where(np.diff(leader.indptr) > 0,
                                      leader.indices[np.minimum(leader.indptr[:-1],
                                                                max(leader.nnz - 1, 0))], -1)
