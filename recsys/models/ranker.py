@@ -784,10 +784,8 @@ def _top_per_row(scores: sparse.csr_matrix, k: int
 
 
 def _values(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``matrix[rows, cols]`` (0 where nothing is stored) by scipy's per-pair search."""
-    if not len(rows):
-        return np.zeros(0, np.float32)
-    return np.asarray(matrix[rows, cols], np.float32).ravel()
+    """``matrix[rows, cols]``, 0 where nothing is stored."""
+    return lookup(matrix, rows, cols, 0.0)
 
 
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
