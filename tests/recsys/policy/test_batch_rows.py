@@ -3,8 +3,6 @@ an opted-out or unknown customer in a chunk used to switch every row to fold-in.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from recsys.bundle import read_bundle
