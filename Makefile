@@ -20,6 +20,15 @@ run: env  ## train on The Complete Journey, register + promote, then serve on 12
 	$(BIN)/recsys retrain --config configs/completejourney.yaml
 	$(BIN)/recsys serve --demo
 
+serve: env  ## serve the current champion on 127.0.0.1:8000 without retraining
+	$(BIN)/recsys serve --demo
+
+train: env  ## train + promote on The Complete Journey (no server)
+	$(BIN)/recsys retrain --config configs/completejourney.yaml
+
+bench: env  ## offline quality of every baseline and the ranker (about 20 min on 2 cores)
+	$(BIN)/python benchmarks/quality.py
+
 test: env  ## the whole test suite (real-data tests skip without ../shared/data)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
