@@ -513,13 +513,10 @@ class LearnedRanker(Model):
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
         if not own_only:
             cooc = as_csr(weights @ snap.cooc)
-            cooc.sum_duplicates()  # canonical: scipy's pair lookups search instead of scan
             sources["cooc"] = _top_per_row(usable(cooc), k)
             knn = self._neighbours(snap, own)
-            knn.sum_duplicates()
             sources["knn"] = _top_per_row(usable(knn), k)
             twin = as_csr(own.decayed @ snap.twins)
-            twin.sum_duplicates()
             sources["twin"] = _top_per_row(usable(twin), k)
             pop_score = snap.pop_score
             shortlist = np.flatnonzero(allowed)
@@ -539,7 +536,7 @@ class LearnedRanker(Model):
         keys = np.unique(np.concatenate([r.astype(np.int64) * n_items + c
                                          for r, c, _ in sources.values()]))
         rows, cols = np.divmod(keys, n_items)
-        rank_of = {name: _rank_at(src, rows, cols, n_items) for name, src in
+        rank_of = {name: _rank_at(src, rows, cols, (n_rows, n_items)) for name, src in
                    sources.items()}
         position = np.full(n_items, -1, np.int64)
         position[snap.ease_items] = np.arange(len(snap.ease_items))
@@ -547,8 +544,8 @@ class LearnedRanker(Model):
         ease_value = np.where(at >= 0, ease[rows, np.maximum(at, 0)] if ease.size else 0.0,
                               np.nan)
         x = self._features(snap, own, rows, cols, rank_of, ease_value,
-                           _values(cooc, rows, cols), _values(knn, rows, cols),
-                           _values(twin, rows, cols),
+                           lookup(cooc, rows, cols, 0.0), lookup(knn, rows, cols, 0.0),
+                           lookup(twin, rows, cols, 0.0),
                            spend[rows, self.category_[cols] + 1])
         return rows, cols, x
 
@@ -677,11 +674,8 @@ class LearnedRanker(Model):
         kinds[picked], anchors[picked] = kind, anchor
         twin = np.zeros(ids.shape, bool)
         twin[picked] = best == 5
-        if twin.any():  # the own product with the same text
-            leader = self.snapshot_.twins_t[ids[twin]]
-            anchors[twin] = np.where(np.diff(leader.indptr) > 0,
-                                     leader.indices[np.minimum(leader.indptr[:-1],
-                                                               max(leader.nnz - 1, 0))], -1)
+        if twin.any():  # the own product with the same text: one per new product (_twins)
+            anchors[twin] = self.snapshot_.twins_t[ids[twin]].indices
         together = np.isin(kinds, (Reason.BOUGHT_TOGETHER, Reason.BECAUSE_YOU_BOUGHT))
         if together.any():
             found = because_you_bought(self.snapshot_.cooc, own.count,
@@ -783,25 +777,11 @@ def _top_per_row(scores: sparse.csr_matrix, k: int
     return np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_rank)
 
 
-def _values(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``matrix[rows, cols]``, 0 where nothing is stored."""
-    return lookup(matrix, rows, cols, 0.0)
-
-
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
-             cols: np.ndarray, n_items: int) -> np.ndarray:
-    """Each pair's rank in ``source`` (``_best_cells`` output), nan where it is absent."""
+             cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Each pair's rank in ``source`` (``_top_per_row`` output), nan where it is absent."""
     r, c, rank = source
-    keys = r.astype(np.int64) * n_items + c
-    order = np.argsort(keys)
-    keys, rank = keys[order], rank[order]
-    wanted = rows.astype(np.int64) * n_items + cols
-    at = np.searchsorted(keys, wanted)
-    found = at < len(keys)
-    found[found] = keys[at[found]] == wanted[found]
-    out = np.full(len(rows), np.nan, np.float32)
-    out[found] = rank[at[found]]
-    return out
+    return lookup(sparse.csr_matrix((rank, (r, c)), shape=shape), rows, cols)
 
 
 def _booster(state: Mapping[str, np.ndarray], key: str) -> lgb.Booster:

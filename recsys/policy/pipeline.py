@@ -124,7 +124,6 @@ class Engine:
         """Products first sold within ``days`` of the bundle's last sale, or never sold yet
         but in the catalog (the ``new_arrivals`` mode's products)."""
         products = bundle.products
-        never = np.ones(len(products), bool)
         if "first_sold" not in products:  # a bundle from before first_sold: unsold ones only
             never = np.asarray(bundle.history.sum(axis=0)).ravel() == 0
             return never & products["available"].to_numpy(bool)

@@ -55,8 +55,9 @@ def before(data: RetailData, until: datetime | None) -> RetailData:
     """``data`` with only the purchases and redemptions strictly before ``until``."""
     if until is None:
         return data
-    stamp = pd.Timestamp(until).tz_localize(None) if pd.Timestamp(until).tzinfo is None \
-        else pd.Timestamp(until).tz_convert("UTC").tz_localize(None)
+    stamp = pd.Timestamp(until)
+    if stamp.tzinfo is not None:  # the data's timestamps are naive UTC
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
     tx = data.transactions[data.transactions["timestamp"] < stamp]
     if tx.empty:
         raise DataError(f"until {stamp} leaves no transactions; the data starts at "
