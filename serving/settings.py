@@ -3,8 +3,10 @@
 Keys come from the environment or from files (one key per line, ``#`` comments), so they can
 be mounted as secrets. Each kind of key opens some scopes: client keys (``RECSYS_API_KEYS``)
 those of ``RECSYS_API_KEY_SCOPES`` (default ``read`` and ``events``: a storefront), privacy
-keys consent and erasure, the admin key ``/admin``. A server without client keys refuses to
-start unless ``RECSYS_INSECURE_NO_AUTH=true`` says so on purpose (local experiments only).
+keys consent and erasure, the admin key ``/admin``; analyst keys (``RECSYS_ANALYST_KEYS``) open
+only the read-only operator console (``/console``, whose admins use the admin key). A server
+without client keys refuses to start unless ``RECSYS_INSECURE_NO_AUTH=true`` says so on
+purpose (local experiments only).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_URI = "models:/loyalty-recsys@champion"
-Scope = Literal["read", "events", "privacy", "admin"]
-SCOPES: tuple[Scope, ...] = ("read", "events", "privacy", "admin")
+Scope = Literal["read", "events", "privacy", "admin", "analyst"]
+SCOPES: tuple[Scope, ...] = ("read", "events", "privacy", "admin", "analyst")
 
 
 class Settings(BaseSettings):
@@ -70,6 +72,13 @@ class Settings(BaseSettings):
     privacy_keys_file: Path | None = None
     admin_key: SecretStr | None = None
     admin_key_file: Path | None = None
+    analyst_keys: SecretStr | None = None  # the console, read-only (CRM, support staff)
+    analyst_keys_file: Path | None = None
+    # The console's loyalty KPIs need the purchase history, which bundles do not carry: the
+    # dataset to read (as `recsys customers kpis --dataset`; default: the bundle's dataset).
+    console_dataset: str | None = None
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 7)
+    console_export_max: int = Field(10_000, ge=1)  # customers in one picks download
     insecure_no_auth: bool = False
     # The secret of erasure records' keyed hashes; default: <data dir>/privacy.key for the
     # SQLite store, required for any other (see recsys/events.py).
@@ -97,7 +106,9 @@ class Settings(BaseSettings):
         privacy = _keys(self.privacy_keys, self.privacy_keys_file)
         return {scope: (client if scope in self.api_key_scopes else ())
                 + (privacy if scope == "privacy" else ())
-                for scope in SCOPES if scope != "admin"} | {"admin": self.admin_keys()}
+                for scope in SCOPES if scope not in ("admin", "analyst")} | {
+            "admin": self.admin_keys(),
+            "analyst": _keys(self.analyst_keys, self.analyst_keys_file)}
 
     def events_database(self) -> str:
         """The event store URL."""
