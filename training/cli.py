@@ -24,14 +24,10 @@ from training.commands import (  # noqa: E402
     serve,
     train,
 )
+from training.commands.common import command_group  # noqa: E402
 
-app = typer.Typer(
-    name="recsys",
-    help="loyalty-recsys: recommendations, segments and coupons for retail loyalty.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = command_group("loyalty-recsys: recommendations, segments and coupons for retail loyalty.",
+                    name="recsys", add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.callback()

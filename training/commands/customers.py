@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from training.commands.common import fail_cleanly
+from training.commands.common import command_group, fail_cleanly
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     from recsys.customers.config import CustomersConfig
     from recsys.data.schema import RetailData
 
-app = typer.Typer(help="Customer segments, lifecycle stages, churn risk, CLV and loyalty KPIs.",
-                  no_args_is_help=True)
+app = command_group("Customer segments, lifecycle stages, churn risk, CLV and loyalty KPIs.")
 
 DatasetOpt = Annotated[str, typer.Option(
     "--dataset", "-d", help="Dataset: completejourney, synthetic[:...], a file or a directory.")]

@@ -10,13 +10,11 @@ from typing import Annotated
 
 import typer
 
+from training.commands.common import command_group
 from training.spark import JobEngine
 
-app = typer.Typer(
-    help="Load, check and describe retail data (The Complete Journey, Online Retail, "
-         "interactions files, canonical table directories, synthetic).",
-    no_args_is_help=True,
-)
+app = command_group("Load, check and describe retail data (The Complete Journey, Online Retail, "
+                    "interactions files, canonical table directories, synthetic).")
 
 SOURCE_HELP = ("'completejourney' (default dataset), 'synthetic[:customers=N,products=M,seed=S]', "
                "a directory of canonical tables, or an Online Retail / Online Retail II / "

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from training.commands.common import fail_cleanly
+from training.commands.common import command_group, fail_cleanly
 
-app = typer.Typer(help="Online experiments: sample size, reports from the exposure log, "
-                       "a simulated experiment (docs/experiments.md).", no_args_is_help=True)
+app = command_group("Online experiments: sample size, reports from the exposure log, "
+                    "a simulated experiment (docs/experiments.md).")
 EventsOpt = Annotated[str | None, typer.Option(
     "--events-url", help="Event store URL (default: RECSYS_EVENTS_URL or <data dir>/events.db).")]
 

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from training.commands.common import fail_cleanly
+from training.commands.common import command_group, fail_cleanly
 
-app = typer.Typer(help="Privacy: what erasures leave behind in older model versions.",
-                  no_args_is_help=True)
+app = command_group("Privacy: what erasures leave behind in older model versions.")
 
 
 @app.command("audit")
