@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 
 from serving import errors
 from serving.metrics import Metrics, ObserveMiddleware
+from serving.overload import InFlightLimitMiddleware
 from serving.routers import (
     admin,
     cart,
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("no admin key configured: /admin routes are disabled")
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight,
+                       retry_after=settings.retry_after_seconds, shed=metrics.shed)
     app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: sees every answer
     v1 = APIRouter(prefix="/v1", responses=errors.documented(400, 401, 403, 413, 422, 503))
     for module in V1_ROUTERS:

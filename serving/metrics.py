@@ -63,6 +63,8 @@ class Metrics:
         self.variant_answers = Counter("recsys_variant_answers",
                                        "Requests routed to a variant, by outcome (error: 5xx)",
                                        ["variant", "outcome"], registry=r)
+        self.shed = Counter("recsys_shed_requests",
+                            "Requests refused with 503 at the in-flight limit", registry=r)
         self._live: dict[str, str] = {}
 
     def set_models(self, versions: dict[str, tuple[str, str | None, float | None]]) -> None:

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     max_events_per_batch: int = Field(1000, ge=1)
     # Log what each answer showed (recsys/exposures.py), off the request path.
     log_exposures: bool = True
+    # Load shedding (serving/overload.py): requests in flight per worker beyond which new
+    # ones get 503 + Retry-After at once instead of queueing (0: no limit). An admitted
+    # request waits behind at most this many, so size it as the latency budget over the
+    # server CPU time per request (docs/benchmarks/serving.md).
+    max_in_flight: int = Field(32, ge=0)
+    retry_after_seconds: int = Field(1, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_cart_items: int = Field(200, ge=1)
     max_batch_customers: int = Field(100, ge=1)  # POST /v1/batch/recommendations
