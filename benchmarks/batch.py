@@ -162,7 +162,8 @@ def run(engine: Engine, name: str, args: argparse.Namespace, spark: object = Non
           f"{peak:.2f} | {load[0]} | {load[1]} |", flush=True)
     print(f"{name}: audience {summary.audience:,}, written {summary.written:,} "
           f"({size / 2**20:.0f} MiB); skipped {summary.skipped_no_consent:,} without "
-          f"personalization and {summary.skipped_no_marketing:,} without marketing consent; "
+          f"personalization consent, {summary.skipped_erased:,} erased and "
+          f"{summary.skipped_no_marketing:,} without marketing consent; "
           f"coverage {summary.coverage:.1%}; {summary.coupons_issued:,} coupons, budget "
           f"used {summary.coupon_budget_used:,.0f} of {summary.coupon_budget:,.0f}; cores busy "
           f"{cpu / wall:.2f}", file=sys.stderr, flush=True)

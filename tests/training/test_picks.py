@@ -50,7 +50,7 @@ def test_picks_match_the_engine_for_each_customer(engine: Engine, tmp_path: Path
     summary = write_picks(engine, "all", out, n=5, chunk_size=64, run_id="r1")
     frame = pd.read_parquet(out)
     assert summary.written == len(frame) == summary.audience - summary.skipped_no_consent \
-        - summary.skipped_no_marketing
+        - summary.skipped_erased - summary.skipped_no_marketing
     for row in frame.sample(20, random_state=0).itertuples():
         result = engine.recommend(row.customer_id, 5)
         assert list(row.product_ids) == [p.product_id for p in result.picks]
@@ -75,7 +75,8 @@ def test_opted_out_erased_and_no_marketing_customers_get_nothing(engine: Engine,
     summary = write_picks(engine, "ids=" + ",".join(ids), out, n=3)
     frame = pd.read_csv(out, dtype={"customer_id": str})
     assert frame["customer_id"].tolist() == ids[3:]
-    assert (summary.skipped_no_consent, summary.skipped_no_marketing) == (2, 1)
+    assert (summary.skipped_no_consent, summary.skipped_erased,
+            summary.skipped_no_marketing) == (1, 1, 1)
     assert all(len(json.loads(v)) == 3 for v in frame["product_ids"])
 
 
@@ -247,7 +248,7 @@ def test_picks_replay_the_api_journal(engine: Engine, tmp_path: Path) -> None:
     assert replay_journal(engine, store) == store.last_seq() == 2
     store.close()
     summary = write_picks(engine, f"ids={a},{b}", tmp_path / "picks.parquet")
-    assert (summary.written, summary.skipped_no_consent) == (0, 2)
+    assert (summary.written, summary.skipped_no_consent, summary.skipped_erased) == (0, 1, 1)
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(engine: Engine,

@@ -113,6 +113,7 @@ def picks_cmd(
             mlflow.log_metrics({
                 "audience_size": summary.audience, "rows_written": summary.written,
                 "skipped_no_consent": summary.skipped_no_consent,
+                "skipped_erased": summary.skipped_erased,
                 "skipped_no_marketing": summary.skipped_no_marketing,
                 "catalog_coverage": summary.coverage, "coupons_issued": summary.coupons_issued,
                 "coupon_budget": summary.coupon_budget,
@@ -124,6 +125,7 @@ def picks_cmd(
         if summary.chunks_resumed else ""
     typer.echo(f"wrote {summary.written} rows to {out} ({resumed}audience {summary.audience}; "
                f"skipped {summary.skipped_no_consent} without personalization consent, "
+               f"{summary.skipped_erased} erased, "
                f"{summary.skipped_no_marketing} without marketing consent; coverage "
                f"{summary.coverage:.1%}{used}; run {run.info.run_id})")
 

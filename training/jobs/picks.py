@@ -52,7 +52,8 @@ class PicksSummary:
 
     audience: int  # customers selected
     written: int
-    skipped_no_consent: int  # opted out of personalization, or erased
+    skipped_no_consent: int  # opted out of personalization
+    skipped_erased: int  # erased through the API (and not back since)
     skipped_no_marketing: int  # no consent to marketing: no campaign email at all
     coverage: float  # distinct products picked / catalog size
     coupons_issued: int
@@ -158,6 +159,7 @@ class PicksJob:
     ids: np.ndarray  # customers who get a row, in output order
     selected: int
     skipped_no_consent: int
+    skipped_erased: int
     skipped_no_marketing: int
     n: int
     coupons: int
@@ -194,7 +196,8 @@ class PicksJob:
                                  sort_keys=True, default=str).encode())
         keep = personal & marketing
         digest.update("\n".join(ids[keep]).encode())
-        return cls(engine, out, ids[keep], len(ids), int((~personal).sum()),
+        erased = np.fromiter((engine.is_erased(c) for c in ids[~personal]), bool)
+        return cls(engine, out, ids[keep], len(ids), int((~erased).sum()), int(erased.sum()),
                    int((personal & ~marketing).sum()), n, coupons, chunk_size, filters,
                    digest.hexdigest()[:16])
 
@@ -251,7 +254,8 @@ class PicksJob:
         stats = self._assemble()
         shutil.rmtree(self.parts)
         return PicksSummary(
-            self.selected, stats.rows, self.skipped_no_consent, self.skipped_no_marketing,
+            self.selected, stats.rows, self.skipped_no_consent, self.skipped_erased,
+            self.skipped_no_marketing,
             len(stats.products) / max(self.engine.n_items, 1), stats.coupons,
             0.0 if budget is None else budget.budget, stats.budget_used, resumed)
 

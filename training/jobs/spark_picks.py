@@ -196,7 +196,8 @@ class SparkPicks:
         products = {p for row in stats for p in row["products"]}
         return PicksSummary(
             self.job.selected, sum(r["rows"] for r in stats), self.job.skipped_no_consent,
-            self.job.skipped_no_marketing, len(products) / max(engine.n_items, 1),
+            self.job.skipped_erased, self.job.skipped_no_marketing,
+            len(products) / max(engine.n_items, 1),
             sum(r["coupons"] for r in stats), 0.0 if budget is None else budget.budget,
             sum(r["budget_used"] for r in stats), sum(r["resumed"] for r in stats))
 
