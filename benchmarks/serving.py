@@ -17,6 +17,20 @@ sent: unlike latency it does not grow when other processes compete for the cores
 2 cores x 1000 / it bounds the throughput. "client CPU ms/req" is the load generator's, which
 shares the same cores. "reused" is the share of recommendations answered from the workers'
 answer cache (``RECSYS_ANSWER_CACHE_CUSTOMERS``; ``--answer-cache 0`` ranks every request).
+
+Two mixes of customers, each on a fresh server; the default run prints both:
+- ``--browsing``: 5,000 draws from the bundle's customers plus 500 unknown ones, the same
+  list every phase (a storefront's regulars: answers are reused);
+- ``--distinct``: every recommendation for another of the bundle's customers (a large
+  storefront, most members opening one page a day). The run fails itself when over 1 % of
+  its answers were reused. A bundle with fewer customers than the run may send (The Complete
+  Journey's 2,469) is served with the answer cache off, so that every request is ranked.
+
+``--burst`` saturates the distinct mix closed-loop to find the sustainable rate S, then sends
+open loop 0.5 S, 3 S for ``--burst-seconds`` and 0.5 S again: shed requests (503 at the
+in-flight limit, ``--max-in-flight``), the admitted ones' latency, and the seconds until the
+latency is back. ``--memory`` prints RSS and PSS (``/proc/<pid>/smaps_rollup``: shared pages
+counted once) of the server's processes with 1 and with ``--workers`` workers.
 """
 
 from __future__ import annotations
@@ -106,13 +120,15 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600
     raise SystemExit(f"server not ready after {timeout:.0f}s")
 
 
-async def _open_loop(urls: list[str], key: str, rate: float, duration: float
-                     ) -> dict[str, float]:
+async def _fire(urls: list[str], offset: int, key: str, times: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Send request ``i`` at ``times[i]`` seconds from now whatever the answers (open loop);
+    returns each one's latency from its scheduled time (s, NaN when it failed) and HTTP
+    status (0: timeout or connection error). Request ``i`` asks for ``urls[offset + i]``."""
     import aiohttp
 
-    n = int(rate * duration)
-    latencies = np.full(n, np.nan)
-    errors = 0
+    n = len(times)
+    latencies, statuses = np.full(n, np.nan), np.zeros(n, np.int16)
     connector = aiohttp.TCPConnector(limit=512)
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
@@ -120,30 +136,34 @@ async def _open_loop(urls: list[str], key: str, rate: float, duration: float
         start = time.perf_counter() + 0.2
 
         async def one(i: int) -> None:
-            nonlocal errors
-            scheduled = start + i / rate
+            scheduled = start + times[i]
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             try:
-                async with session.get(urls[i % len(urls)]) as response:
+                async with session.get(urls[(offset + i) % len(urls)]) as response:
                     await response.read()
-                    if response.status != 200:
-                        errors += 1
-                        return
+                    statuses[i] = response.status
             except (aiohttp.ClientError, TimeoutError):
-                errors += 1
                 return
             latencies[i] = time.perf_counter() - scheduled
 
         await asyncio.gather(*(one(i) for i in range(n)))
-        elapsed = time.perf_counter() - start
-    ok = latencies[~np.isnan(latencies)] * 1e3
+    return latencies, statuses
+
+
+def _open_loop(urls: list[str], offset: int, key: str, rate: float, duration: float
+               ) -> dict[str, float]:
+    n = int(rate * duration)
+    began = time.perf_counter()
+    latencies, statuses = asyncio.run(_fire(urls, offset, key, np.arange(n) / rate))
+    elapsed = time.perf_counter() - began - 0.2
+    ok = latencies[statuses == 200] * 1e3
     pct = np.percentile(ok, [50, 95, 99]) if len(ok) else [np.nan] * 3
-    return {"sent": n, "ok": len(ok), "errors": errors, "rps": len(ok) / elapsed,
+    return {"sent": n, "ok": len(ok), "errors": n - len(ok), "rps": len(ok) / elapsed,
             "p50": pct[0], "p95": pct[1], "p99": pct[2]}
 
 
-async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: float
-                       ) -> dict[str, float]:
+async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
+                       duration: float) -> dict[str, float]:
     import aiohttp
 
     latencies: list[float] = []
@@ -152,11 +172,13 @@ async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: fl
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
                                      headers={"X-API-Key": key}) as session:
 
-        async def worker(w: int) -> None:
-            nonlocal errors
-            i = w
+        sent = 0
+
+        async def worker() -> None:
+            nonlocal errors, sent
             while time.perf_counter() < stop:
-                t = time.perf_counter()
+                t, i = time.perf_counter(), offset + sent
+                sent += 1
                 try:
                     async with session.get(urls[i % len(urls)]) as response:
                         await response.read()
@@ -167,10 +189,9 @@ async def _closed_loop(urls: list[str], key: str, concurrency: int, duration: fl
                     latencies.append(time.perf_counter() - t)
                 else:
                     errors += 1
-                i += concurrency
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     ms = np.array(latencies) * 1e3
     return {"sent": len(ms) + errors, "ok": len(ms), "errors": errors, "rps": len(ms) / elapsed,
@@ -236,23 +257,236 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
                server: int, base: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """The load-generator process: runs every phase of ``plan`` and reports each, with the
     server and client CPU spent per request sent (the phase and the backlog it left) and
-    the share of answers the server reused."""
+    the share of answers the server reused. Each endpoint's URLs are taken in order across
+    phases, so a distinct mix never asks twice until its list runs out."""
+    cursor = dict.fromkeys(urls, 0)
     for endpoint, kind, level, duration in plan:
         cpu, own, (hits, misses) = tree_usage(server)[1], _own_cpu(), answer_cache(base)
         if kind == "open":
-            result = asyncio.run(_open_loop(urls[endpoint], key, level, duration))
+            result = _open_loop(urls[endpoint], cursor[endpoint], key, level, duration)
         else:
-            result = asyncio.run(_closed_loop(urls[endpoint], key, int(level), duration))
+            result = asyncio.run(_closed_loop(urls[endpoint], cursor[endpoint], key,
+                                              int(level), duration))
+        cursor[endpoint] += int(result["sent"])
         client = _own_cpu() - own
         result["drain"] = _drain(server)
         sent = max(result["sent"], 1)
         result["cpu_ms"] = (tree_usage(server)[1] - cpu) * 1e3 / sent
         result["client_ms"] = client * 1e3 / sent
         after_hits, after_misses = answer_cache(base)
-        answers = after_hits - hits + after_misses - misses
-        result["reused"] = (after_hits - hits) / answers if answers else float("nan")
+        result["hits"], result["answers"] = after_hits - hits, \
+            after_hits - hits + after_misses - misses
+        result["reused"] = result["hits"] / result["answers"] if result["answers"] \
+            else float("nan")
         out.put((endpoint, kind, level, result))
     out.put(None)
+
+
+def _burst_generator(urls: list[str], key: str, server: int, args: argparse.Namespace,
+                     out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """The load generator of ``--burst``: the closed-loop throughput S of the endpoint, then
+    open loop at ``base x S`` (before), ``3 x S`` for the burst, ``base x S`` again
+    (after). Reports what each request got, by phase."""
+    saturated = asyncio.run(_closed_loop(urls, 0, key, args.saturate, args.duration))
+    offset = int(saturated["sent"])
+    _drain(server)
+    sustainable = saturated["rps"]
+    segments = [("before", args.burst_base * sustainable, args.duration),
+                ("burst", 3 * sustainable, args.burst_seconds),
+                ("after", args.burst_base * sustainable, args.after_seconds)]
+    times, phases, t0 = [], [], 0.0
+    for name, rate, seconds in segments:
+        n = int(rate * seconds)
+        times.append(t0 + np.arange(n) / rate)
+        phases += [name] * n
+        t0 += seconds
+    schedule = np.concatenate(times)
+    cpu = tree_usage(server)[1]
+    latencies, statuses = asyncio.run(_fire(urls, offset, key, schedule))
+    out.put({"sustainable": sustainable, "saturated": saturated, "segments": segments,
+             "schedule": schedule, "phases": np.array(phases), "latencies": latencies,
+             "statuses": statuses, "cpu_s": tree_usage(server)[1] - cpu,
+             "drain": _drain(server)})
+
+
+def _pct(values: np.ndarray, p: float) -> str:
+    return f"{np.percentile(values, p):.1f}" if len(values) else "-"
+
+
+def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
+    """Print the burst's figures: what was shed and how fast, the admitted requests' latency,
+    and how long after the burst the latency was back to the level before it."""
+    lat, status, phase = r["latencies"] * 1e3, r["statuses"], r["phases"]
+    print(f"closed loop ({r['saturated']['sent']} requests): {r['sustainable']:.0f} rps "
+          f"sustainable, p99 {r['saturated']['p99']:.1f} ms")
+    print("| phase | rate rps | sent | 200 | 503 | other errors | 200 p50 ms | 200 p99 ms | "
+          "503 p50 ms | 503 p99 ms | 503 max ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, rate, _ in r["segments"]:
+        mine = phase == name
+        ok, shed = lat[mine & (status == 200)], lat[mine & (status == 503)]
+        print(f"| {name} | {rate:.0f} | {mine.sum()} | {len(ok)} | {len(shed)} | "
+              f"{mine.sum() - len(ok) - len(shed)} | {_pct(ok, 50)} | {_pct(ok, 99)} | "
+              f"{_pct(shed, 50)} | {_pct(shed, 99)} | {_pct(shed, 100)} |")
+    before = lat[(phase == "before") & (status == 200)]
+    normal = 2 * np.percentile(before, 99)
+    end = r["segments"][0][2] + burst_seconds
+    after = (phase == "after")
+    second = np.floor(r["schedule"][after] - end).astype(int)
+    late = [s for s in np.unique(second)
+            if not (status[after][second == s] == 200).all()
+            or np.percentile(lat[after][second == s], 99) > normal]
+    recovered = "never (within the after phase)" if late and late[-1] == second.max() else \
+        f"{(late[-1] + 1) if late else 0} s"
+    print(f"recovered (every later 1-s window all 200 with p99 <= 2 x the p99 before, "
+          f"{normal:.1f} ms): {recovered} after the burst; server CPU {r['cpu_s']:.1f} s, "
+          f"backlog {r['drain']:.0f} s")
+
+
+def pss(pid: int) -> list[tuple[int, float, float]]:
+    """(pid, RSS MiB, PSS MiB) of ``pid`` and each of its descendants (smaps_rollup: pages
+    shared by several processes count once in the sum of PSS)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    rows, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            text = Path(f"/proc/{current}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        kb = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()[1:]}
+        rows.append((current, kb["Rss"] / 1024, kb["Pss"] / 1024))
+    return rows
+
+
+def _customers(bundle: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(bundle / "customers.parquet", columns=["customer_id"])
+    return [str(c) for c in table.column(0).to_pylist()]
+
+
+def mixes(customers: list[str], base: str, n: int, needed: int) -> dict[str, list[str]]:
+    """Recommendation URLs of each mix. ``browsing``: 5,000 draws with replacement from the
+    bundle's customers plus 500 unknown ones, shuffled (the same list every phase).
+    ``distinct``: the bundle's customers without replacement, at most ``needed``."""
+    rng = random.Random(0)
+    sample = [rng.choice(customers) for _ in range(5000)] + [f"new-{i}" for i in range(500)]
+    rng.shuffle(sample)
+    distinct = rng.sample(customers, min(len(customers), needed))
+    return {name: [f"{base}/v1/customers/{c}/recommendations?n={n}" for c in chosen]
+            for name, chosen in (("browsing", sample), ("distinct", distinct))}
+
+
+class Server:
+    """The benchmark's uvicorn server process (``with Server(...) as s``)."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int) -> None:
+        self.env, self.port, self.workers = env, port, workers
+        self.base = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> Server:
+        self.process = start_server(self.env, self.port, self.workers)
+        try:
+            self.model = wait_ready(self.base, self.process)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
+            args: argparse.Namespace, key: str) -> float:
+    """One server, the open-loop rates and the closed loop on ``urls``; prints the table
+    and returns the share of recommendations answered from reuse."""
+    rates = [float(r) for r in args.rates.split(",")]
+    plan = [(e, "open", r, args.duration) for r in rates for e in ("constant", "recommendations")]
+    plan += [(e, "closed", args.saturate, args.duration) for e in ("constant", "recommendations")]
+    with Server(env, args.port, args.workers) as server:
+        model = server.model
+        out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
+        gen = mp.get_context("spawn").Process(
+            target=_generator, args=(plan, urls, key, server.process.pid, server.base, out))
+        print(f"\n## {name} mix: {len(set(urls['recommendations']))} distinct customers in "
+              f"{len(urls['recommendations'])} URLs\n\nmodel {model['model']} version "
+              f"{model['model_version']}, {model['n_items']} items; {args.workers} uvicorn "
+              f"workers; answer cache {env['RECSYS_ANSWER_CACHE_CUSTOMERS']} customers per "
+              f"worker; exposure log {args.exposures}; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
+              "backlog s | server CPU ms/req | client CPU ms/req | reused |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+        gen.start()
+        hits = answers = 0.0
+        closed: dict[str, float] = {}
+        while (item := out.get()) is not None:
+            endpoint, kind, level, r = item
+            load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
+            reused = "-" if np.isnan(r["reused"]) else f"{r['reused']:.1%}"
+            print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
+                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} | "
+                  f"{r['cpu_ms']:.2f} | {r['client_ms']:.2f} | {reused} |", flush=True)
+            if endpoint == "recommendations":
+                hits, answers = hits + r["hits"], answers + r["answers"]
+            if kind == "closed":
+                closed[endpoint] = r["rps"]
+        gen.join()
+    share = hits / answers if answers else 0.0
+    print(f"\nreused: {share:.2%} of {answers:.0f} recommendations; closed loop: "
+          f"recommendations at {closed['recommendations'] / closed['constant']:.0%} of the "
+          f"constant endpoint's throughput; load average after: {os.getloadavg()[0]:.1f}",
+          flush=True)
+    return share
+
+
+def run_burst(urls: list[str], env: dict[str, str], args: argparse.Namespace,
+              key: str) -> None:
+    with Server(env, args.port, args.workers) as server:
+        print(f"burst on the distinct mix: model {server.model['model']}, "
+              f"{args.workers} workers, in-flight limit {env['RECSYS_MAX_IN_FLIGHT']} per "
+              f"worker, answer cache {env['RECSYS_ANSWER_CACHE_CUSTOMERS']}; load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
+        out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
+        gen = mp.get_context("spawn").Process(
+            target=_burst_generator, args=(urls, key, server.process.pid, args, out))
+        gen.start()
+        report_burst(out.get(), args.burst_seconds)
+        gen.join()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def run_memory(urls: list[str], env: dict[str, str], args: argparse.Namespace,
+               key: str) -> None:
+    """RSS and PSS of the server's processes with 1 worker, then with ``--workers``, each
+    after an open-loop phase on the distinct mix."""
+    print("| workers | processes | RSS MiB each | PSS MiB each | total RSS MiB | "
+          "total PSS MiB |")
+    print("|---|---|---|---|---|---|", flush=True)
+    totals = {}
+    for workers in sorted({1, args.workers}):
+        with Server(env, args.port, workers) as server:
+            offset = 20_000 * workers  # other customers than the 1-worker run's
+            _open_loop(urls, offset, key, float(args.rates.split(",")[0]), args.duration)
+            rows = pss(server.process.pid)
+        rss, shared = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        totals[workers] = shared
+        print(f"| {workers} | {len(rows)} | {', '.join(f'{r[1]:.0f}' for r in rows)} | "
+              f"{', '.join(f'{r[2]:.0f}' for r in rows)} | {rss:.0f} | {shared:.0f} |",
+              flush=True)
+    if args.workers > 1:
+        print(f"\n{args.workers} workers: total PSS {totals[args.workers] / totals[1]:.2f}x "
+              f"one worker's; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -270,6 +504,20 @@ def main() -> None:
                         help="customers' answers each worker keeps (0: rank every request)")
     parser.add_argument("--exposures", choices=("on", "off"), default="on",
                         help="log what each answer showed (RECSYS_LOG_EXPOSURES)")
+    parser.add_argument("--max-in-flight", type=int, default=32,
+                        help="RECSYS_MAX_IN_FLIGHT per worker (0: no limit)")
+    mix = parser.add_mutually_exclusive_group()
+    mix.add_argument("--distinct", action="store_true",
+                     help="only the distinct mix: every recommendation for another customer")
+    mix.add_argument("--browsing", action="store_true", help="only the browsing mix")
+    mix.add_argument("--burst", action="store_true",
+                     help="overload: 3x the closed-loop throughput for --burst-seconds")
+    mix.add_argument("--memory", action="store_true",
+                     help="RSS and PSS of the server with 1 and --workers workers")
+    parser.add_argument("--burst-seconds", type=float, default=30.0)
+    parser.add_argument("--burst-base", type=float, default=0.5,
+                        help="rate before and after the burst, as a share of the closed loop's")
+    parser.add_argument("--after-seconds", type=float, default=15.0)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
@@ -279,62 +527,47 @@ def main() -> None:
            "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"),
            "RECSYS_ANSWER_CACHE_CUSTOMERS": str(args.answer_cache),
            "RECSYS_LOG_EXPOSURES": str(args.exposures == "on").lower(),
+           "RECSYS_MAX_IN_FLIGHT": str(args.max_in_flight),
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if args.model_uri:
         env["RECSYS_MODEL_URI"] = args.model_uri
         env["RECSYS_DATA_DIR"] = str((args.data_dir or REPO / "data").resolve())
         env["RECSYS_EVENTS_URL"] = f"sqlite:///{work / 'events.db'}"
-        bundle = None
+        customers = [f"c{i}" for i in range(1000)]
     else:
         bundle = args.bundle or build_completejourney(CJ_CACHE)
         env["RECSYS_BUNDLE_PATH"] = str(bundle.resolve())
+        customers = _customers(bundle)
     base = f"http://127.0.0.1:{args.port}"
-    server = start_server(env, args.port, args.workers)
-    try:
-        model = wait_ready(base, server)
-        customers = _customers(bundle) if bundle else [f"c{i}" for i in range(1000)]
-        rng = random.Random(0)
-        sample = [rng.choice(customers) for _ in range(5000)] + [f"new-{i}" for i in range(500)]
-        rng.shuffle(sample)
-        urls = {"recommendations": [f"{base}/v1/customers/{c}/recommendations?n={args.n}"
-                                    for c in sample],
-                "constant": [f"{base}/v1/constant"]}
-        rates = [float(r) for r in args.rates.split(",")]
-        plan = [(e, "open", r, args.duration) for r in rates
-                for e in ("constant", "recommendations")]
-        plan += [(e, "closed", args.saturate, args.duration)
-                 for e in ("constant", "recommendations")]
-        out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
-        gen = mp.get_context("spawn").Process(target=_generator,
-                                            args=(plan, urls, key, server.pid, base, out))
-        print(f"model {model['model']} version {model['model_version']}, "
-              f"{model['n_items']} items; {args.workers} uvicorn workers; answer cache "
-              f"{args.answer_cache} customers per worker; exposure log {args.exposures}; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
-              "backlog s | server CPU ms/req | client CPU ms/req | reused |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-        gen.start()
-        while (item := out.get()) is not None:
-            endpoint, kind, level, r = item
-            load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
-            reused = "-" if np.isnan(r["reused"]) else f"{r['reused']:.0%}"
-            print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
-                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} | "
-                  f"{r['cpu_ms']:.2f} | {r['client_ms']:.2f} | {reused} |",
-                  flush=True)
-        gen.join()
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-def _customers(bundle: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(bundle / "customers.parquet", columns=["customer_id"])
-    return [str(c) for c in table.column(0).to_pylist()]
+    rates = [float(r) for r in args.rates.split(",")]
+    # Requests the distinct mix may need: the open-loop phases plus closed loops of up to
+    # 2,000 rps (more than either endpoint sustains here).
+    needed = int(sum(rates) * args.duration + 2 * 2000 * max(args.duration,
+                                                             args.burst_seconds))
+    urls = mixes(customers, base, args.n, needed)
+    distinct_env = dict(env)
+    if len(customers) < needed and args.answer_cache:
+        # Too few customers for a new one every request: with the cache off every request
+        # is ranked, as it would be for a new customer each time.
+        distinct_env["RECSYS_ANSWER_CACHE_CUSTOMERS"] = "0"
+        print(f"the bundle has {len(customers)} customers, fewer than the {needed} requests "
+              "the distinct mix may send: it runs with the answer cache off", flush=True)
+    constant = [f"{base}/v1/constant"]
+    if args.burst:
+        run_burst(urls["distinct"], distinct_env, args, key)
+        return
+    if args.memory:
+        run_memory(urls["distinct"], distinct_env, args, key)
+        return
+    if not args.distinct:
+        run_mix("browsing", {"recommendations": urls["browsing"], "constant": constant},
+                env, args, key)
+    if not args.browsing:
+        reused = run_mix("distinct", {"recommendations": urls["distinct"],
+                                      "constant": constant}, distinct_env, args, key)
+        if reused > 0.01:
+            raise SystemExit(f"FAILED: the distinct mix reused {reused:.2%} of its answers "
+                             "(over 1 %): it did not measure ranking")
 
 
 if __name__ == "__main__":
