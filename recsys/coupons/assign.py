@@ -161,7 +161,7 @@ class CouponAssigner:
     order : {"score", "ratio"}
         Greedy scan order (module docstring).
     reason_min_share : float
-        Spend share from which the reason quotes it ("34% of your spend is in DAIRY").
+        Spend share from which the reason quotes it ("34% of your spend is in dairy").
     """
 
     def __init__(self, catalog: Catalog, *, propensity: Propensity | None = None,
@@ -174,7 +174,7 @@ class CouponAssigner:
         self.econ = economics(catalog)
         self.rules = EligibilityRules(catalog)
         self.min_basket = np.array([c.min_basket for c in catalog.coupons])
-        self.labels = [c.target.label() for c in catalog.coupons]
+        self.labels = [c.target.label().lower() for c in catalog.coupons]  # "in meat"
         self.sitewide = np.array([c.target.sitewide for c in catalog.coupons])
 
     # -- scoring ----------------------------------------------------------------------------
@@ -309,15 +309,15 @@ class CouponAssigner:
                              cols[5][chosen], cols[4][chosen], cols[6][chosen])
 
     # -- explanations -----------------------------------------------------------------------
-    def _reason(self, j: int, share: float, p: float) -> str:
+    def _reason(self, j: int, share: float) -> str:
         label = self.labels[j]
         if self.sitewide[j]:
-            return f"applies to your whole basket ({p:.1%} chance you use it)"
+            return "money off your whole basket"
         if share >= self.reason_min_share:
             return f"{share:.0%} of your spend is in {label}"
         if share > 0:
             return f"you already buy {label}"
-        return f"best expected value for you among eligible offers on {label} ({p:.1%} chance)"
+        return f"an offer on {label} to try"
 
     def _explain(self, audience: Audience, rows: NDArray[np.int64], cols: NDArray[np.int64],
                  score: Matrix, p: Matrix, cost: Matrix, aff: Matrix) -> Assignment:
@@ -325,8 +325,7 @@ class CouponAssigner:
         rule = [admitting_rule(coupons[j], audience.stage[i], audience.segment[i],
                                audience.tier[i]) for i, j in zip(rows.tolist(), cols.tolist(),
                                                                  strict=True)]
-        reason = [self._reason(j, s, q) for j, s, q in zip(cols.tolist(), aff.tolist(),
-                                                           p.tolist(), strict=True)]
+        reason = [self._reason(j, s) for j, s in zip(cols.tolist(), aff.tolist(), strict=True)]
         f64 = np.float64
         return Assignment(rows.astype(np.int64), cols.astype(np.int64), score.astype(f64),
                           p.astype(f64), cost.astype(f64), aff.astype(f64), rule, reason)

