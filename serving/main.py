@@ -16,7 +16,7 @@ import faiss
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from serving import errors
+from serving import console, errors
 from serving.metrics import Metrics, ObserveMiddleware
 from serving.overload import InFlightLimitMiddleware
 from serving.routers import (
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(admin.router, prefix="/admin", responses=errors.documented(401, 403, 422))
     app.include_router(health.router)
+    console.install(app)  # /console: the operator pages (admin or analyst key)
     return app
 
 
