@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
 NEW_DAYS = 28  # a product first sold this recently (or never) is "new"
 SHORTLIST = 5000  # allowed products up to this many are all candidates of the category source
+STORE_BLOCK = 1024  # customers ranked at once when storing every customer's lists
 NEVER = np.float32(np.nan)  # LightGBM routes missing values itself
 
 FEATURES = (
@@ -321,6 +322,9 @@ class LearnedRanker(Model):
     negatives : int
         Candidates that were not bought kept per customer and cut for learning (a random
         sample; all that were bought are kept).
+    stored : int
+        Length of the lists ranked at fit for every stored customer (answers up to this
+        long are read, not computed, until the customer has live events).
     seed : int
     """
 
@@ -335,7 +339,8 @@ class LearnedRanker(Model):
                  ease_regularization: float = 50.0, cooc_neighbours: int = 30,
                  neighbours: int = 30,
                  trees: int = 300, learning_rate: float = 0.08, leaves: int = 31,
-                 min_child: int = 50, negatives: int = 100, seed: int = 0) -> None:
+                 min_child: int = 50, negatives: int = 100, stored: int = 30,
+                 seed: int = 0) -> None:
         self.windows = windows
         self.window_days = window_days
         self.per_source = per_source
@@ -349,6 +354,7 @@ class LearnedRanker(Model):
         self.leaves = leaves
         self.min_child = min_child
         self.negatives = negatives
+        self.stored = stored
         self.seed = seed
 
     # -- fitting ----------------------------------------------------------------------------
@@ -395,6 +401,7 @@ class LearnedRanker(Model):
             else self.booster_
         self.snapshot_ = self._snapshot(baskets)
         self.seen_ = matrix
+        self._store_lists()
         return self
 
     def _learn(self, sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -614,16 +621,50 @@ class LearnedRanker(Model):
         (the product it goes with, or for ``REPEATS_EVERY`` the usual days between
         purchases; -1 for none). ``own_only``: rank the customer's own products only.
         Rows may mix stored customers and ``users = -1``; history beyond a stored
-        customer's (live events) counts as an order today."""
+        customer's (live events) counts as an order today.
+
+        A stored customer without live events, asked for a list kind ranked at fit (no
+        ``candidates``, ``exclude`` none or the history itself, ``n`` up to ``stored``), is
+        answered from that ranking: the same lists, read instead of computed."""
         self._check_fitted()
+        excludes_history = exclude is not None and _same_cells(exclude, history)
         history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
                                                                  candidates)
         batch = history.shape[0]
         users = np.full(batch, -1, np.int32) if users is None else users
-        allowed = np.ones(self.n_items_, bool)
-        if candidates is not None:
-            allowed[:] = False
-            allowed[candidates] = True
+        ids = np.full((batch, n), -1, np.int32)
+        scores = np.full((batch, n), -np.inf, np.float32)
+        kinds = np.full((batch, n), int(Reason.NONE), np.int32)
+        anchors = np.full((batch, n), -1, np.int32)
+        kind = None if candidates is not None or n > self.stored else \
+            "own" if own_only and exclude is None else \
+            None if own_only else "new" if excludes_history else "all" if exclude is None \
+            else None
+        read = self._unchanged(history, users) if kind else np.zeros(batch, bool)
+        if read.any():
+            stored = self.lists_[kind]
+            u = users[read]
+            ids[read], scores[read] = stored["ids"][u, :n], stored["scores"][u, :n]
+            kinds[read], anchors[read] = stored["kinds"][u, :n], stored["anchors"][u, :n]
+        rest = np.flatnonzero(~read)
+        if len(rest):
+            allowed = np.ones(self.n_items_, bool)
+            if candidates is not None:
+                allowed[:] = False
+                allowed[candidates] = True
+            every = len(rest) == batch
+            ranked, kinds[rest], anchors[rest] = self._rank(
+                history if every else history[rest], n, users[rest], allowed,
+                None if exclude is None else exclude if every else exclude[rest], own_only)
+            ids[rest], scores[rest] = ranked.ids, ranked.scores
+        return Ranked(ids, scores), kinds, anchors
+
+    def _rank(self, history: sparse.csr_matrix, n: int, users: np.ndarray,
+              allowed: np.ndarray, exclude: sparse.csr_matrix | None, own_only: bool
+              ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """Candidates, features and the boosters for every row (``recommend_with_reasons``
+        without its stored lists)."""
+        batch = history.shape[0]
         ids = np.full((batch, n), -1, np.int32)
         scores = np.full((batch, n), -np.inf, np.float32)
         at = np.full((batch, n), -1, np.int64)  # row of X behind each pick
@@ -647,6 +688,38 @@ class LearnedRanker(Model):
                 at[r, :len(best)] = best
         kinds, anchors = self._reasons(own, ids, x, at)
         return Ranked(ids, scores), kinds, anchors
+
+    def _store_lists(self) -> None:
+        """Rank every stored customer once per list kind: ``all`` (nothing excluded),
+        ``new`` (their purchases excluded) and ``own`` (only their purchases)."""
+        every = np.ones(self.n_items_, bool)
+        self.lists_ = {}
+        for kind in ("all", "new", "own"):
+            parts = []
+            for start in range(0, self.n_users_, STORE_BLOCK):
+                users = np.arange(start, min(start + STORE_BLOCK, self.n_users_), dtype=np.int32)
+                seen = self.seen_[users]
+                parts.append(self._rank(seen, self.stored, users, every,
+                                        seen if kind == "new" else None, kind == "own"))
+            self.lists_[kind] = {
+                "ids": np.concatenate([p[0].ids for p in parts]),
+                "scores": np.concatenate([p[0].scores for p in parts]),
+                "kinds": np.concatenate([p[1] for p in parts]).astype(np.int8),
+                "anchors": np.concatenate([p[2] for p in parts])}
+
+    def _unchanged(self, history: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
+        """Rows of stored customers whose history is exactly what the model was fitted on."""
+        seen = self.seen_
+        u = np.maximum(users, 0)
+        lengths = np.diff(history.indptr)
+        same = (users >= 0) & (lengths == seen.indptr[u + 1] - seen.indptr[u])
+        rows = np.flatnonzero(same & (lengths > 0))
+        if len(rows):
+            mine, theirs = _positions(history.indptr, rows), _positions(seen.indptr, u[rows])
+            differs = (history.indices[mine] != seen.indices[theirs]) | \
+                (history.data[mine] != seen.data[theirs])
+            same[np.repeat(rows, lengths[rows])[differs]] = False
+        return same
 
     def _reasons(self, own: Personal, ids: np.ndarray, x: np.ndarray, at: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -725,11 +798,13 @@ class LearnedRanker(Model):
                 "discover_booster": np.frombuffer(discover, np.uint8),
                 "discover_booster_sha256": np.asarray(hashlib.sha256(discover).hexdigest()),
                 **self.snapshot_.arrays("snapshot."),
+                **{f"lists.{kind}.{part}": values for kind, parts in self.lists_.items()
+                   for part, values in parts.items()},
                 **{f"seen.{p}": getattr(self.seen_, p) for p in ("data", "indices", "indptr")}}
 
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
-        wanted = {"booster", "discover_booster", "n_items_", "seen.data",
+        wanted = {"booster", "discover_booster", "n_items_", "seen.data", "lists.own.ids",
                   *(f"snapshot.{f.name}" for f in fields(Snapshot))}
         missing = {k for k in wanted if k not in state and f"{k}.shape" not in state}
         if missing:
@@ -748,6 +823,9 @@ class LearnedRanker(Model):
         model.seen_ = sparse.csr_matrix((state["seen.data"], state["seen.indices"],
                                          state["seen.indptr"]),
                                         shape=(model.n_users_, model.n_items_))
+        model.lists_ = {kind: {part: np.asarray(state[f"lists.{kind}.{part}"])
+                               for part in ("ids", "scores", "kinds", "anchors")}
+                        for kind in ("all", "new", "own")}
         return model
 
     def _check_fitted(self) -> None:
@@ -782,6 +860,20 @@ def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray
     """Each pair's rank in ``source`` (``_top_per_row`` output), nan where it is absent."""
     r, c, rank = source
     return lookup(sparse.csr_matrix((rank, (r, c)), shape=shape), rows, cols)
+
+
+def _same_cells(a: sparse.spmatrix, b: sparse.spmatrix) -> bool:
+    """Whether two CSR matrices store the same cells (values aside)."""
+    return a is b or (a.format == "csr" and b.format == "csr" and a.shape == b.shape and np.array_equal(a.indptr, b.indptr)
+                      and np.array_equal(a.indices, b.indices))
+
+
+def _positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in a CSR matrix's ``indices``/``data`` of the cells of ``rows``, in order."""
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return offsets + np.arange(int(lengths.sum()))
 
 
 def _booster(state: Mapping[str, np.ndarray], key: str) -> lgb.Booster:

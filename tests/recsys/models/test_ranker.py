@@ -157,3 +157,33 @@ def test_features_are_finite_or_missing(fitted) -> None:  # type: ignore[no-unty
     assert x.shape == (len(rows), len(FEATURES))
     assert not np.isinf(x).any()
     assert (np.diff(rows) >= 0).all()
+
+
+def test_stored_lists_equal_the_ranking_they_replace(fitted) -> None:  # type: ignore[no-untyped-def]
+    """Every customer, every stored list kind: read lists equal computed ones; a customer
+    with a live purchase, an unknown row, or a question the lists do not hold is computed."""
+    model, _, inter = fitted
+    n_users = inter.matrix.shape[0]
+    users = np.arange(n_users, dtype=np.int32)
+    history = inter.matrix.tolil()
+    history[3, int(np.flatnonzero(inter.matrix[3].toarray()[0] == 0)[0])] = 1.0  # live event
+    history = sparse.csr_matrix(history)
+    users[5] = -1  # e.g. an opted-out row: history without its stored customer
+    read = model._unchanged(history, users)
+    assert not read[3] and not read[5] and read[np.r_[0:3, 6:n_users]].all()
+    every = np.ones(40, bool)
+    for kind, exclude, own_only in (("all", None, False), ("new", history, False),
+                                    ("own", None, True)):
+        got = model.recommend_with_reasons(history, 7, users=users, exclude=exclude,
+                                           own_only=own_only)
+        want = model._rank(history, 7, users, every, exclude, own_only)
+        np.testing.assert_array_equal(got[0].ids, want[0].ids, err_msg=kind)
+        np.testing.assert_array_equal(got[0].scores, want[0].scores, err_msg=kind)
+        np.testing.assert_array_equal(got[1], want[1], err_msg=kind)
+        np.testing.assert_array_equal(got[2], want[2], err_msg=kind)
+        stored = model.lists_[kind]["ids"][:, :7]
+        np.testing.assert_array_equal(stored[read], got[0].ids[read])
+    # longer than the stored lists: computed, and its head is the stored list
+    longer = model.recommend_with_reasons(inter.matrix, model.stored + 1,
+                                          users=np.arange(n_users, dtype=np.int32))
+    np.testing.assert_array_equal(longer[0].ids[:, :7], model.lists_["all"]["ids"][:, :7])
