@@ -169,11 +169,12 @@ def set_login_cookie(request: Request, response: Response, token: str) -> None:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form's fields (the first value of each); 415/413 for anything else."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip()
-    if kind != "application/x-www-form-urlencoded":
-        raise ConsoleError(415, "send the console's own form (application/x-www-form-urlencoded)")
+    """An urlencoded form's fields (the first value of each; an empty body is an empty form,
+    so it fails the CSRF check); 415/413 for anything else."""
     body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise ConsoleError(415, "send the console's own form (application/x-www-form-urlencoded)")
     if len(body) > MAX_FORM_BYTES:
         raise ConsoleError(413, f"a console form is at most {MAX_FORM_BYTES} bytes")
     try:

@@ -161,7 +161,9 @@ def customers(request: Request, session: SessionDep) -> Response:
     if figures is None:
         state.memo = {key: (figures := data.customer_figures(models))}
     dataset = data.kpi_dataset(settings, models)
-    kpis = state.background.get("kpis", (dataset, models.champion.version),
+    # an erasure changes the data the KPIs are computed on: recompute after one
+    erased = len(runtime.store.erased_subjects()) if runtime.store else 0
+    kpis = state.background.get("kpis", (dataset, models.champion.version, erased),
                                 lambda: data.compute_kpis(dataset, runtime)) if dataset else None
     return page(request, "customers.html", session, fig=figures, kpis=kpis, dataset=dataset)
 
