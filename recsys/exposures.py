@@ -6,21 +6,25 @@ the coupons withheld because the customer is in their holdout group, and the tim
 ``recsys_exposures`` lives in the event store's database (its own SQLAlchemy table, same
 engine), so erasure and backups cover both.
 
-The API never writes it on the request path: :class:`ExposureWriter` takes rows into a
-bounded in-memory queue and a background thread inserts them in batches (a full queue drops
-rows and counts them rather than slowing answers down). :meth:`ExposureWriter.forget` drops a
-customer's queued rows and deletes the stored ones (erasure); it deletes once more a few
-flush intervals later, for rows another server process had queued before the erasure.
+The API never writes it on the request path: :class:`ExposureWriter` turns each exposure
+into a tuple of column values (JSON and timestamp text made there, a few microseconds) on a
+bounded in-memory deque, and a background thread inserts them with the driver's own SQL, a
+multi-row ``INSERT`` per chunk of rows (a full deque drops rows and counts them rather than
+slowing answers down). The thread holds the GIL only to bind each chunk's values (the
+database's work runs without it), so a flush holds up its worker's requests in short pieces.
+:meth:`ExposureWriter.forget` drops a customer's queued rows and deletes the stored ones
+(erasure); it deletes once more a few flush intervals later, for rows another server process
+had queued before the erasure.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,12 +63,20 @@ class Exposure:
     held_out: tuple[str, ...]
     shown_at: datetime
 
-    def row(self) -> dict[str, object]:
-        return {"request_id": self.request_id, "customer_id": self.customer_id,
-                "variant": self.variant, "model_version": self.model_version,
-                "mode": self.mode, "product_ids": json.dumps(list(self.product_ids)),
-                "coupon_ids": json.dumps(list(self.coupon_ids)),
-                "held_out": json.dumps(list(self.held_out)), "shown_at": self.shown_at}
+    def values(self, stamp: Callable[[datetime], object] = lambda t: t) -> Row:
+        """The row's column values in ``COLUMNS`` order (``stamp`` formats ``shown_at``)."""
+        return (self.request_id, self.customer_id, self.variant, self.model_version,
+                self.mode, json.dumps(list(self.product_ids)),
+                json.dumps(list(self.coupon_ids)), json.dumps(list(self.held_out)),
+                stamp(self.shown_at))
+
+
+COLUMNS = ("request_id", "customer_id", "variant", "model_version", "mode", "product_ids",
+           "coupon_ids", "held_out", "shown_at")
+Row = tuple[object, ...]  # column values in COLUMNS order, ready for the driver
+CHUNK = 250  # rows per INSERT (2,250 values): each statement is one GIL hand-off, and
+# under CPU contention every hand-off can wait milliseconds for the other thread
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional paramstyles
 
 
 def now() -> datetime:
@@ -81,12 +93,39 @@ class ExposureLog:
             _metadata.create_all(engine)
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
             _metadata.create_all(engine)  # another worker created it at the same moment
+        dialect = engine.dialect
+        processor = exposures.c.shown_at.type.dialect_impl(dialect).bind_processor(dialect)
+        # shown_at as this database stores it (SQLite: text), made where the row is built
+        self.stamp: Callable[[datetime], object] = processor or (lambda t: t)
+        self._mark = _MARKS.get(dialect.paramstyle)
+        self._sql: dict[int, str] = {}
 
     def add(self, rows: Sequence[Exposure]) -> None:
         """Insert rows in one transaction."""
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(exposures.insert(), [r.row() for r in rows])
+        self.add_values([r.values(self.stamp) for r in rows])
+
+    def add_values(self, rows: Sequence[Row]) -> None:
+        """Insert rows of column values (``Exposure.values(self.stamp)``) in one transaction,
+        a multi-row INSERT per ``CHUNK`` rows in the driver's own SQL."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            if self._mark is None:  # a driver with named parameters: SQLAlchemy's insert
+                conn.execute(exposures.insert(), [dict(zip(COLUMNS, r, strict=True))
+                                                  for r in rows])
+                return
+            for k in range(0, len(rows), CHUNK):
+                chunk = rows[k:k + CHUNK]
+                conn.exec_driver_sql(self._insert(len(chunk)),
+                                     tuple(v for row in chunk for v in row))
+
+    def _insert(self, n: int) -> str:
+        """``INSERT ... VALUES (...), (...)`` for ``n`` rows (kept per size)."""
+        if n not in self._sql:
+            group = "(" + ", ".join([self._mark or "?"] * len(COLUMNS)) + ")"
+            self._sql[n] = (f"INSERT INTO {exposures.name} ({', '.join(COLUMNS)}) VALUES "
+                            + ", ".join([group] * n))
+        return self._sql[n]
 
     def erase(self, customer_ids: Iterable[str]) -> int:
         """Delete these customers' exposures; returns the rows deleted."""
@@ -123,17 +162,20 @@ class ExposureLog:
 
 
 class ExposureWriter:
-    """Writes exposures off the request path: ``log`` only enqueues; a daemon thread inserts
-    what is queued every ``interval`` seconds (or sooner when ``batch`` rows wait)."""
+    """Writes exposures off the request path: ``log`` only builds the row's values and
+    appends them; a daemon thread inserts what waits every ``interval`` seconds (or sooner
+    when ``batch`` rows wait)."""
 
     def __init__(self, target: ExposureLog, *, interval: float = 0.5, batch: int = 500,
                  capacity: int = 100_000) -> None:
         self.target, self.interval, self.batch = target, interval, batch
-        self.dropped = 0  # rows lost to a full queue or a failed write
+        self.capacity = capacity
+        self.dropped = 0  # rows lost to a full deque or a failed write
         # Erasures to repeat once every process has flushed what it queued before them.
         self.recheck = 2 * interval + 1.0
         self._pending: list[tuple[float, frozenset[str]]] = []
-        self._queue: queue.Queue[Exposure] = queue.Queue(capacity)
+        # deque.append and popleft are atomic: the request side takes no lock
+        self._rows: deque[Row] = deque()
         self._lock = threading.Lock()  # one flush at a time (the thread, forget, close)
         self._stop = threading.Event()  # wakes the thread early
         self._closing = False
@@ -142,26 +184,25 @@ class ExposureWriter:
 
     def log(self, exposure: Exposure) -> None:
         """Queue one row (never blocks)."""
-        try:
-            self._queue.put_nowait(exposure)
-        except queue.Full:
+        waiting = len(self._rows)
+        if waiting >= self.capacity:
             self.dropped += 1
-        if self._queue.qsize() >= self.batch:
+            return
+        self._rows.append(exposure.values(self.target.stamp))
+        if waiting + 1 == self.batch:
             self._stop.set()  # wake the writer early; it clears the flag
 
     def flush(self, skip: frozenset[str] = frozenset()) -> int:
         """Write everything queued now (except ``skip`` customers' rows); returns rows written."""
         with self._lock:
-            rows: list[Exposure] = []
-            while True:
-                try:
-                    rows.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [r for r in rows if r.customer_id not in skip]
+            rows: list[Row] = []
+            for _ in range(len(self._rows)):
+                rows.append(self._rows.popleft())
+            if skip:
+                rows = [r for r in rows if r[1] not in skip]  # r[1]: customer_id
             for k in range(0, len(rows), self.batch):
                 try:
-                    self.target.add(rows[k:k + self.batch])
+                    self.target.add_values(rows[k:k + self.batch])
                 except Exception as exc:  # keep serving through a database hiccup
                     self.dropped += len(rows) - k
                     log.warning("exposure write failed, %d rows lost: %s: %s", len(rows) - k,
@@ -208,4 +249,5 @@ class ExposureWriter:
                             exc)
 
 
-__all__ = ["Exposure", "ExposureLog", "ExposureWriter", "exposures", "now"]
+__all__ = ["Exposure", "ExposureLog", "ExposureWriter", "exposures", "now", "COLUMNS",
+           "Row"]

@@ -77,3 +77,23 @@ def test_a_full_queue_drops_rows_instead_of_blocking(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 0.5
     writer.close()
     assert (log.count(), writer.dropped) == (5, 3)
+
+
+def test_close_writes_every_queued_row_across_insert_chunks(engine: sa.Engine) -> None:
+    # More rows than one multi-row INSERT holds, still queued at shutdown: all stored, in
+    # order, with their timestamps to the microsecond.
+    from recsys.exposures import CHUNK
+
+    log = ExposureLog(engine)
+    writer = ExposureWriter(log, interval=60, batch=10_000)
+    n = 2 * CHUNK + 3
+    shown = [T0 + timedelta(seconds=k, microseconds=k) for k in range(n)]
+    for k in range(n):
+        writer.log(_exposure(f"c{k}", k, shown_at=shown[k], product_ids=(f"p{k}",)))
+    writer.close()
+    frame = log.frame()
+    assert frame["customer_id"].tolist() == [f"c{k}" for k in range(n)]
+    assert frame["product_ids"].tolist() == [[f"p{k}"] for k in range(n)]
+    assert frame["shown_at"].tolist() == shown
+    assert log.frame(since=shown[CHUNK])["customer_id"].tolist()[0] == f"c{CHUNK}"
+    assert writer.dropped == 0
