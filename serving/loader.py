@@ -214,6 +214,12 @@ def _first_consenting(path: Path) -> str | None:
     return next((str(c) for c, ok in zip(ids, consent, strict=True) if ok), None)
 
 
+def tracking_uri(settings: Settings) -> str:
+    """The MLflow tracking URI the server uses."""
+    return settings.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
+        f"sqlite:///{settings.data_dir.resolve() / 'mlflow.db'}"
+
+
 def _download(settings: Settings, uri: str, dst: str, only: str | None = None
               ) -> tuple[Path, str | None]:
     """The bundle directory of the model at ``uri`` (with just its file ``only`` when given)
@@ -229,8 +235,7 @@ def _download(settings: Settings, uri: str, dst: str, only: str | None = None
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking = settings.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
-        f"sqlite:///{settings.data_dir.resolve() / 'mlflow.db'}"
+    tracking = tracking_uri(settings)
     mlflow.set_tracking_uri(tracking)
     version = None
     try:
@@ -329,4 +334,4 @@ def warm_up(served: Served, requests: int) -> None:
 
 
 __all__ = ["ItemIndex", "Served", "item_vectors", "load_served", "warm_up",
-           "example_customer"]
+           "example_customer", "tracking_uri"]

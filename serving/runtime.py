@@ -12,6 +12,7 @@ and swapping models, so a reload never loses an event that arrived while it was 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from recsys.bundle import settle_heap
 from recsys.errors import BundleError, ConfigError, RecsysError
 from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore
 from recsys.exposures import ExposureLog, ExposureWriter
+from serving import preload as preloaded
 from serving.ab import CHALLENGER, CHAMPION, Models
 from serving.loader import Served, load_served
 from serving.metrics import Metrics
@@ -126,9 +128,13 @@ class Runtime:
                 self._queued.release()  # later requests queue behind this load
             self.reload_status = ReloadStatus("loading", at=time.time())
             try:
-                models = self._load()
-                self._swap(models)
-                settle_heap()
+                models = preloaded.take(self.settings) if self.models is None else None
+                fresh = models is None
+                self._swap(models or self._load())
+                if fresh:
+                    settle_heap()
+                else:  # a full collection would write to (so copy) every shared page
+                    gc.freeze()
             except RecsysError as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.reload_status = ReloadStatus("failed", message, time.time())

@@ -39,12 +39,31 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
                             # replacement would lose the model it was serving.
                             timeout_worker_healthcheck=30)
     if workers > 1:
+        _preload()
         Multiprocess(config, sockets=[listening_socket(config)]).run()
         return
     server = uvicorn.Server(config)
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _preload() -> None:
+    """Load the models here and fork the workers from this process (serving/preload.py),
+    unless ``RECSYS_PRELOAD_MODELS=false``."""
+    from pydantic import ValidationError
+
+    from serving.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        return  # each worker reports it in one line as it starts
+    if settings.preload_models:
+        from serving import preload
+
+        preload.fork_workers()
+        preload.preload(settings)
 
 
 __all__ = ["listening_socket", "run"]

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(64, ge=8)
     recall_queries: int = Field(500, ge=10)  # items used to measure HNSW recall vs exact
     warmup_requests: int = Field(20, ge=0)
+    # With several workers, load the models once in the supervisor and fork the workers
+    # from it: they share one copy of the bundle (serving/preload.py).
+    preload_models: bool = True
     # Recent recommendation answers kept per worker, by customer (~2.4 KB each at n=10;
     # 0: rank every request). See recsys/policy/answers.py.
     answer_cache_customers: int = Field(10_000, ge=0)
