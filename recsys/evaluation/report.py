@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,9 @@ def margins(table: pd.DataFrame, baselines: Sequence[str],
     others = [r for r in table.index if r not in base.index]
     out = (table.loc[others, cols] / best.where(best > 0)).astype(object)
     out.loc["strongest baseline"] = best
-    names = base.idxmax() if len(base) else pd.Series(dtype=object)
+    # a column the baselines could not score (a slice empty on this split) names no one
+    names = base.astype(float).fillna(-math.inf).idxmax() if len(base) else \
+        pd.Series(dtype=object)
     out.loc["(which)"] = [str(names[c]) if pd.notna(best.get(c)) else "-" for c in cols]
     return out
 
@@ -142,10 +144,11 @@ def plot_popularity(reports: Sequence[Report], path: str | Path) -> Path:
 
 @dataclass
 class Comparison:
-    """Reports of several models on the same split."""
+    """Reports of several models on the same split (``models``: the fitted ones asked for)."""
 
     reports: list[Report]
     split_summary: dict[str, object]
+    models: dict[str, Any] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """``model name -> Report.flat()``."""
@@ -178,8 +181,8 @@ class Comparison:
 def evaluate_many(models: Mapping[str, Mapping[str, Any]] | Sequence[str],
                   split: TemporalSplit | EvalData, data: RetailData | None = None, *,
                   k: int = 10, cold_k: int = 20, weighting: Weighting = "log",
-                  half_life_days: float | None = None, exclude_seen: bool = False
-                  ) -> Comparison:
+                  half_life_days: float | None = None, exclude_seen: bool = False,
+                  keep: Sequence[str] = ()) -> Comparison:
     """Fit and evaluate each registry model on the same split.
 
     Parameters
@@ -194,6 +197,7 @@ def evaluate_many(models: Mapping[str, Mapping[str, Any]] | Sequence[str],
         As in ``evaluate``.
     weighting, half_life_days
         Training-matrix weighting (``build_interactions``).
+    keep : names whose fitted model the result holds (``Comparison.models``).
     """
     # Imported here so that the metrics do not pull in every model's dependencies (implicit).
     from recsys.models import make_model
@@ -204,12 +208,15 @@ def evaluate_many(models: Mapping[str, Mapping[str, Any]] | Sequence[str],
                            weighting=weighting, half_life_days=half_life_days)
     else:
         prepared = split
-    reports = []
+    reports, fitted = [], {}
     for name, params in specs.items():
         log.info("evaluating %s %s", name, dict(params))
-        reports.append(evaluate(make_model(name, **params), prepared, k, cold_k=cold_k,
-                                exclude_seen=exclude_seen, name=name))
-    return Comparison(reports, prepared.split.summary())
+        model = make_model(name, **params)
+        reports.append(evaluate(model, prepared, k, cold_k=cold_k, exclude_seen=exclude_seen,
+                                name=name))
+        if name in keep:
+            fitted[name] = model
+    return Comparison(reports, prepared.split.summary(), fitted)
 
 
 __all__ = ["Comparison", "evaluate_many", "default_columns", "comparison_table", "to_markdown",

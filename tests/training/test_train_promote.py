@@ -110,7 +110,7 @@ def test_retrain_on_unchanged_data_keeps_the_champion_and_force_is_recorded(cham
     path, first, _ = champion
     second, again = retrain(load_config(path), path)
     assert not again.promoted
-    assert "does not beat the champion" in again.reason
+    assert "does not beat the champion" in again.reason and "on the same split" in again.reason
     client = mlflow.tracking.MlflowClient()
     assert str(client.get_model_version_by_alias("rs-test", "champion").version) == first.version
     forced = promote("rs-test", second.version, force=True)
@@ -169,3 +169,9 @@ def test_until_keeps_the_whole_run_before_the_cut(local_store):
     assert run.data.params["until"] == "2025-03-01 00:00:00"
     assert run.data.params["cut"] < "2025-03-01"
     assert result.scores["ranker"]["ndcg@10"] > 0
+
+
+def test_retrain_on_changed_data_says_the_champion_was_re_scored(champion, local_store):
+    path = _config(local_store, until="2024-12-01T00:00:00")  # the data ends 2024-12-30
+    _, decision = retrain(load_config(path), path)
+    assert "re-scored on this run's split" in decision.reason

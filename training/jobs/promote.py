@@ -74,7 +74,8 @@ def promote(registered_model: str, version: str | None = None, *, metric: str = 
     promoted = reason is None or force
     if reason is None:
         reason = (f"{metric} {score:.4f}: first champion" if champion is None else
-                  f"{metric} {score:.4f} beats champion v{champion} by more than {margin}")
+                  f"{metric} {score:.4f} beats champion v{champion} "
+                  f"{_how_scored(champion_score)}, margin {margin}")
     elif force:
         reason = f"forced despite: {reason}"
     if promoted:
@@ -135,6 +136,7 @@ def _gate(client: MlflowClient, score: float, scores: dict[str, float], tags: di
             return f"{metric} {score:.4f} does not beat the {name} baseline ({base:.4f})"
     if current is None:
         return None
+    how = _how_scored(champion_score)
     if champion_score is None:
         champ_scores, champ_tags = _run_metrics(client, current.run_id)  # type: ignore[attr-defined]
         if champ_tags.get("split_fingerprint") != tags.get("split_fingerprint"):
@@ -145,5 +147,11 @@ def _gate(client: MlflowClient, score: float, scores: dict[str, float], tags: di
             return f"the champion has no {metric!r} metric to compare with"
     if score <= champion_score + margin:
         return (f"{metric} {score:.4f} does not beat the champion's {champion_score:.4f} "
-                f"by the margin {margin}")
+                f"{how}, margin {margin}")
     return None
+
+
+def _how_scored(champion_score: float | None) -> str:
+    """Which champion score the gate compared with: re-scored by the caller, or logged."""
+    return "on the same split" if champion_score is None else \
+        "re-scored on this run's split (the data changed)"
