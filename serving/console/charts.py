@@ -26,7 +26,10 @@ def bars(title: str, labels: Sequence[str], values: Sequence[float],
          fmt: Callable[[float], str] = _num) -> Markup:
     """Horizontal bars, one per label, scaled to the largest value."""
     top = max((v for v in values if math.isfinite(v)), default=0.0) or 1.0
-    span = WIDTH - LABEL_WIDTH - 70
+    labels = [str(label).replace("_", " ") for label in labels]
+    # room for the longest label (about 7.5 px a character at 13 px), within limits
+    label_width = int(min(max(LABEL_WIDTH, 7.5 * max(map(len, labels), default=0) + 12), 280))
+    span = WIDTH - label_width - 70
     height = len(labels) * (BAR_HEIGHT + GAP) + GAP
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" '
              f'preserveAspectRatio="xMinYMin meet"><title>{escape(title)}</title>']
@@ -34,9 +37,9 @@ def bars(title: str, labels: Sequence[str], values: Sequence[float],
         y = GAP + i * (BAR_HEIGHT + GAP)
         width = max(span * max(value, 0) / top, 1) if math.isfinite(value) else 0
         parts.append(
-            f'<text x="{LABEL_WIDTH - 6}" y="{y + 16}" text-anchor="end" class="label">'
-            f'{escape(label)}</text><rect x="{LABEL_WIDTH}" y="{y}" width="{width:.1f}" '
-            f'height="{BAR_HEIGHT}" class="bar"/><text x="{LABEL_WIDTH + width + 6:.1f}" '
+            f'<text x="{label_width - 6}" y="{y + 16}" text-anchor="end" class="label">'
+            f'{escape(label)}</text><rect x="{label_width}" y="{y}" width="{width:.1f}" '
+            f'height="{BAR_HEIGHT}" class="bar"/><text x="{label_width + width + 6:.1f}" '
             f'y="{y + 16}" class="value">{escape(fmt(value)) if math.isfinite(value) else "n/a"}'
             '</text>')
     parts.append("</svg>")
@@ -65,7 +68,7 @@ def lines(title: str, x_labels: Sequence[str], series: dict[str, Sequence[float]
              f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" class="label">0</text>']
     every = max(1, math.ceil(n / 8))  # at most ~8 x labels stay readable on a phone
     for i, label in enumerate(x_labels):
-        if i % every == 0 or i == n - 1:
+        if i % every == 0:
             parts.append(f'<text x="{left + i * step:.1f}" y="{height - bottom + 18}" '
                          f'text-anchor="middle" class="label">{escape(label)}</text>')
     for k, (name, values) in enumerate(series.items()):

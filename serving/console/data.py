@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from recsys.customers import STAGES, kpi_report, parse_customers_config
 from recsys.data.clean import clean
 from recsys.data.load import load_dataset
+from recsys.policy.pipeline import Engine
 from serving.ab import Models
 from serving.experiments import ExperimentQuery, experiment_results
 from serving.loader import Served
@@ -342,21 +343,21 @@ def lookup(runtime: Runtime, models: Models, customer_id: str, n: int = 10
         out["consent"] = {c: bool(record[c]) for c in ("consent_personalization",
                                                        "consent_marketing") if c in frame}
         if personal:
-            out["profile"] = {f: record[f] for f in PROFILE_FIELDS if f in frame}
+            out["profile"] = {f: _native(record[f]) for f in PROFILE_FIELDS if f in frame}
         history = engine.bundle.history[int(row)]
         top = np.argsort(-history.data, kind="stable")[:10]
-        out["history"] = [_product(engine.bundle.products, int(history.indices[i]),
-                                   weight=float(history.data[i])) for i in top]
-    products = engine.bundle.products
-    index = pd.Index(products["product_id"].astype(str))
+        rows = engine.bundle.products.iloc[history.indices[top]]
+        out["history"] = [{"product_id": str(p), "title": str(t), "category": str(c),
+                           "weight": float(w)} for p, t, c, w in zip(
+            rows["product_id"], rows["title"], rows["category"], history.data[top],
+            strict=True)]
     bought = [e for e in store.events(customer_id) if e.event_type == "purchase"][-10:][::-1]
+    out["answer"] = answer = api_answer(served, customer_id,
+                                        RecommendationsQuery(n=n, include_coupons=True))
+    out["titles"] = titles = _titles(engine, [e.product_id for e in bought]
+                                     + [i.product_id for i in answer.items])
     out["purchases"] = [{"at": e.timestamp, "product_id": e.product_id, "amount": e.amount,
-                         "title": _title(products, index, e.product_id)} for e in bought]
-    out["answer"] = api_answer(served, customer_id, RecommendationsQuery(n=n,
-                                                                         include_coupons=True))
-    titles = {p: _title(products, index, p) for p in (i.product_id for i in
-                                                      out["answer"].items)}
-    out["titles"] = titles
+                         "title": titles.get(str(e.product_id), "")} for e in bought]
     return out
 
 
@@ -377,15 +378,19 @@ def api_answer(served: Served, customer_id: str, query: RecommendationsQuery
         model_version=served.version, variant=served.variant, request_id="")
 
 
-def _product(products: pd.DataFrame, row: int, **extra: object) -> dict[str, object]:
-    p = products.iloc[row]
-    return {"product_id": str(p["product_id"]), "title": str(p["title"]),
-            "category": str(p["category"]), **extra}
+def _native(value: object) -> object:
+    """numpy scalars as Python ones, so templates can tell integers from floats."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def _title(products: pd.DataFrame, index: pd.Index, product_id: str | None) -> str:
-    pos = index.get_indexer([str(product_id)])[0]
-    return str(products["title"].iloc[pos]) if pos >= 0 else ""
+def _titles(engine: Engine, product_ids: Sequence[str | None]) -> dict[str, str]:
+    """Product titles by id ("" for products not in the bundle), one lookup for all."""
+    ids = [str(p) for p in product_ids]
+    if not ids:
+        return {}
+    pos = engine.products.to_index(ids, missing="mark")
+    titles = engine.bundle.products["title"].take(np.maximum(pos, 0)).astype(str).tolist()
+    return {i: t if p >= 0 else "" for i, p, t in zip(ids, pos, titles, strict=True)}
 
 
 # -- batch picks export ---------------------------------------------------------------------

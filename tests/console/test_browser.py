@@ -78,6 +78,10 @@ def server(champion: Path, challenger: Path, tmp_path_factory: pytest.TempPathFa
             events.append({"event_id": f"seed-{i}", "customer_id": customer,
                            "event_type": "purchase", "amount": 4.5 + i % 7,
                            "product_id": shown["items"][0]["product_id"]})
+        if i % 3 == 0 and shown["coupons"]:  # redeemed: the discount the retailer paid
+            events.append({"event_id": f"seed-coupon-{i}", "customer_id": customer,
+                           "event_type": "coupon_redeemed", "amount": 2.5,
+                           "coupon_id": shown["coupons"][0]["coupon_id"]})
     assert api.post("/v1/events", json={"events": events}).status_code == 200
     yield {"url": url, "api": api, "data_dir": data_dir, "customers": customers[:10]}
     server.should_exit = True
