@@ -8,12 +8,13 @@ back fully padded (-1 / -inf) so the caller, e.g. the hybrid, can fall back to p
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 from scipy import sparse
 
 from recsys._typing import IntArray
+from recsys.data.baskets import Baskets
 from recsys.models.base import ItemFeatures, RecommenderBase
 
 _FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days")
@@ -30,6 +31,13 @@ class Model(RecommenderBase):
     stores_users: ClassVar[bool] = False
     cold_start: ClassVar[bool] = False
     n_users_: int
+
+    def refit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+              baskets: Baskets | None = None) -> Self:
+        """Fit again on a longer history of the same shop (the served bundle after the
+        evaluated fit). A model that learns from earlier periods of its history (the ranker)
+        keeps that learning, so what is served is what was scored; the rest fit afresh."""
+        return self.fit(interactions, items=items, baskets=baskets)  # type: ignore[attr-defined,no-any-return]
 
     def _check_inputs(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
                       exclude: sparse.csr_matrix | None, candidates: IntArray | None,

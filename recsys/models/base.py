@@ -67,6 +67,9 @@ class Recommender(Protocol):
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
             baskets: Baskets | None = None) -> Self: ...
 
+    def refit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+              baskets: Baskets | None = None) -> Self: ...
+
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
                   candidates: IntArray | None = None) -> Ranked: ...

@@ -369,11 +369,7 @@ class LearnedRanker(Model):
         if baskets.n_items != n_items or baskets.n_users != matrix.shape[0]:
             raise ValueError("baskets must be aligned with interactions (same customers and "
                              "products).")
-        self.n_items_, self.n_users_ = n_items, matrix.shape[0]
-        self.price_ = feature(items, "price", n_items)
-        self.category_, _ = encode_categories(items, n_items)
-        texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
-        self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
+        self._catalog(items, n_items)
         mixed, discover = [], []
         rng = np.random.default_rng(self.seed)
         for w in range(1, self.windows + 1):
@@ -399,6 +395,33 @@ class LearnedRanker(Model):
         # nobody bought a product new to them after any cut: the mixed model ranks those too
         self.discover_booster_ = self._learn(discover)[0] if any(len(d[2]) for d in discover) \
             else self.booster_
+        return self._serve(matrix, baskets)
+
+    def refit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
+              baskets: Baskets | None = None) -> Self:
+        """Sources, features and stored lists from the longer history; the boosters learnt
+        by ``fit`` are kept (features are the same whatever the ids), so the served scorer
+        is the one that was evaluated."""
+        if not hasattr(self, "booster_"):
+            return self.fit(interactions, items=items, baskets=baskets)
+        matrix = check_interactions(interactions)
+        items = check_items(items, matrix.shape[1])
+        if baskets is None or (baskets.n_users, baskets.n_items) != matrix.shape:
+            raise ValueError("the ranker needs baskets aligned with interactions.")
+        self._catalog(items, matrix.shape[1])
+        return self._serve(matrix, baskets)
+
+    def _catalog(self, items: ItemFeatures | None, n_items: int) -> None:
+        """Per-product arrays: price, category code, text group."""
+        self.n_items_ = n_items
+        self.price_ = feature(items, "price", n_items)
+        self.category_, _ = encode_categories(items, n_items)
+        texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
+        self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
+
+    def _serve(self, matrix: sparse.csr_matrix, baskets: Baskets) -> Self:
+        """Sources fitted on every basket, then every stored customer's lists."""
+        self.n_users_ = matrix.shape[0]
         self.snapshot_ = self._snapshot(baskets)
         self.seen_ = matrix
         self._store_lists()
@@ -864,7 +887,8 @@ def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray
 
 def _same_cells(a: sparse.spmatrix, b: sparse.spmatrix) -> bool:
     """Whether two CSR matrices store the same cells (values aside)."""
-    return a is b or (a.format == "csr" and b.format == "csr" and a.shape == b.shape and np.array_equal(a.indptr, b.indptr)
+    return a is b or (a.format == "csr" and b.format == "csr" and a.shape == b.shape
+                      and np.array_equal(a.indptr, b.indptr)
                       and np.array_equal(a.indices, b.indices))
 
 

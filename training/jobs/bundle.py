@@ -17,6 +17,7 @@ from recsys.data.features import item_features
 from recsys.data.schema import RetailData
 from recsys.errors import DataError
 from recsys.models import make_model
+from recsys.models.base import Recommender
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -105,18 +106,23 @@ def coupon_propensity(data: RetailData, coupons_yaml: str | None
 
 
 def build_bundle(data: RetailData, cfg: TrainConfig, out_dir: str | Path,
-                 manifest: dict[str, object] | None = None) -> Bundle:
+                 manifest: dict[str, object] | None = None,
+                 model: Recommender | None = None) -> Bundle:
     """Fit ``cfg.model`` on all of ``data`` and write the bundle to ``out_dir`` (``manifest``:
-    extra entries, e.g. ``events_until``)."""
+    extra entries, e.g. ``events_until``; ``model``: the same model already fitted on an
+    earlier part of the data, refitted here with ``refit``)."""
     products, customers = catalog_map(data), customer_map(data)
     inter = build_interactions(data.transactions, customers=customers, products=products,
                                weighting=cfg.interactions.weighting,
                                half_life_days=cfg.interactions.half_life_days)
     features = item_features(data.products, data.transactions, products)
     baskets = build_baskets(data.transactions, customers, products)  # as of just after the end
-    model = make_model(cfg.model.name, **cfg.model.params)
     started = time.perf_counter()
-    model.fit(inter.matrix, items=features, baskets=baskets)
+    if model is None:
+        model = make_model(cfg.model.name, **cfg.model.params)
+        model.fit(inter.matrix, items=features, baskets=baskets)
+    else:
+        model.refit(inter.matrix, items=features, baskets=baskets)
     fit_seconds = time.perf_counter() - started
     log.info("fitted %s on %s in %.1fs", model.name, inter.shape, fit_seconds)
     tx = data.transactions

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -107,13 +108,15 @@ def fingerprint(data: RetailData, split: TemporalSplit) -> dict[str, str]:
 
 
 def evaluate_models(data: RetailData, split: TemporalSplit, cfg: TrainConfig,
-                    models: dict[str, dict]) -> tuple[dict[str, dict[str, float]], object]:
-    """Score each ``name -> params`` on the split; returns metrics and the report object."""
+                    models: dict[str, dict], keep: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, dict[str, float]], Any]:
+    """Score each ``name -> params`` on the split; returns metrics and the report object
+    (holding the fitted models named in ``keep``)."""
     from recsys.evaluation import evaluate_many
 
     report = evaluate_many(models, split, data, k=cfg.k,
                            weighting=cfg.interactions.weighting,
-                           half_life_days=cfg.interactions.half_life_days)
+                           half_life_days=cfg.interactions.half_life_days, keep=keep)
     return report.metrics(), report
 
 
@@ -140,7 +143,7 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
             mlflow.log_artifact(str(config_path), artifact_path="config")
         models = {cfg.model.name: params} | {b: {} for b in cfg.baselines
                                              if b != cfg.model.name}
-        scores, report = evaluate_models(data, split, cfg, models)
+        scores, report = evaluate_models(data, split, cfg, models, keep=(cfg.model.name,))
         for metric, value in scores[cfg.model.name].items():
             mlflow.log_metric(mlflow_key(metric), value)
         baselines = [b for b in cfg.baselines if b != cfg.model.name]
@@ -158,8 +161,9 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         train_data, api_rows, journal = with_api_events(
             train_data, data.transactions["timestamp"].max(), cfg.until)
         mlflow.log_param("api_event_rows", api_rows)
+        # the evaluated model refits on the bundle's data (the ranker keeps its boosters)
         bundle = build_bundle(train_data, cfg.model_copy(update={"model": final}), bundle_dir,
-                              manifest=journal)
+                              manifest=journal, model=report.models[cfg.model.name])
         mlflow.log_metric("fit_seconds", bundle.manifest["fit_seconds"])
         version = log_bundle_model(bundle_dir, cfg.registered_model)
         log.info("registered %s v%s (run %s)", cfg.registered_model, version, run.info.run_id)

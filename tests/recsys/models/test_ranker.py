@@ -187,3 +187,29 @@ def test_stored_lists_equal_the_ranking_they_replace(fitted) -> None:  # type: i
     longer = model.recommend_with_reasons(inter.matrix, model.stored + 1,
                                           users=np.arange(n_users, dtype=np.int32))
     np.testing.assert_array_equal(longer[0].ids[:, :7], model.lists_["all"]["ids"][:, :7])
+
+
+def test_refit_keeps_the_boosters_and_serves_the_longer_history() -> None:
+    """The bundle's refit: what was learnt on the earlier history scores the longer one."""
+    tx = shop(seed=1)
+    early = tx[tx["timestamp"] < START + pd.Timedelta(days=DAYS - 28)]
+    products = IdMap(np.array([f"p{i:02d}" for i in range(40)]))
+    fits = []
+    for part in (early, tx):
+        customers = IdMap(np.sort(part["customer_id"].unique()))
+        fits.append((build_interactions(part, customers=customers, products=products).matrix,
+                     build_baskets(part, customers, products)))
+    model = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40,
+                          min_child=5, trees=30).fit(fits[0][0], baskets=fits[0][1])
+    learnt = model.booster_.model_to_string()
+    before = model.snapshot_.orders.sum()
+    model.refit(fits[1][0], baskets=fits[1][1])
+    assert model.booster_.model_to_string() == learnt
+    assert model.snapshot_.orders.sum() > before  # the last 28 days' orders are in
+    users = np.arange(fits[1][0].shape[0], dtype=np.int32)
+    ranked = model.recommend(fits[1][0], 5, users=users)
+    np.testing.assert_array_equal(ranked.ids, model._rank(fits[1][0], 5, users,
+                                                          np.ones(40, bool), None, False)[0].ids)
+    fresh = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40, min_child=5,
+                          trees=30).refit(fits[1][0], baskets=fits[1][1])  # never fitted
+    assert fresh.booster_.model_to_string() != learnt
