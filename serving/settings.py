@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     console_dataset: str | None = None
     console_session_hours: float = Field(8.0, gt=0, le=24 * 7)
     console_export_max: int = Field(10_000, ge=1)  # customers in one picks download
+    # The training config whose promotion rule the console's "promote" applies (the gate of
+    # `recsys promote --config`; default: the built-in config).
+    console_train_config: Path | None = None
     insecure_no_auth: bool = False
     # The secret of erasure records' keyed hashes; default: <data dir>/privacy.key for the
     # SQLite store, required for any other (see recsys/events.py).
