@@ -23,9 +23,9 @@ def _num(value: float) -> str:
 
 
 def bars(title: str, labels: Sequence[str], values: Sequence[float],
-         fmt: Callable[[float], str] = _num) -> Markup:
-    """Horizontal bars, one per label, scaled to the largest value."""
-    top = max((v for v in values if math.isfinite(v)), default=0.0) or 1.0
+         fmt: Callable[[float], str] = _num, full: float | None = None) -> Markup:
+    """Horizontal bars, one per label, scaled to ``full`` (default: the largest value)."""
+    top = full or max((v for v in values if math.isfinite(v)), default=0.0) or 1.0
     labels = [str(label).replace("_", " ") for label in labels]
     # room for the longest label (about 7.5 px a character at 13 px), within limits
     label_width = int(min(max(LABEL_WIDTH, 7.5 * max(map(len, labels), default=0) + 12), 280))

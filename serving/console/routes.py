@@ -271,7 +271,7 @@ async def promote(request: Request, session: SessionDep) -> Response:
     _audit(request).write(session, "promote", version=version, exit_code=code, output=text)
     if code != 0:
         return _done(request, session, f"Promotion of v{version} failed: {text}", 502)
-    if " promoted:" in text:
+    if text.startswith(f"v{version} promoted:"):  # the command's verdict line
         await anyio.to_thread.run_sync(lambda: _runtime(request).reload_and_wait(broadcast=True))
     return _done(request, session, text)
 
@@ -287,7 +287,9 @@ def run_promote(settings: Any, version: str) -> tuple[int, str]:
     env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri or os.environ.get(
         "MLFLOW_TRACKING_URI") or f"sqlite:///{settings.data_dir.resolve() / 'mlflow.db'}"
     try:
-        done = subprocess.run([command, "promote", "--version", version], env=env,
+        config = ["--config", str(settings.console_train_config)] \
+            if settings.console_train_config else []
+        done = subprocess.run([command, "promote", "--version", version, *config], env=env,
                               capture_output=True, text=True, timeout=PROMOTE_TIMEOUT)
     except subprocess.TimeoutExpired:
         return 124, f"recsys promote took over {PROMOTE_TIMEOUT:.0f} s"
