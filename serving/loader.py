@@ -157,7 +157,7 @@ def load_served(settings: Settings, variant: str, source: str | Path) -> Served:
     bundle = _fetch(settings, source)
     engine = Engine(bundle, answer_cache=settings.answer_cache_customers)
     index = _build_index(settings, bundle)
-    served = Served(variant, engine, index, str(source), _events_until(bundle))
+    served = Served(variant, engine, index, str(source), bundle.events_until)
     warm_up(served, settings.warmup_requests)
     log.info("loaded %s model version %s (%s, %d items) in %.2fs", variant, served.version,
              bundle.model.name, engine.n_items, time.perf_counter() - started)
@@ -304,16 +304,6 @@ def _build_index(settings: Settings, bundle: Bundle) -> ItemIndex | None:
     log.info("faiss %s index over %d items x %d dims in %.2fs; recall@10 vs exact = %.4f",
              index.kind, index.n_items, vectors.shape[1], time.perf_counter() - started, recall)
     return index
-
-
-def _events_until(bundle: Bundle) -> datetime | None:
-    """Events received up to this time are already in the model (written by training when it
-    reads the event store); later ones are replayed."""
-    value = bundle.manifest.get("events_until")
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError as exc:
-        raise BundleError(f"manifest events_until {value!r} is not an ISO timestamp.") from exc
 
 
 def warm_up(served: Served, requests: int) -> None:

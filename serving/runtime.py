@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from recsys.bundle import settle_heap
 from recsys.errors import BundleError, ConfigError, RecsysError
 from recsys.events import AddResult, Change, Consent, Erasure, Event, EventStore
 from recsys.exposures import ExposureLog, ExposureWriter
+from recsys.heap import settle_heap
 from serving import preload as preloaded
 from serving.ab import CHALLENGER, CHAMPION, Models
 from serving.loader import Served, load_served

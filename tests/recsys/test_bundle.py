@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -107,25 +108,12 @@ def test_a_hybrid_bundle_keeps_its_parts_parameters_when_defaults_change(
     assert model.cf_.regularization == trained and model.cf_.factors == 8
 
 
-def test_settle_heap_freezes_what_is_loaded_and_frees_old_cycles_on_the_next_call() -> None:
-    import gc
-    import weakref
-
-    from recsys.bundle import settle_heap
-
-    class Node:
-        pass
-
-    loaded = Node()
-    loaded.self = loaded  # type: ignore[attr-defined]  # a cycle, as pandas objects have
-    alive = weakref.ref(loaded)
-    try:
-        settle_heap()
-        assert gc.get_freeze_count() > 0 and alive() is not None
-        del loaded  # the old bundle is replaced: cyclic garbage, but frozen
-        gc.collect()
-        assert alive() is not None  # a full collection does not see frozen objects
-        settle_heap()  # the next load
-        assert alive() is None
-    finally:
-        gc.unfreeze()
+def test_events_until_is_read_from_the_manifest_and_a_bad_one_named(bundle: Path) -> None:
+    loaded = read_bundle(bundle)
+    loaded.manifest["events_until"] = "2024-12-30T19:13:12"
+    assert loaded.events_until == datetime(2024, 12, 30, 19, 13, 12)
+    loaded.manifest["events_until"] = None
+    assert loaded.events_until is None
+    loaded.manifest["events_until"] = "last Tuesday"
+    with pytest.raises(BundleError, match="events_until 'last Tuesday'"):
+        _ = loaded.events_until

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recsys.bundle import settle_heap
 from recsys.coupons.assign import BudgetState
 from recsys.errors import DataError
 from recsys.events import EventStore
+from recsys.heap import settle_heap
 from recsys.policy.pipeline import Engine, Ranking
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
@@ -68,13 +68,8 @@ def replay_journal(engine: Engine, store: EventStore) -> int:
     events the bundle was trained on are skipped); returns the journal's last ``seq`` (part
     of the job's identity)."""
     until = store.last_seq()
-    value = engine.bundle.manifest.get("events_until")
-    try:
-        since = dt.datetime.fromisoformat(str(value)) if value else None
-    except ValueError as exc:
-        raise DataError(f"bundle manifest events_until {value!r} is not a timestamp") from exc
-    engine.apply_changes(store.replay(since, until=until), store.erased_subjects(),
-                         store.subject)
+    engine.apply_changes(store.replay(engine.bundle.events_until, until=until),
+                         store.erased_subjects(), store.subject)
     return until
 
 

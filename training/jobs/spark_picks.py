@@ -35,9 +35,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from recsys.bundle import read_bundle, settle_heap
+from recsys.bundle import read_bundle
 from recsys.coupons.assign import BudgetState
 from recsys.events import EventStore
+from recsys.heap import settle_heap
 from recsys.policy.pipeline import Engine
 from training.jobs.picks import PicksJob, PicksSummary, audience_slice, replay_journal
 
