@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -10,10 +11,10 @@ from typer.testing import CliRunner
 from training.cli import app
 
 
-def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [prefix]
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):  # a group (typer ships its own copy of Click)
             paths += _command_paths(command, (*prefix, name))
         else:
             paths.append((*prefix, name))
