@@ -119,6 +119,8 @@ def main() -> None:
         token = CSRF.search(console.get("/console/lookup").text).group(1)
         started = time.perf_counter()
         settle(console, timeout=900)
+        customers_page = console.get("/console/customers").text
+        assert 'id="kpis"' in customers_page, "no KPI table: see the customers page"
         print(f"background work (KPIs, experiment analysis) done in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
         load_before = os.getloadavg()

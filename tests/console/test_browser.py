@@ -246,7 +246,8 @@ def test_an_erased_customer_shows_nothing(page: Any, server: dict[str, Any]) -> 
     assert page.locator("#recommendations, #profile, #purchases, #history").count() == 0
 
 
-def test_an_action_without_a_csrf_token_is_refused(page: Any, server: dict[str, Any]) -> None:
+def test_an_action_without_a_csrf_token_is_refused(page: Any, server: dict[str, Any],
+                                                   shots: Path) -> None:
     log_in(page, server["url"], ADMIN_KEY, name="Alex Admin")
     page.get_by_role("link", name="Actions").click()
     request = page.context.request  # the browser's cookies, without the form's token
@@ -261,6 +262,7 @@ def test_an_action_without_a_csrf_token_is_refused(page: Any, server: dict[str, 
     audit = page.locator("#audit tbody tr").all_inner_texts()
     assert any("Alex Admin" in row and "reload" in row for row in audit)
     assert any("Sam Support" in row and "lookup" in row for row in audit)
+    page.screenshot(path=shots / "actions-admin.png", full_page=True)
 
 
 def test_pages_fit_a_phone_and_name_their_parts(browser: Any, server: dict[str, Any],
