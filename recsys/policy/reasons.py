@@ -46,25 +46,30 @@ class ReasonWriter:
         if code in _FIXED:
             return _FIXED[code]
         leaf = self.leaf[item] if item >= 0 else ""
-        if code == "because_you_bought":
-            return f"because you bought {self._title(anchor)}"
-        if code == "because_you_looked":
-            return f"because you looked at {self.titles[anchor] or 'an item you viewed'}"
         if code == "popular_in_category":
             return f"popular in {leaf}" if leaf else _FIXED["popular"]
         if code == "new_in_category":
             return f"new in {leaf}, a category you buy" if leaf else \
                 f"new, like {self._title(anchor)}" if anchor >= 0 else "new, like what you buy"
-        if code == "bought_together":
-            return f"often in the same basket as {self._title(anchor)}"
         if code == "repeats_every":  # anchor: the customer's usual days between purchases
-            weeks = round(anchor / 7)
-            return "you buy this about every week" if anchor >= 5 and weeks <= 1 else \
-                f"you buy this about every {weeks} weeks" if weeks > 1 else \
-                f"you buy this about every {max(anchor, 1)} days"
-        if code == "similar_content":
-            return f"like {self._title(anchor)} you bought"
-        return "recommended for you"
+            return _every(anchor)
+        if code == "because_you_looked":
+            return f"because you looked at {self.titles[anchor] or 'an item you viewed'}"
+        template = _ANCHORED.get(code)
+        return template.format(self._title(anchor)) if template else "recommended for you"
+
+
+_ANCHORED = {"because_you_bought": "because you bought {}",  # {}: the anchor's title
+             "bought_together": "often in the same basket as {}",
+             "similar_content": "like {} you bought"}
+
+
+def _every(days: int) -> str:
+    """The "you buy this about every ..." sentence for a usual gap of ``days``."""
+    weeks = round(days / 7)
+    every = "day" if days <= 1 else f"{days} days" if days < 5 else \
+        "week" if weeks <= 1 else f"{weeks} weeks"
+    return f"you buy this about every {every}"
 
 
 __all__ = ["ReasonWriter"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys.bundle import read_bundle
@@ -95,3 +96,13 @@ def test_cart_says_personalized_only_when_the_customer_data_took_part(engine: En
     assert not opted_out.personalized and opted_out.fallback == "not_personalized"
     assert [p.product_id for p in opted_out.picks] == \
         [p.product_id for p in engine.cart(basket, 5).picks]
+
+
+def test_a_steady_pace_reads_in_days_then_weeks() -> None:
+    from recsys.policy.reasons import ReasonWriter
+
+    writer = ReasonWriter(pd.DataFrame({"title": ["Milk"], "category": ["DAIRY > MILK"]}))
+    said = [writer.text("repeats_every", 0, days) for days in (1, 3, 6, 10, 30)]
+    assert said == ["you buy this about every day", "you buy this about every 3 days",
+                    "you buy this about every week", "you buy this about every week",
+                    "you buy this about every 4 weeks"]
