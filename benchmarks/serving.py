@@ -158,8 +158,9 @@ def _open_loop(urls: list[str], offset: int, key: str, rate: float, duration: fl
     elapsed = time.perf_counter() - began - 0.2
     ok = latencies[statuses == 200] * 1e3
     pct = np.percentile(ok, [50, 95, 99]) if len(ok) else [np.nan] * 3
-    return {"sent": n, "ok": len(ok), "errors": n - len(ok), "rps": len(ok) / elapsed,
-            "p50": pct[0], "p95": pct[1], "p99": pct[2]}
+    shed = int((statuses == 503).sum())
+    return {"sent": n, "ok": len(ok), "errors": n - len(ok) - shed, "shed": shed,
+            "rps": len(ok) / elapsed, "p50": pct[0], "p95": pct[1], "p99": pct[2]}
 
 
 async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
@@ -167,7 +168,7 @@ async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
     import aiohttp
 
     latencies: list[float] = []
-    errors = 0
+    errors = shed = 0
     stop = time.perf_counter() + duration
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
                                      headers={"X-API-Key": key}) as session:
@@ -175,18 +176,21 @@ async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
         sent = 0
 
         async def worker() -> None:
-            nonlocal errors, sent
+            nonlocal errors, sent, shed
             while time.perf_counter() < stop:
                 t, i = time.perf_counter(), offset + sent
                 sent += 1
+                status = 0
                 try:
                     async with session.get(urls[i % len(urls)]) as response:
                         await response.read()
-                        ok = response.status == 200
+                        status = response.status
                 except aiohttp.ClientError:
-                    ok = False
-                if ok:
+                    pass
+                if status == 200:
                     latencies.append(time.perf_counter() - t)
+                elif status == 503:
+                    shed += 1
                 else:
                     errors += 1
 
@@ -194,7 +198,8 @@ async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     ms = np.array(latencies) * 1e3
-    return {"sent": len(ms) + errors, "ok": len(ms), "errors": errors, "rps": len(ms) / elapsed,
+    return {"sent": len(ms) + errors + shed, "ok": len(ms), "errors": errors, "shed": shed,
+            "rps": len(ms) / elapsed,
             "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99))}
 
@@ -424,9 +429,9 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
               f"workers; answer cache {env['RECSYS_ANSWER_CACHE_CUSTOMERS']} customers per "
               f"worker; exposure log {args.exposures}; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | "
-              "backlog s | server CPU ms/req | client CPU ms/req | reused |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+        print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | shed (503) "
+              "| backlog s | server CPU ms/req | client CPU ms/req | reused |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
         gen.start()
         hits = answers = 0.0
         closed: dict[str, float] = {}
@@ -435,7 +440,8 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
             load = f"{level:.0f} rps open" if kind == "open" else f"{level:.0f} conns closed"
             reused = "-" if np.isnan(r["reused"]) else f"{r['reused']:.1%}"
             print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
-                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['drain']:.0f} | "
+                  f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['shed']} | "
+                  f"{r['drain']:.0f} | "
                   f"{r['cpu_ms']:.2f} | {r['client_ms']:.2f} | {reused} |", flush=True)
             if endpoint == "recommendations":
                 hits, answers = hits + r["hits"], answers + r["answers"]
