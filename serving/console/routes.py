@@ -88,7 +88,15 @@ def login_form(request: Request) -> Response:
     """The login form (already logged in: the overview)."""
     if auth.current(request) is not None:
         return RedirectResponse("/console", 303, headers=HEADERS)
-    return _login_page(request, None, 200)
+    return _login_page(request, _disabled(request), 200)
+
+
+def _disabled(request: Request) -> str | None:
+    """Why nobody can log in, when no console key is configured."""
+    keys = request.app.state.keys
+    if keys["admin"] or keys["analyst"]:
+        return None
+    return "The console is disabled: set RECSYS_ADMIN_KEY or RECSYS_ANALYST_KEYS."
 
 
 def _login_page(request: Request, error: str | None, status: int) -> Response:
@@ -107,6 +115,8 @@ async def login(request: Request) -> Response:
     if not NAME.match(name):
         return _login_page(request, "Give your name (1 to 64 letters, digits, spaces or . @ ' -"
                                     "): the audit log records who looked at what.", 422)
+    if (disabled := _disabled(request)) is not None:
+        return _login_page(request, disabled, 403)
     role = auth.role_of(request.app.state.keys, key) if key else None
     if role is None:
         return _login_page(request, "This key does not open the console.", 401)

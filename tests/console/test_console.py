@@ -273,3 +273,11 @@ def _settled(client: TestClient, path: str, timeout: float = 30.0) -> str:
         if 'http-equiv="refresh"' not in page or time.time() > deadline:
             return page
         time.sleep(0.1)
+
+
+def test_without_console_keys_nobody_logs_in(make_client: MakeClient) -> None:
+    with make_client(admin_key=None, analyst_keys=None) as client:
+        assert "The console is disabled" in client.get("/console/login").text
+        for key in (CLIENT_KEY, ""):
+            answer = log_in(client, key)
+            assert answer.status_code == 403 and "The console is disabled" in answer.text
