@@ -20,7 +20,7 @@ from scipy import sparse
 
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
-from recsys.errors import UnknownIdError
+from recsys.errors import DataError, UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, row_cells, top_n
 from recsys.models.factor_ranker import FactorRanker
@@ -282,6 +282,15 @@ class Engine:
         return as_csr(rows), users, allowed
 
     # -- questions --------------------------------------------------------------------------
+    def check_question(self, n: int, min_price: float | None = None,
+                       max_price: float | None = None) -> None:
+        """The policy's limits on a question, the same for the API and batch picks: ``n`` up
+        to ``policy.max_n`` and a price range that is not empty (``DataError`` otherwise)."""
+        if n > self.policy.max_n:
+            raise DataError(f"n must be at most {self.policy.max_n} for this model")
+        if min_price is not None and max_price is not None and min_price > max_price:
+            raise DataError(f"min_price ({min_price}) is above max_price ({max_price})")
+
     def recommend_many(self, customer_ids: Sequence[str], n: int = 10, *,
                        category: str | None = None, min_price: float | None = None,
                        max_price: float | None = None, exclude_purchased: bool | None = None,
@@ -326,6 +335,7 @@ class Engine:
                   max_price: float | None = None, exclude_purchased: bool | None = None,
                   mode: Mode | None = None) -> Ranking:
         """``recommend_many`` as arrays: the same answers without a Python object per pick."""
+        self.check_question(n, min_price, max_price)
         known = self.customers.to_index(list(customer_ids), missing="mark")
         history, users, allowed = self._histories(customer_ids, known)
         mask = self.filters.mask(category=category, min_price=min_price, max_price=max_price)
@@ -370,6 +380,7 @@ class Engine:
                 ) -> list[Pick]:
         """Products most similar to ``product_id``; ``UnknownIdError`` if it is unknown.
         They depend on the bundle only, so recent answers are reused."""
+        self.check_question(n)
         return list(self._similar_answers(product_id, n, category))
 
     def _similar(self, product_id: str, n: int, category: str | None) -> tuple[Pick, ...]:
@@ -385,6 +396,7 @@ class Engine:
     def popular(self, n: int = 10, *, category: str | None = None, window: str = "all"
                 ) -> list[Pick]:
         """Best sellers over ``window`` (one of the bundle's popularity windows)."""
+        self.check_question(n)
         if window not in self.bundle.popularity:
             raise UnknownIdError(f"window {window!r} is unknown; use one of "
                                  f"{sorted(self.bundle.popularity)}")
@@ -398,6 +410,7 @@ class Engine:
     def cart(self, product_ids: Sequence[str], n: int = 10, *, customer_id: str | None = None
              ) -> Result:
         """Add-ons that go with a basket (cross-sell); works for anonymous shoppers."""
+        self.check_question(n)
         basket = self.products.to_index(list(product_ids), missing="skip")
         allowed = customer_id is not None and self.is_personalizable(customer_id)
         if allowed:

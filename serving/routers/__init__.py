@@ -10,9 +10,8 @@ metrics) stay ``def`` and run in the thread pool.
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 
-from recsys.policy.pipeline import Engine
 from serving.loader import Served
 from serving.metrics import Metrics, route_label
 
@@ -30,11 +29,4 @@ def answered(request: Request, served: Served, fallback: str | None = None) -> d
             "request_id": str(getattr(request.state, "request_id", ""))}
 
 
-def check_n(engine: Engine, n: int) -> None:
-    """The bundle's policy may cap ``n`` below the API's limit."""
-    if n > engine.policy.max_n:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"n must be at most {engine.policy.max_n} for this model")
-
-
-__all__ = ["answered", "check_n"]
+__all__ = ["answered"]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query, Request, status
 
 from serving.deps import Category, ModelsDep, N
-from serving.routers import answered, check_n
+from serving.routers import answered
 from serving.schemas import ItemPublic, PopularPublic
 from serving.security import scoped_router
 
@@ -20,7 +20,6 @@ async def popular(request: Request, models: ModelsDep, n: N = 10, category: Cate
                   ) -> PopularPublic:
     """Best sellers, optionally in a category and over a recent window (e.g. 7d)."""
     served = models.champion
-    check_n(served.engine, n)
     windows = sorted(served.engine.bundle.popularity)
     if window not in windows:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,

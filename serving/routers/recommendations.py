@@ -11,7 +11,7 @@ from fastapi import HTTPException, Query, Request, status
 from serving.deps import CustomerId, ModelsDep, RequestIdDep, SettingsDep
 from serving.exposures import record
 from serving.loader import Served
-from serving.routers import answered, check_n
+from serving.routers import answered
 from serving.routers.coupons import coupon_picks
 from serving.schemas import (
     BatchRecommendationsPublic,
@@ -25,17 +25,10 @@ from serving.security import scoped_router
 router = scoped_router("read", tags=["recommendations"])
 
 
-def check_prices(min_price: float | None, max_price: float | None) -> None:
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"min_price ({min_price}) is above max_price ({max_price})")
-
-
 def answer(request: Request, served: Served, customer_ids: list[str],
            query: RecommendationsQuery) -> list[RecommendationsPublic]:
     """``served``'s answers for ``customer_ids``, in order (one engine call for all)."""
     request.state.variant = served.variant  # an error from here on counts against it
-    check_n(served.engine, query.n)
     results = served.engine.recommend_many(
         customer_ids, query.n, category=query.category, min_price=query.min_price,
         max_price=query.max_price, exclude_purchased=query.exclude_purchased, mode=query.mode)
@@ -63,7 +56,6 @@ def answer(request: Request, served: Served, customer_ids: list[str],
 async def recommend(request: Request, customer_id: CustomerId, models: ModelsDep,
                     query: Annotated[RecommendationsQuery, Query()]) -> RecommendationsPublic:
     """Top products for a customer; unknown customers get the cold-start answer."""
-    check_prices(query.min_price, query.max_price)
     return answer(request, models.route(customer_id), [customer_id], query)[0]
 
 
@@ -79,7 +71,6 @@ def recommend_batch(request: Request, body: BatchRecommendationsRequest, models:
                             f"a batch holds at most {limit} customers; got "
                             f"{len(body.customer_ids)}. Split it, or use `recsys picks` for "
                             "large audiences.")
-    check_prices(body.min_price, body.max_price)
     rows: dict[str, list[int]] = defaultdict(list)  # variant -> positions in the request
     served_by: dict[str, Served] = {}
     for row, customer_id in enumerate(body.customer_ids):

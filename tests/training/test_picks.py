@@ -261,3 +261,11 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(engine: Engine,
     for cell in frame.to_numpy().ravel():
         assert not cell.startswith(("=", "+", "@")), cell
     assert all(float(s) >= 0 for s in json.loads(frame["scores"].iloc[0]))  # numbers stay
+
+
+def test_picks_obey_the_policy_limits_like_the_api(engine: Engine, tmp_path: Path) -> None:
+    engine.policy = engine.policy.model_copy(update={"max_n": 3})
+    with pytest.raises(DataError, match="n must be at most 3"):
+        PicksJob.prepare(engine, "all", tmp_path / "p.csv", n=4)
+    with pytest.raises(DataError, match="is above max_price"):
+        PicksJob.prepare(engine, "all", tmp_path / "p.csv", n=3, min_price=5.0, max_price=1.0)

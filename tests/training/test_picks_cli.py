@@ -67,7 +67,7 @@ def test_picks_load_the_champion_or_a_version_and_log_the_run(
 @pytest.mark.parametrize(("args", "message"), [
     (["--audience", "stage=nope"], "no customer has stage"),
     (["--version", "9"], "cannot load"),
-    (["--min-price", "5", "--max-price", "1"], "above --max-price")])
+    (["--min-price", "5", "--max-price", "1"], "is above max_price")])
 def test_bad_input_is_one_line_and_exit_2(registry: Path, tmp_path: Path, args: list[str],
                                           message: str) -> None:
     code, output = run(registry, "--out", str(tmp_path / "p.csv"), *args)

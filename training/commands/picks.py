@@ -54,10 +54,6 @@ def picks_cmd(
     from training.jobs.picks import PicksJob, replay_journal
     from training.tracking import champion_version, event_store, fetch_bundle, setup
 
-    if min_price is not None and max_price is not None and min_price > max_price:
-        typer.echo(f"error: --min-price ({min_price}) is above --max-price ({max_price})",
-                   err=True)
-        raise typer.Exit(2)
     filters = {k: v for k, v in {"category": category, "min_price": min_price,
                                  "max_price": max_price, "exclude_purchased": exclude_purchased,
                                  "mode": mode}.items() if v is not None}

@@ -176,6 +176,7 @@ class PicksJob:
             raise DataError(f"output {out} must end in .parquet, .csv or .jsonl")
         if n < 1 or coupons < 0 or chunk_size < 1:
             raise DataError("n and chunk_size must be at least 1 and coupons at least 0")
+        engine.check_question(n, filters.get("min_price"), filters.get("max_price"))
         ids = select_audience(engine, audience)
         rows = engine.customers.to_index(ids, missing="mark")
         personal = engine.personalizable(ids, rows)
