@@ -1,11 +1,10 @@
-"""Serving's only MLflow use: fetch a bundle (path or model URI), build its engine and faiss
+"""Fetch a bundle (path, or model URI through ``serving.registry``), build its engine and faiss
 index, warm it up. The result, ``Served``, is immutable and swapped atomically on reload."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from recsys.bundle import Bundle, read_bundle
 from recsys.errors import BundleError, RecsysError
 from recsys.models.base import RecommenderBase
 from recsys.policy.pipeline import Engine, Pick
+from serving.registry import download_bundle
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def _fetch(settings: Settings, source: str | Path) -> Bundle:
     if _is_local(source):
         return read_bundle(Path(source))
     with tempfile.TemporaryDirectory(dir=_cache(settings)) as tmp:
-        local, version = _download(settings, str(source), tmp)
+        local, version = download_bundle(str(source), tmp, tracking_uri(settings))
         bundle = read_bundle(local)  # everything is in memory afterwards
     if version:
         bundle.manifest["model_version"] = version
@@ -196,7 +196,8 @@ def example_customer(settings: Settings, source: str | Path) -> str | None:
     if _is_local(source):
         return _first_consenting(Path(source) / "customers.parquet")
     with tempfile.TemporaryDirectory(dir=_cache(settings)) as tmp:
-        local, _ = _download(settings, str(source), tmp, only="customers.parquet")
+        local, _ = download_bundle(str(source), tmp, tracking_uri(settings),
+                                   only="customers.parquet")
         return _first_consenting(local / "customers.parquet")
 
 
@@ -218,76 +219,6 @@ def tracking_uri(settings: Settings) -> str:
     """The MLflow tracking URI the server uses."""
     return settings.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or \
         f"sqlite:///{settings.data_dir.resolve() / 'mlflow.db'}"
-
-
-def _download(settings: Settings, uri: str, dst: str, only: str | None = None
-              ) -> tuple[Path, str | None]:
-    """The bundle directory of the model at ``uri`` (with just its file ``only`` when given)
-    and the version an alias resolved to. The alias is resolved first, so the version
-    reported is the one loaded."""
-    # MLflow's defaults retry an unreachable server for ~4 minutes; fail in seconds instead
-    # (the current model keeps serving) unless the operator chose otherwise. No progress
-    # bars in server logs.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow  # heavy: only when loading from the registry
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    tracking = tracking_uri(settings)
-    mlflow.set_tracking_uri(tracking)
-    version = None
-    try:
-        if uri.startswith("models:/") and "@" in uri:
-            name, alias = uri.removeprefix("models:/").rsplit("@", 1)
-            version = str(MlflowClient().get_model_version_by_alias(name, alias).version)
-            uri = f"models:/{name}/{version}"
-        if only is None:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
-        else:  # the MLmodel file says where the bundle is; the same layout below dst
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/MLmodel",
-                                                             dst_path=dst)).parent
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{uri}/{_bundle_path(local, uri)}/{only}", dst_path=dst)
-    except MlflowException as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            store = re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", tracking)  # no password
-            raise BundleError(f"cannot fetch {uri} from MLflow at {store} ({first}); train "
-                              "and promote a model (`recsys retrain`) or set "
-                              "RECSYS_BUNDLE_PATH.") from exc
-        raise BundleError(f"MLflow did not answer for {uri} ({first[:300]}); check that it "
-                          "runs at RECSYS_MLFLOW_TRACKING_URI / MLFLOW_TRACKING_URI, or set "
-                          "RECSYS_BUNDLE_PATH.") from exc
-    except BundleError:
-        raise
-    except Exception as exc:  # network, storage: any failure keeps the current model
-        raise BundleError(f"cannot download {uri}: {type(exc).__name__}: {exc}") from exc
-    return _bundle_in(local, uri), version
-
-
-def _bundle_path(model_dir: Path, uri: str) -> str:
-    """Where the ``bundle`` artifact is inside a pyfunc model. MLflow stores it under the
-    logged folder's own name, so the path is read from the MLmodel file."""
-    import yaml
-
-    try:
-        meta = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
-        return str(meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise BundleError(f"{uri} has no 'bundle' artifact in its MLmodel file; it was not "
-                          "logged by `recsys train`.") from exc
-
-
-def _bundle_in(model_dir: Path, uri: str) -> Path:
-    """The ``bundle`` directory of a downloaded pyfunc model, checked to be inside it."""
-    relative = _bundle_path(model_dir, uri)
-    bundle_dir = (model_dir / relative).resolve()
-    if not bundle_dir.is_relative_to(model_dir.resolve()) or not bundle_dir.is_dir():
-        raise BundleError(f"{uri}: bundle artifact path {relative!r} is not a directory "
-                          "inside the model.")
-    return bundle_dir
 
 
 def _build_index(settings: Settings, bundle: Bundle) -> ItemIndex | None:

@@ -79,18 +79,20 @@ def champion_version(registered_model: str, alias: str = CHAMPION) -> Any | None
         return None
 
 
-def fetch_bundle(registered_model: str, version: str | None, dst: Path) -> tuple[Path, str]:
-    """Download the bundle of ``version`` (default: the champion); returns (dir, run id)."""
+def fetch_bundle(registered_model: str, version: str | None, dst: Path,
+                 only: str | None = None) -> tuple[Path, str]:
+    """Download the bundle of ``version`` (default: the champion; just its file ``only`` when
+    given) the way the server does (``serving.registry``); returns (dir, run id)."""
     from recsys.errors import BundleError
+    from serving.registry import download_bundle
 
-    client = MlflowClient()
+    uri = f"models:/{registered_model}/{version}" if version else \
+        f"models:/{registered_model}@{CHAMPION}"
+    which = f"version {version}" if version else f"alias {CHAMPION!r}"
     try:
-        mv = (client.get_model_version(registered_model, version) if version
-              else client.get_model_version_by_alias(registered_model, CHAMPION))
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{registered_model}/{mv.version}", dst_path=str(dst)))
-    except MlflowException as exc:
-        which = f"version {version}" if version else f"alias {CHAMPION!r}"
-        raise BundleError(f"cannot load {registered_model} {which} from MLflow: "
-                          f"{exc.message}") from exc
-    return local / "artifacts" / "bundle", mv.run_id
+        path, resolved = download_bundle(uri, str(dst), mlflow.get_tracking_uri(), only,
+                                         instead="pass --bundle DIR")
+        run_id = MlflowClient().get_model_version(registered_model, resolved or version).run_id
+    except (BundleError, MlflowException) as exc:
+        raise BundleError(f"cannot load {registered_model} {which}: {exc}") from exc
+    return path, run_id

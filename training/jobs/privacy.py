@@ -40,7 +40,8 @@ def audit(registered_model: str, store: EventStore) -> list[VersionAudit]:
         held = 0
         if erased:
             with tempfile.TemporaryDirectory() as tmp:
-                bundle, _ = fetch_bundle(registered_model, str(mv.version), Path(tmp))
+                bundle, _ = fetch_bundle(registered_model, str(mv.version), Path(tmp),
+                                         only="customers.parquet")
                 ids = pd.read_parquet(bundle / "customers.parquet", columns=["customer_id"])
             held = sum(store.subject(c) in erased
                        for c in ids["customer_id"].astype(str).unique())
