@@ -25,9 +25,6 @@ import pandas as pd
 from fastapi import HTTPException
 from prometheus_client.parser import text_string_to_metric_families
 
-from recsys.customers import STAGES, kpi_report, parse_customers_config
-from recsys.data.clean import clean
-from recsys.data.load import load_dataset
 from recsys.policy.pipeline import Engine
 from serving.ab import Models
 from serving.experiments import ExperimentQuery, experiment_results
@@ -222,6 +219,8 @@ def _histogram(values: pd.Series, edges: Sequence[float], fmt: str) -> tuple[lis
 def customer_figures(models: Models) -> dict[str, Any]:
     """Segments, tiers, the lifecycle funnel (with moves to the challenger's profile when one
     is live), churn-risk and CLV distributions from the champion bundle's profile."""
+    from recsys.customers.lifecycle import STAGES  # imported on first use: the app starts fast
+
     frame = models.champion.engine.bundle.customers
     out: dict[str, Any] = {"customers": len(frame), "profiled": "stage" in frame,
                            "moves": None, "clv": None, "clv_mean": None}
@@ -260,6 +259,10 @@ def customer_figures(models: Models) -> dict[str, Any]:
 def compute_kpis(dataset: str, runtime: Runtime) -> dict[str, Any]:
     """The KPI report of ``recsys customers kpis --dataset <dataset>`` with the built-in
     customer settings: the cleaned dataset minus customers erased through the API."""
+    from recsys.customers import kpi_report, parse_customers_config
+    from recsys.data.clean import clean
+    from recsys.data.load import load_dataset
+
     data, _ = clean(load_dataset(dataset))
     tx = data.transactions
     if runtime.store is not None:

@@ -34,7 +34,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
     undefined=jinja2.StrictUndefined))
-templates.env.globals.update(charts=charts, stages_order=data.STAGES)
+templates.env.globals.update(charts=charts)
 router = APIRouter(prefix="/console", include_in_schema=False)
 SessionDep = Annotated[Session, Depends(auth.require_session)]
 HEADERS = {
