@@ -76,7 +76,15 @@ def _stored_pairs(matrix: sparse.csr_matrix | sparse.csc_matrix, items: np.ndarr
     rows, slots = np.nonzero(keys >= 0)
     cells, lengths = row_cells(matrix.indptr, keys[rows, slots])
     rows, slots = np.repeat(rows, lengths), np.repeat(slots, lengths)
-    hit, other = np.nonzero(others[rows] == matrix.indices[cells][:, None])
+    # each cell's other end, found among its row's ``others`` (ids unique within a row) by
+    # bisection over (row, id) keys; -1 padding gets a key no real id has
+    span, width = max(matrix.shape) + 1, others.shape[1]
+    keys = np.repeat(np.arange(others.shape[0], dtype=np.int64), width) * span + others.ravel()
+    order = np.argsort(keys, kind="stable")
+    wanted = rows * span + matrix.indices[cells]
+    at = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
+    hit = np.flatnonzero(keys[order][at] == wanted) if len(keys) else np.zeros(0, np.int64)
+    other = order[at[hit]] % width
     at = (rows[hit], slots[hit], other) if by_pick else (rows[hit], other, slots[hit])
     np.add.at(out, at, matrix.data[cells[hit]])  # duplicate cells add up, as in scipy
     return out

@@ -33,7 +33,7 @@ from scipy import sparse
 from recsys.data.baskets import Baskets
 from recsys.models._common import Model, check_interactions, check_items, encode_categories, feature
 from recsys.models._reasons import Reason, because_you_bought
-from recsys.models.base import ItemFeatures, Ranked, as_csr, top_n
+from recsys.models.base import ItemFeatures, Ranked, as_csr, row_cells, top_n
 
 log = logging.getLogger(__name__)
 BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
@@ -738,7 +738,7 @@ class LearnedRanker(Model):
         same = (users >= 0) & (lengths == seen.indptr[u + 1] - seen.indptr[u])
         rows = np.flatnonzero(same & (lengths > 0))
         if len(rows):
-            mine, theirs = _positions(history.indptr, rows), _positions(seen.indptr, u[rows])
+            mine, theirs = row_cells(history.indptr, rows)[0], row_cells(seen.indptr, u[rows])[0]
             differs = (history.indices[mine] != seen.indices[theirs]) | \
                 (history.data[mine] != seen.data[theirs])
             same[np.repeat(rows, lengths[rows])[differs]] = False
@@ -890,14 +890,6 @@ def _same_cells(a: sparse.spmatrix, b: sparse.spmatrix) -> bool:
     return a is b or (a.format == "csr" and b.format == "csr" and a.shape == b.shape
                       and np.array_equal(a.indptr, b.indptr)
                       and np.array_equal(a.indices, b.indices))
-
-
-def _positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions in a CSR matrix's ``indices``/``data`` of the cells of ``rows``, in order."""
-    starts = indptr[rows]
-    lengths = indptr[rows + 1] - starts
-    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-    return offsets + np.arange(int(lengths.sum()))
 
 
 def _booster(state: Mapping[str, np.ndarray], key: str) -> lgb.Booster:
