@@ -99,14 +99,16 @@ class RequestRate:
         self._samples: deque[tuple[float, float]] = deque([(time.time(), 0.0)])
         self._lock = threading.Lock()
 
-    def update(self, total: float) -> float:
+    def update(self, total: float) -> tuple[float, float]:
+        """Requests per second and the seconds they were counted over: since the newest
+        earlier view at least a minute old (or since the start)."""
         now = time.time()
         with self._lock:
             self._samples.append((now, total))
             while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW:
                 self._samples.popleft()
             t0, c0 = self._samples[0]
-        return (total - c0) / (now - t0) if now > t0 else 0.0
+        return ((total - c0) / (now - t0) if now > t0 else 0.0), now - t0
 
 
 def _quantile(buckets: dict[float, float], q: float) -> float | None:
@@ -152,7 +154,9 @@ def live_figures(metrics: Metrics, rate: RequestRate) -> dict[str, Any]:
                 variants[variant] = variants.get(variant, 0.0) + s.value
     latency = {f"p{int(q * 100)}": _quantile(buckets, q) for q in (0.5, 0.95, 0.99)}
     answers = sum(variants.values())
-    return {"requests": int(total), "rate": rate.update(total), "errors": int(errors),
+    per_second, seconds = rate.update(total)
+    return {"requests": int(total), "rate": per_second, "rate_seconds": seconds,
+            "errors": int(errors),
             "client_errors": int(client_errors),
             "error_share": errors / total if total else None,
             "latency_ms": {k: None if v is None else v * 1e3 for k, v in latency.items()},
