@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from recsys.coupons.catalog import Catalog, Coupon
+from recsys.data.csr import row_cells
 from recsys.data.schema import CATEGORY_SEP
-from recsys.models.base import row_cells
 
 _NO_LIMIT = np.iinfo(np.int64).max
 

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
 from recsys.data.dataset import IdMap
 from recsys.data.schema import CATEGORY_SEP
-from recsys.models.base import ItemFeatures
 
 _DAY = 86_400.0
+
+
+@dataclass
+class ItemFeatures:
+    """Side information about the catalog, aligned with the interaction matrix's columns.
+
+    Attributes
+    ----------
+    text : list of str, length n_items
+        Title, description, brand and category words (the content model's input).
+    category : ndarray of str, shape (n_items,)
+        Category path, ``""`` when unknown.
+    price : ndarray of float32, shape (n_items,)
+        Unit price, ``nan`` when unknown.
+    first_sold_days : ndarray of float32, shape (n_items,)
+        Days between the product's first sale and the end of training (``nan``: never sold);
+        small values mean "new".
+    repurchase_days : ndarray of float32, shape (n_items,)
+        Median days between repeat purchases of the product by the same customer (``nan``:
+        never repurchased).
+    """
+
+    text: list[str]
+    category: np.ndarray
+    price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    first_sold_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    repurchase_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.text)
 
 
 def item_features(products: pd.DataFrame, transactions: pd.DataFrame, product_map: IdMap,
@@ -101,4 +132,4 @@ def _repurchase_days(item: np.ndarray, customer: np.ndarray, order: np.ndarray,
     return out
 
 
-__all__ = ["item_features"]
+__all__ = ["ItemFeatures", "item_features"]

@@ -44,10 +44,10 @@ from scipy import sparse
 
 from recsys.data.baskets import Baskets, build_baskets
 from recsys.data.dataset import IdMap, Interactions, Weighting, build_interactions
-from recsys.data.features import item_features
+from recsys.data.features import ItemFeatures, item_features
 from recsys.data.split import TemporalSplit
 from recsys.evaluation import metrics
-from recsys.models.base import ItemFeatures, Recommender
+from recsys.models.base import Recommender
 
 log = logging.getLogger(__name__)
 

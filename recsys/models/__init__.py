@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from recsys.data.features import ItemFeatures
 from recsys.models._reasons import Reason
 from recsys.models.als import ALS
-from recsys.models.base import ItemFeatures, Ranked, Recommender, RecommenderBase
+from recsys.models.base import Ranked, Recommender, RecommenderBase
 from recsys.models.bpr import BPR
 from recsys.models.buy_again import BuyAgain
 from recsys.models.content import ContentTFIDF

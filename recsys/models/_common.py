@@ -15,7 +15,8 @@ from scipy import sparse
 
 from recsys._typing import IntArray
 from recsys.data.baskets import Baskets
-from recsys.models.base import ItemFeatures, RecommenderBase
+from recsys.data.features import ItemFeatures
+from recsys.models.base import RecommenderBase
 
 _FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days")
 

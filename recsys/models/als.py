@@ -9,8 +9,9 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr
+from recsys.data.features import ItemFeatures
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import ItemFeatures, as_csr
 
 
 class ALS(Model):

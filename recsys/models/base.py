@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
 import numpy as np
@@ -17,6 +16,8 @@ from scipy import sparse
 
 from recsys._typing import FloatArray, IntArray
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr, forbid, row_block, row_cells
+from recsys.data.features import ItemFeatures
 from recsys.errors import NotFittedError
 
 SCORE_CHUNK = 1024  # users scored per dense block: bounds memory at chunk x n_items floats
@@ -27,36 +28,6 @@ class Ranked(NamedTuple):
 
     ids: IntArray
     scores: FloatArray
-
-
-@dataclass
-class ItemFeatures:
-    """Side information about the catalog, aligned with the interaction matrix's columns.
-
-    Attributes
-    ----------
-    text : list of str, length n_items
-        Title, description, brand and category words (the content model's input).
-    category : ndarray of str, shape (n_items,)
-        Category path, ``""`` when unknown.
-    price : ndarray of float32, shape (n_items,)
-        Unit price, ``nan`` when unknown.
-    first_sold_days : ndarray of float32, shape (n_items,)
-        Days between the product's first sale and the end of training (``nan``: never sold);
-        small values mean "new".
-    repurchase_days : ndarray of float32, shape (n_items,)
-        Median days between repeat purchases of the product by the same customer (``nan``:
-        never repurchased).
-    """
-
-    text: list[str]
-    category: np.ndarray
-    price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
-    first_sold_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
-    repurchase_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
-
-    def __len__(self) -> int:
-        return len(self.text)
 
 
 class Recommender(Protocol):
@@ -198,38 +169,6 @@ def _bounded_candidates(scores: np.ndarray, k: int
     part[rows, slot] = cols
     part_scores[rows, slot] = scores[np.flatnonzero(quick)[rows], cols]
     return quick, part, part_scores
-
-
-def as_csr(matrix: sparse.spmatrix, dtype: type = np.float32) -> sparse.csr_matrix:
-    """``matrix`` as a CSR matrix of ``dtype``: the object itself when it already is one."""
-    if isinstance(matrix, sparse.csr_matrix) and matrix.dtype == dtype:
-        return matrix
-    return sparse.csr_matrix(matrix, dtype=dtype)
-
-
-def row_cells(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where the stored cells of ``rows`` of a CSR matrix (its ``indptr``) sit in its
-    ``data``/``indices``, row after row in order, and how many each row has; a row of -1
-    has none."""
-    starts = indptr[rows]
-    lengths = np.maximum(indptr[rows + 1] - starts, 0)  # row -1: indptr[0] - indptr[-1] <= 0
-    ends = np.cumsum(lengths)
-    total = int(ends[-1]) if len(ends) else 0
-    return np.arange(total) - np.repeat(ends - lengths - starts, lengths), lengths
-
-
-def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:
-    """Rows ``start:stop`` of ``matrix``; the matrix itself when that is all of it (one-row
-    calls are common in serving, and slicing costs more than scoring one customer)."""
-    if start == 0 and stop >= matrix.shape[0]:
-        return matrix
-    return matrix[start:stop]
-
-
-def forbid(scores: np.ndarray, cells: sparse.csr_matrix) -> None:
-    """Set ``scores`` to -inf on the stored cells of ``cells`` (same shape), in place."""
-    rows = np.repeat(np.arange(cells.shape[0]), np.diff(cells.indptr))
-    scores[rows, cells.indices] = -np.inf
 
 
 class RecommenderBase:
@@ -400,5 +339,7 @@ class RecommenderBase:
         return history, users, exclude, candidates
 
 
-__all__ = ["Ranked", "ItemFeatures", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK",
-           "as_csr", "row_block", "forbid"]
+__all__ = ["Ranked", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK",
+           # still imported from here by ranker.py and _reasons.py (their owner moves them
+           # to recsys.data.csr / recsys.data.features):
+           "ItemFeatures", "as_csr", "row_cells"]

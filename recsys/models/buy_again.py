@@ -9,6 +9,8 @@ import numpy as np
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr
+from recsys.data.features import ItemFeatures
 from recsys.models._common import (
     Model,
     check_interactions,
@@ -17,7 +19,6 @@ from recsys.models._common import (
     feature,
     same_category_first,
 )
-from recsys.models.base import ItemFeatures, as_csr
 
 TIE = 1e-4  # relative nudge by popularity: own products scoring within it tie
 

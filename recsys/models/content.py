@@ -13,8 +13,8 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from recsys._typing import IntArray
 from recsys.data.baskets import Baskets
+from recsys.data.features import ItemFeatures
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import ItemFeatures
 
 _PAIRS_PER_BLOCK = 1 << 24  # query x pool similarities computed at once (64 MB of float32)
 

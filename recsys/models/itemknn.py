@@ -14,8 +14,8 @@ from implicit.nearest_neighbours import (
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.features import ItemFeatures
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import ItemFeatures
 
 
 class ItemKNN(Model):

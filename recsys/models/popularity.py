@@ -9,6 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.features import ItemFeatures
 from recsys.errors import UnknownIdError
 from recsys.models._common import (
     Model,
@@ -18,7 +19,7 @@ from recsys.models._common import (
     feature,
     same_category_first,
 )
-from recsys.models.base import ItemFeatures, Ranked, top_n
+from recsys.models.base import Ranked, top_n
 
 
 class Popularity(Model):

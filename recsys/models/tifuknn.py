@@ -13,8 +13,10 @@ from scipy import sparse
 
 from recsys._typing import IntArray
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr
+from recsys.data.features import ItemFeatures
 from recsys.models._common import Model, check_interactions, check_items
-from recsys.models.base import SCORE_CHUNK, ItemFeatures, as_csr
+from recsys.models.base import SCORE_CHUNK
 
 _SIM_CELLS = 1 << 24  # customers x customers similarities computed per block (64 MB)
 

@@ -20,9 +20,10 @@ from scipy import sparse
 
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
+from recsys.data.csr import as_csr, row_cells
 from recsys.errors import DataError, UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
-from recsys.models.base import SCORE_CHUNK, Ranked, as_csr, row_cells, top_n
+from recsys.models.base import SCORE_CHUNK, Ranked, top_n
 from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.answers import AnswerCache
 from recsys.policy.config import Mode, PolicyConfig, parse_policy

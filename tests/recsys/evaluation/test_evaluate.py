@@ -11,9 +11,10 @@ import pytest
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.features import ItemFeatures
 from recsys.data.split import temporal_split
 from recsys.evaluation.evaluate import SLICES, evaluate, prepare
-from recsys.models.base import ItemFeatures, RecommenderBase
+from recsys.models.base import RecommenderBase
 
 
 class BuyAgainOnly(RecommenderBase):

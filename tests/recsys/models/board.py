@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.features import ItemFeatures
 from recsys.models import REGISTRY, RecommenderBase
-from recsys.models.base import ItemFeatures
 
 N = 24  # customers; items are 0..N-1 (the board) and N (the staple)
 STAPLE = N

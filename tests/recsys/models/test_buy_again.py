@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.data.features import ItemFeatures
 from recsys.models import BuyAgain
-from recsys.models.base import ItemFeatures
 
 
 def items(repurchase_days: list[float]) -> ItemFeatures:

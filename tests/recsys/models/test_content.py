@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.data.features import ItemFeatures
 from recsys.models import ContentTFIDF
-from recsys.models.base import ItemFeatures
 from tests.recsys.models.board import STAPLE, Board, N, make_board, with_new_product
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.data.features import ItemFeatures
 from recsys.models import Hybrid, Reason
-from recsys.models.base import ItemFeatures
 from tests.recsys.models.board import FAST, STAPLE, Board, N, with_new_product
 
 PARAMS = FAST["hybrid"]

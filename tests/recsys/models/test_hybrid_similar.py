@@ -9,12 +9,12 @@ import pytest
 from scipy import sparse
 
 from recsys.data.dataset import IdMap, build_interactions
-from recsys.data.features import item_features
+from recsys.data.features import ItemFeatures, item_features
 from recsys.data.synthetic import generate
 from recsys.models import Hybrid
 from recsys.models import hybrid as hybrid_module
 from recsys.models._common import row_max_scale
-from recsys.models.base import ItemFeatures, Ranked, top_n
+from recsys.models.base import Ranked, top_n
 
 UNSOLD = 20  # products added without sales, half of them with the text of a sold one
 CF = {"als": {"factors": 16, "iterations": 8, "num_threads": 1},

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from recsys.data.features import ItemFeatures
 from recsys.errors import UnknownIdError
 from recsys.models import Popularity, Trending
-from recsys.models.base import ItemFeatures
 from tests.recsys.models.board import STAPLE, Board
 
 
