@@ -66,9 +66,12 @@ class Exposure:
     def values(self, stamp: Callable[[datetime], object] = lambda t: t) -> Row:
         """The row's column values in ``COLUMNS`` order (``stamp`` formats ``shown_at``)."""
         return (self.request_id, self.customer_id, self.variant, self.model_version,
-                self.mode, json.dumps(list(self.product_ids)),
-                json.dumps(list(self.coupon_ids)), json.dumps(list(self.held_out)),
-                stamp(self.shown_at))
+                self.mode, _json_list(self.product_ids), _json_list(self.coupon_ids),
+                _json_list(self.held_out), stamp(self.shown_at))
+
+
+def _json_list(ids: tuple[str, ...]) -> str:
+    return json.dumps(list(ids)) if ids else "[]"  # most answers hold out no coupon
 
 
 COLUMNS = ("request_id", "customer_id", "variant", "model_version", "mode", "product_ids",
