@@ -312,7 +312,7 @@ class CouponAssigner:
     def _reason(self, j: int, share: float) -> str:
         label = self.labels[j]
         if self.sitewide[j]:
-            return "money off your whole basket"
+            return _WHOLE_BASKET[self.catalog.coupons[j].kind]
         if share >= self.reason_min_share:
             return f"{share:.0%} of your spend is in {label}"
         if share > 0:
@@ -329,6 +329,13 @@ class CouponAssigner:
         f64 = np.float64
         return Assignment(rows.astype(np.int64), cols.astype(np.int64), score.astype(f64),
                           p.astype(f64), cost.astype(f64), aff.astype(f64), rule, reason)
+
+
+_WHOLE_BASKET = {"percent_off": "a discount on your whole basket",  # sitewide, by kind
+                 "amount_off": "money off your whole basket",
+                 "free_shipping": "free delivery on your next order",
+                 "points_multiplier": "extra points on your whole basket",
+                 "buy_x_get_y": "a free item with your next basket"}
 
 
 def assign_optimal(score: Matrix, cost: Matrix, *, max_per_customer: int,
