@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, ClassVar, Self
@@ -40,7 +41,7 @@ BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
 NEW_DAYS = 28  # a product first sold this recently (or never) is "new"
 SHORTLIST = 5000  # allowed products up to this many are all candidates of the category source
 STORE_BLOCK = 1024  # customers ranked at once when storing every customer's lists
-NEVER = np.float32(np.nan)  # LightGBM routes missing values itself
+PairSet = tuple[np.ndarray, np.ndarray, np.ndarray]  # (customer row, features, bought) per pair
 
 FEATURES = (
     "count", "days_since", "first_days", "interval", "due", "decayed", "recent",
@@ -322,6 +323,8 @@ class LearnedRanker(Model):
     negatives : int
         Candidates that were not bought kept per customer and cut for learning (a random
         sample; all that were bought are kept).
+    workers : int
+        Threads for the training cuts, the two boosters and the stored lists.
     stored : int
         Length of the lists ranked at fit for every stored customer (answers up to this
         long are read, not computed, until the customer has live events).
@@ -340,7 +343,7 @@ class LearnedRanker(Model):
                  neighbours: int = 30,
                  trees: int = 300, learning_rate: float = 0.08, leaves: int = 31,
                  min_child: int = 50, negatives: int = 100, stored: int = 30,
-                 seed: int = 0) -> None:
+                 workers: int = 2, seed: int = 0) -> None:
         self.windows = windows
         self.window_days = window_days
         self.per_source = per_source
@@ -355,6 +358,7 @@ class LearnedRanker(Model):
         self.min_child = min_child
         self.negatives = negatives
         self.stored = stored
+        self.workers = workers
         self.seed = seed
 
     # -- fitting ----------------------------------------------------------------------------
@@ -370,32 +374,43 @@ class LearnedRanker(Model):
             raise ValueError("baskets must be aligned with interactions (same customers and "
                              "products).")
         self._catalog(items, n_items)
-        mixed, discover = [], []
-        rng = np.random.default_rng(self.seed)
-        for w in range(1, self.windows + 1):
-            cut = w * self.window_days
-            past = baskets.window(cut)
-            labels = baskets.window(cut - self.window_days, cut).counts()
-            bought = past.counts()
-            users = np.flatnonzero((bought.getnnz(axis=1) > 0) & (labels.getnnz(axis=1) > 0))
-            if not len(users):
-                continue
-            snap = self._snapshot(past)
-            own = self._personal(snap, users)
-            for sets, exclude in ((mixed, None), (discover, bought[users])):
-                rows, cols, x = self._all_pairs(snap, own, np.ones(n_items, bool), exclude)
-                y = (lookup(labels, users[rows], cols, 0.0) > 0).astype(np.float32)
-                sets.append(_sampled(*_with_positives(rows, x, y), self.negatives, rng))
-            log.info("ranker cut %d days back: %d customers, %d + %d pairs", cut, len(users),
-                     len(mixed[-1][2]), len(discover[-1][2]))
-        if not mixed:
-            raise ValueError("the history is too short to learn a ranker: no customer bought "
-                             f"both before and within {self.window_days} days of any cut.")
-        self.booster_, self.trees_used_ = self._learn(mixed)
-        # nobody bought a product new to them after any cut: the mixed model ranks those too
-        self.discover_booster_ = self._learn(discover)[0] if any(len(d[2]) for d in discover) \
-            else self.booster_
+        with ThreadPoolExecutor(self.workers) as pool:  # numpy and scipy release the GIL
+            cuts = [c for c in pool.map(lambda w: self._cut(baskets, w),
+                                        range(1, self.windows + 1)) if c is not None]
+            if not cuts:
+                raise ValueError("the history is too short to learn a ranker: no customer "
+                                 f"bought both before and within {self.window_days} days of "
+                                 "any cut.")
+            mixed, discover = [c[0] for c in cuts], [c[1] for c in cuts]
+            learning = pool.submit(self._learn, mixed)
+            # nobody bought a product new to them after any cut: the mixed model ranks those
+            learning_new = pool.submit(self._learn, discover) \
+                if any(len(d[2]) for d in discover) else learning
+            self.booster_, self.trees_used_ = learning.result()
+            self.discover_booster_ = learning_new.result()[0]
         return self._serve(matrix, baskets)
+
+    def _cut(self, baskets: Baskets, w: int) -> tuple[PairSet, PairSet] | None:
+        """Learning pairs of the ``w``-th cut back: features from the baskets before it,
+        labels from the ``window_days`` after; (all candidates, never-bought candidates)."""
+        cut = w * self.window_days
+        past = baskets.window(cut)
+        labels = baskets.window(cut - self.window_days, cut).counts()
+        bought = past.counts()
+        users = np.flatnonzero((bought.getnnz(axis=1) > 0) & (labels.getnnz(axis=1) > 0))
+        if not len(users):
+            return None
+        snap = self._snapshot(past)
+        own = self._personal(snap, users)
+        rng = np.random.default_rng([self.seed, w])
+        sets = []
+        for exclude in (None, bought[users]):
+            rows, cols, x = self._all_pairs(snap, own, np.ones(self.n_items_, bool), exclude)
+            y = (lookup(labels, users[rows], cols, 0.0) > 0).astype(np.float32)
+            sets.append(_sampled(*_with_positives(rows, x, y), self.negatives, rng))
+        log.info("ranker cut %d days back: %d customers, %d + %d pairs", cut, len(users),
+                 len(sets[0][2]), len(sets[1][2]))
+        return sets[0], sets[1]
 
     def refit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
               baskets: Baskets | None = None) -> Self:
@@ -427,8 +442,7 @@ class LearnedRanker(Model):
         self._store_lists()
         return self
 
-    def _learn(self, sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-               ) -> tuple[lgb.Booster, int]:
+    def _learn(self, sets: list[PairSet]) -> tuple[lgb.Booster, int]:
         """LambdaRank on every cut but the most recent, early-stopped on that one, then
         refitted on all cuts with the number of trees found."""
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
@@ -716,14 +730,18 @@ class LearnedRanker(Model):
         """Rank every stored customer once per list kind: ``all`` (nothing excluded),
         ``new`` (their purchases excluded) and ``own`` (only their purchases)."""
         every = np.ones(self.n_items_, bool)
+
+        def block(kind: str, start: int) -> tuple[Ranked, np.ndarray, np.ndarray]:
+            users = np.arange(start, min(start + STORE_BLOCK, self.n_users_), dtype=np.int32)
+            seen = self.seen_[users]
+            return self._rank(seen, self.stored, users, every, seen if kind == "new" else None,
+                              kind == "own")
+
         self.lists_ = {}
+        starts = range(0, self.n_users_, STORE_BLOCK)
         for kind in ("all", "new", "own"):
-            parts = []
-            for start in range(0, self.n_users_, STORE_BLOCK):
-                users = np.arange(start, min(start + STORE_BLOCK, self.n_users_), dtype=np.int32)
-                seen = self.seen_[users]
-                parts.append(self._rank(seen, self.stored, users, every,
-                                        seen if kind == "new" else None, kind == "own"))
+            with ThreadPoolExecutor(self.workers) as pool:
+                parts = list(pool.map(lambda start: block(kind, start), starts))  # noqa: B023
             self.lists_[kind] = {
                 "ids": np.concatenate([p[0].ids for p in parts]),
                 "scores": np.concatenate([p[0].scores for p in parts]),
@@ -923,7 +941,7 @@ def _sampled(rows: np.ndarray, x: np.ndarray, y: np.ndarray, negatives: int,
     return rows[keep], x[keep], y[keep]
 
 
-def _dataset(sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> lgb.Dataset:
+def _dataset(sets: list[PairSet]) -> lgb.Dataset:
     x = np.concatenate([s[1] for s in sets])
     y = np.concatenate([s[2] for s in sets])
     groups = np.concatenate([np.bincount(s[0])[np.bincount(s[0]) > 0] for s in sets])
