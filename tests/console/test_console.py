@@ -281,3 +281,13 @@ def test_without_console_keys_nobody_logs_in(make_client: MakeClient) -> None:
         for key in (CLIENT_KEY, ""):
             answer = log_in(client, key)
             assert answer.status_code == 403 and "The console is disabled" in answer.text
+
+
+def test_a_kpi_dataset_that_cannot_be_read_is_named_on_the_page(make_client: MakeClient
+                                                                 ) -> None:
+    with make_client(console_dataset="no-such-dataset") as client:
+        log_in(client, ANALYST_KEY)
+        page = _settled(client, "/console/customers")
+        assert "No KPI report: DataError: 'no-such-dataset': unknown source" in \
+            page.replace("&#39;", "'")
+        assert 'id="funnel"' in page  # the rest of the page is there
