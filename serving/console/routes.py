@@ -232,17 +232,12 @@ async def lookup(request: Request, session: SessionDep) -> Response:
 @router.get("/actions")
 def actions(request: Request, session: SessionDep) -> Response:
     """Reload, promote the challenger, download picks; the audit log (admins)."""
-    models = _models(request)
-    runtime = _runtime(request)
-    return page(request, "actions.html", session, audiences=data.audiences(models),
-                challenger=models.challenger.version if models.challenger else None,
-                registered=data.registered_name(request.app.state.settings),
-                reload=runtime.reload_status, message=None,
-                audit=_audit(request).read() if session.admin else [],
-                export_max=request.app.state.settings.console_export_max)
+    return _done(request, session, None)
 
 
-def _done(request: Request, session: Session, message: str, status: int = 200) -> Response:
+def _done(request: Request, session: Session, message: str | None, status: int = 200
+          ) -> Response:
+    """The actions page, with the outcome of the action just taken."""
     models = _models(request)
     return page(request, "actions.html", session, status, audiences=data.audiences(models),
                 challenger=models.challenger.version if models.challenger else None,
