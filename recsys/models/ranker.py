@@ -85,6 +85,7 @@ class Snapshot:
     ease_weights: np.ndarray
     cooc: sparse.csr_matrix
     people: sparse.csr_matrix
+    people_users: np.ndarray
     twins: sparse.csr_matrix
 
     @cached_property
@@ -136,10 +137,11 @@ class Snapshot:
 
 
 def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
-             ease_regularization: float, cooc_neighbours: int, text_group: np.ndarray
-             ) -> Snapshot:
+             ease_regularization: float, cooc_neighbours: int, neighbour_pool: int,
+             text_group: np.ndarray) -> Snapshot:
     """Fit every candidate source on ``baskets`` (seen from their ``as_of``);
-    ``text_group``: products with the same text share a code (-1: no text)."""
+    ``text_group``: products with the same text share a code (-1: no text);
+    ``neighbour_pool``: the customers with the most orders who can be nearest customers."""
     n_users, n_items = baskets.n_users, baskets.n_items
     cells = baskets.items.tocoo()
     user = baskets.user[cells.row].astype(np.int64)
@@ -186,12 +188,13 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     weights = count_m.copy()
     weights.data = np.log1p(weights.data)
     ease_index, ease_w = _ease(weights, ease_items, ease_regularization)
+    pool = np.sort(np.argsort(-orders, kind="stable")[:neighbour_pool])
     return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed),
                     cells_of(recent), cells_of(since), orders,
                     recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
                     item_repeat.astype(np.float32), ease_index, ease_w,
-                    _cooccurrence(baskets.items, cooc_neighbours), _unit_rows(cells_of(decayed)),
-                    _twins(text_group, pop_all))
+                    _cooccurrence(baskets.items, cooc_neighbours),
+                    _unit_rows(cells_of(decayed)[pool]), pool, _twins(text_group, pop_all))
 
 
 def _twins(text_group: np.ndarray, sold: np.ndarray) -> sparse.csr_matrix:
@@ -318,6 +321,11 @@ class LearnedRanker(Model):
         Co-purchased products kept per product.
     neighbours : int
         Most similar customers whose purchases are candidates.
+    neighbour_pool : int
+        Customers (those with the most orders) searched for them: memory and time per
+        ranked customer follow this, not the customer count.
+    train_customers : int
+        Customers sampled per training cut (at most).
     trees, learning_rate, leaves, min_child : LightGBM settings (``trees``: the most; early
         stopping on the most recent cut picks the number).
     negatives : int
@@ -340,7 +348,8 @@ class LearnedRanker(Model):
     def __init__(self, *, windows: int = 6, window_days: int = 28, per_source: int = 50,
                  half_life_days: float = 60.0, ease_items: int = 2000,
                  ease_regularization: float = 50.0, cooc_neighbours: int = 30,
-                 neighbours: int = 30,
+                 neighbours: int = 30, neighbour_pool: int = 20_000,
+                 train_customers: int = 20_000,
                  trees: int = 300, learning_rate: float = 0.08, leaves: int = 31,
                  min_child: int = 50, negatives: int = 100, stored: int = 30,
                  workers: int = 2, seed: int = 0) -> None:
@@ -352,6 +361,8 @@ class LearnedRanker(Model):
         self.ease_regularization = ease_regularization
         self.cooc_neighbours = cooc_neighbours
         self.neighbours = neighbours
+        self.neighbour_pool = neighbour_pool
+        self.train_customers = train_customers
         self.trees = trees
         self.learning_rate = learning_rate
         self.leaves = leaves
@@ -400,9 +411,11 @@ class LearnedRanker(Model):
         users = np.flatnonzero((bought.getnnz(axis=1) > 0) & (labels.getnnz(axis=1) > 0))
         if not len(users):
             return None
+        rng = np.random.default_rng([self.seed, w])
+        if len(users) > self.train_customers:
+            users = np.sort(rng.choice(users, self.train_customers, replace=False))
         snap = self._snapshot(past)
         own = self._personal(snap, users)
-        rng = np.random.default_rng([self.seed, w])
         sets = []
         for exclude in (None, bought[users]):
             rows, cols, x = self._all_pairs(snap, own, np.ones(self.n_items_, bool), exclude)
@@ -463,7 +476,8 @@ class LearnedRanker(Model):
     def _snapshot(self, baskets: Baskets) -> Snapshot:
         return snapshot(baskets, half_life_days=self.half_life_days, ease_items=self.ease_items,
                         ease_regularization=self.ease_regularization,
-                        cooc_neighbours=self.cooc_neighbours, text_group=self.text_group_)
+                        cooc_neighbours=self.cooc_neighbours,
+                        neighbour_pool=self.neighbour_pool, text_group=self.text_group_)
 
     @staticmethod
     def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
@@ -485,8 +499,10 @@ class LearnedRanker(Model):
         counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part."""
         me = _unit_rows(own.decayed)
         sims = (me @ snap.people_t).toarray()
-        known = own.user >= 0
-        sims[np.flatnonzero(known), own.user[known]] = 0.0
+        pool = snap.people_users
+        slot = np.minimum(np.searchsorted(pool, own.user), max(len(pool) - 1, 0))
+        mine = (own.user >= 0) & (pool[slot] == own.user) if len(pool) else own.user < -1
+        sims[np.flatnonzero(mine), slot[mine]] = 0.0  # not one's own neighbour
         k = min(self.neighbours, sims.shape[1])
         if k == 0 or not sims.size:
             return sparse.csr_matrix(own.decayed.shape, dtype=np.float32)

@@ -213,3 +213,24 @@ def test_refit_keeps_the_boosters_and_serves_the_longer_history() -> None:
     fresh = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40, min_child=5,
                           trees=30).refit(fits[1][0], baskets=fits[1][1])  # never fitted
     assert fresh.booster_.model_to_string() != learnt
+
+
+def test_bounded_neighbour_pool_and_training_sample() -> None:
+    """At scale the nearest customers come from a pool of the most active ones and each
+    training cut samples its customers; lists stay complete and read lists still equal
+    computed ones."""
+    tx = shop(seed=2)
+    customers = IdMap(np.sort(tx["customer_id"].unique()))
+    products = IdMap(np.array([f"p{i:02d}" for i in range(40)]))
+    matrix = build_interactions(tx, customers=customers, products=products).matrix
+    model = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40, min_child=5,
+                          trees=30, neighbour_pool=20, train_customers=30)
+    model.fit(matrix, baskets=build_baskets(tx, customers, products))
+    orders = tx.groupby("customer_id")["order_id"].nunique().reindex(customers.ids).to_numpy()
+    assert model.snapshot_.people.shape == (20, 40)
+    assert orders[model.snapshot_.people_users].min() >= np.sort(orders)[-20]
+    users = np.arange(matrix.shape[0], dtype=np.int32)
+    ranked = model.recommend(matrix, 10, users=users)
+    assert (ranked.ids >= 0).all()
+    np.testing.assert_array_equal(
+        ranked.ids, model._rank(matrix, 10, users, np.ones(40, bool), None, False)[0].ids)
