@@ -7,7 +7,8 @@ from enum import IntEnum
 import numpy as np
 from scipy import sparse
 
-from recsys.models.base import RecommenderBase, row_cells
+from recsys.data.csr import row_cells
+from recsys.models.base import RecommenderBase
 
 EXPLAIN_HISTORY = 200  # history items per customer searched for the "because you bought" item
 

@@ -32,9 +32,11 @@ import pandas as pd
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr, row_cells
+from recsys.data.features import ItemFeatures
 from recsys.models._common import Model, check_interactions, check_items, encode_categories, feature
 from recsys.models._reasons import Reason, because_you_bought
-from recsys.models.base import ItemFeatures, Ranked, as_csr, row_cells, top_n
+from recsys.models.base import Ranked, top_n
 
 log = logging.getLogger(__name__)
 BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
