@@ -15,6 +15,7 @@ from scipy import sparse
 
 from recsys._typing import IntArray
 from recsys.data.baskets import Baskets
+from recsys.data.csr import as_csr
 from recsys.data.features import ItemFeatures
 from recsys.models.base import RecommenderBase
 
@@ -59,6 +60,72 @@ class Model(RecommenderBase):
         if self.stores_users and users is not None:
             known |= users >= 0
         return known
+
+
+class FactorModel(Model):
+    """A model whose scores are ``user vector . item vector`` (ALS, BPR): it owns the user
+    vectors (stored for training rows, folded in from a history otherwise), and
+    ``FactorRanker`` ranks it without scoring the whole catalog.
+
+    Subclasses set ``user_factors_`` and ``item_factors_`` (same width) and ``fold_in``.
+    """
+
+    stores_users: ClassVar[bool] = True
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    def __init__(self, *, factors: int, regularization: float, iterations: int,
+                 random_state: int, num_threads: int) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    def _training_matrix(self, interactions: sparse.spmatrix, items: ItemFeatures | None
+                         ) -> sparse.csr_matrix:
+        """``interactions`` checked as a training matrix, and the factor settings with it."""
+        matrix = check_interactions(interactions)
+        check_items(items, matrix.shape[1])
+        if self.factors < 1 or self.iterations < 1:
+            raise ValueError("factors and iterations must be >= 1.")
+        return matrix
+
+    def fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
+        """User vectors for the rows of ``history`` (what a training row's stored vector
+        would be for that history).
+
+        Parameters
+        ----------
+        history : csr_matrix, shape (batch, n_items)
+
+        Returns
+        -------
+        ndarray of float32, shape (batch, width of ``item_factors_``)
+        """
+        self._check_fitted()
+        return self._fold_in(as_csr(history))
+
+    def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def user_vectors(self, history: sparse.csr_matrix, users: IntArray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors where ``users >= 0``, fold-in elsewhere, and which rows have
+        anything to go on (the others score -inf everywhere)."""
+        vectors = np.zeros((history.shape[0], self.item_factors_.shape[1]), np.float32)
+        stored = np.zeros(history.shape[0], bool) if users is None else users >= 0
+        if stored.any():
+            vectors[stored] = self.user_factors_[users[stored]]  # type: ignore[index]
+        if not stored.all():
+            vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
+        return vectors, self._known_rows(history, users)
+
+    def _score_users(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
+        vectors, known = self.user_vectors(history, users)
+        scores = vectors @ self.item_factors_.T
+        scores[~known] = -np.inf
+        return scores
 
 
 def check_interactions(interactions: sparse.spmatrix) -> sparse.csr_matrix:
@@ -169,5 +236,5 @@ def same_category_first(values: np.ndarray, category: np.ndarray, items: np.ndar
     return (values[None, :] + bonus * same).astype(np.float32)
 
 
-__all__ = ["Model", "check_interactions", "check_items", "feature", "encode_categories",
-           "row_max_scale", "same_category_first"]
+__all__ = ["FactorModel", "Model", "check_interactions", "check_items", "feature",
+           "encode_categories", "row_max_scale", "same_category_first"]

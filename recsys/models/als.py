@@ -9,12 +9,11 @@ from implicit.cpu.als import AlternatingLeastSquares
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
-from recsys.data.csr import as_csr
 from recsys.data.features import ItemFeatures
-from recsys.models._common import Model, check_interactions, check_items
+from recsys.models._common import FactorModel
 
 
-class ALS(Model):
+class ALS(FactorModel):
     """Weighted matrix factorisation of the purchase matrix, wrapping ``implicit.cpu``.
 
     Confidence of a purchase is ``alpha * weight`` (implicit's convention, so ``alpha`` scales
@@ -50,26 +49,21 @@ class ALS(Model):
     """
 
     name: ClassVar[str] = "als"
-    stores_users: ClassVar[bool] = True
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "n_users_", "user_factors_",
                                               "item_factors_")
 
     def __init__(self, *, factors: int = 64, regularization: float = 0.5, alpha: float = 1.5,
                  iterations: int = 8, random_state: int = 0, num_threads: int = 0) -> None:
-        self.factors = factors
-        self.regularization = regularization
+        super().__init__(factors=factors, regularization=regularization, iterations=iterations,
+                         random_state=random_state, num_threads=num_threads)
         self.alpha = alpha
-        self.iterations = iterations
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
             baskets: Baskets | None = None) -> Self:
         """Factorise ``interactions`` (customers x items)."""
-        matrix = check_interactions(interactions)
-        check_items(items, matrix.shape[1])
-        if self.factors < 1 or self.iterations < 1 or self.alpha <= 0:
-            raise ValueError("factors and iterations must be >= 1 and alpha > 0.")
+        matrix = self._training_matrix(interactions, items)
+        if self.alpha <= 0:
+            raise ValueError("alpha must be > 0.")
         self._solver = self._implicit()
         self._solver.fit(matrix, show_progress=False)
         self.item_factors_ = np.ascontiguousarray(self._solver.item_factors, dtype=np.float32)
@@ -90,32 +84,10 @@ class ALS(Model):
         self._solver = self._implicit()
         self._solver.item_factors = self.item_factors_
 
-    def fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
-        """User factors for the rows of ``history``, by the exact least-squares solve.
-
-        Parameters
-        ----------
-        history : csr_matrix, shape (batch, n_items)
-
-        Returns
-        -------
-        ndarray of float32, shape (batch, factors)
-        """
-        self._check_fitted()
-        history = as_csr(history)
+    def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
+        """The exact least-squares solve against the item factors."""
         rows = np.arange(history.shape[0])
         return np.asarray(self._solver.recalculate_user(rows, history), dtype=np.float32)
-
-    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        vectors = np.zeros((history.shape[0], self.item_factors_.shape[1]), np.float32)
-        stored = np.zeros(history.shape[0], bool) if users is None else users >= 0
-        if stored.any():
-            vectors[stored] = self.user_factors_[users[stored]]
-        if not stored.all():
-            vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
-        scores = vectors @ self.item_factors_.T
-        scores[~self._known_rows(history, users)] = -np.inf
-        return scores
 
     def _item_vectors(self) -> np.ndarray:
         return self.item_factors_

@@ -16,7 +16,7 @@ from scipy import sparse
 
 from recsys._typing import FloatArray, IntArray
 from recsys.data.baskets import Baskets
-from recsys.data.csr import as_csr, forbid, row_block, row_cells
+from recsys.data.csr import as_csr, forbid, row_block
 from recsys.data.features import ItemFeatures
 from recsys.errors import NotFittedError
 
@@ -339,7 +339,4 @@ class RecommenderBase:
         return history, users, exclude, candidates
 
 
-__all__ = ["Ranked", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK",
-           # still imported from here by ranker.py and _reasons.py (their owner moves them
-           # to recsys.data.csr / recsys.data.features):
-           "ItemFeatures", "as_csr", "row_cells"]
+__all__ = ["Ranked", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK"]

@@ -9,12 +9,11 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 from scipy import sparse
 
 from recsys.data.baskets import Baskets
-from recsys.data.csr import as_csr
 from recsys.data.features import ItemFeatures
-from recsys.models._common import Model, check_interactions, check_items
+from recsys.models._common import FactorModel
 
 
-class BPR(Model):
+class BPR(FactorModel):
     """Matrix factorisation trained on pairwise ranking (bought > not bought).
 
     implicit samples positive cells uniformly, so purchase weights only mark positives here.
@@ -51,27 +50,20 @@ class BPR(Model):
     """
 
     name: ClassVar[str] = "bpr"
-    stores_users: ClassVar[bool] = True
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "n_users_", "user_factors_",
                                               "item_factors_", "fold_in_map_")
 
     def __init__(self, *, factors: int = 64, learning_rate: float = 0.01,
                  regularization: float = 0.01, iterations: int = 100, random_state: int = 0,
                  num_threads: int = 1) -> None:
-        self.factors = factors
+        super().__init__(factors=factors, regularization=regularization, iterations=iterations,
+                         random_state=random_state, num_threads=num_threads)
         self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.iterations = iterations
-        self.random_state = random_state
-        self.num_threads = num_threads
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
             baskets: Baskets | None = None) -> Self:
         """Train by SGD on sampled (customer, bought, not bought) triples."""
-        matrix = check_interactions(interactions)
-        check_items(items, matrix.shape[1])
-        if self.factors < 1 or self.iterations < 1:
-            raise ValueError("factors and iterations must be >= 1.")
+        matrix = self._training_matrix(interactions, items)
         model = BayesianPersonalizedRanking(
             factors=self.factors, learning_rate=self.learning_rate,
             regularization=self.regularization, iterations=self.iterations,
@@ -95,32 +87,10 @@ class BPR(Model):
         mean = np.asarray(history @ self.item_factors_[:, :-1]) / totals[:, None]
         return np.hstack([mean, np.ones((history.shape[0], 1), np.float32)])
 
-    def fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
-        """User factors (bias column included) for the rows of ``history``.
-
-        Parameters
-        ----------
-        history : csr_matrix, shape (batch, n_items)
-
-        Returns
-        -------
-        ndarray of float32, shape (batch, factors + 1)
-        """
-        self._check_fitted()
-        history = as_csr(history)
+    def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
+        """The learnt linear map from the history's features, bias column appended."""
         vectors = self._history_features(history) @ self.fold_in_map_
         return np.hstack([vectors, np.ones((history.shape[0], 1), np.float32)])
-
-    def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        vectors = np.zeros((history.shape[0], self.item_factors_.shape[1]), np.float32)
-        stored = np.zeros(history.shape[0], bool) if users is None else users >= 0
-        if stored.any():
-            vectors[stored] = self.user_factors_[users[stored]]
-        if not stored.all():
-            vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
-        scores = vectors @ self.item_factors_.T
-        scores[~self._known_rows(history, users)] = -np.inf
-        return scores
 
     def _item_vectors(self) -> np.ndarray:
         return self.item_factors_[:, :-1]

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from recsys.models.als import ALS
+from recsys.models._common import FactorModel
 from recsys.models.base import Ranked, RecommenderBase
-from recsys.models.bpr import BPR
 
 FIRST_BLOCK = 512  # items in a batch's first block; each further block doubles, up to MAX_BLOCK
 FIRST_BLOCK_FEW = 2048  # the same for up to FEW_ROWS rows (a request): Python's cost per block
@@ -39,7 +38,7 @@ class FactorRanker:
         gemv for one row); False when the scores only choose candidates.
     """
 
-    def __init__(self, model: RecommenderBase, *, batch_exact: bool = True) -> None:
+    def __init__(self, model: FactorModel, *, batch_exact: bool = True) -> None:
         self.model, self.batch_exact = model, batch_exact
         self.items = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
@@ -50,20 +49,7 @@ class FactorRanker:
     @staticmethod
     def supports(model: RecommenderBase) -> bool:
         """Models whose scores are exactly ``user_vectors @ item_factors_.T``."""
-        return type(model) in (ALS, BPR)
-
-    def user_vectors(self, history: sparse.csr_matrix, users: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Stored vectors where ``users >= 0``, fold-in elsewhere (as the models'
-        ``_score_users``), and which rows have anything to go on (``_known_rows``)."""
-        model = self.model
-        vectors = np.zeros((history.shape[0], self.items.shape[1]), np.float32)
-        stored = users >= 0
-        if stored.any():
-            vectors[stored] = model.user_factors_[users[stored]]
-        if not stored.all():
-            vectors[~stored] = model.fold_in(history[~stored])
-        return vectors, model._known_rows(history, users)
+        return isinstance(model, FactorModel)
 
     def recommend(self, history: sparse.csr_matrix, n: int, *, users: np.ndarray,
                   exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
@@ -80,17 +66,14 @@ class FactorRanker:
             Non-zero cells are never returned.
         allowed : ndarray of bool, shape (n_items,)
         """
-        vectors, known = self.user_vectors(history, users)
+        vectors, known = self.model.user_vectors(history, users)
         return self.top(vectors, known, n, exclude=exclude, allowed=allowed)
 
     def user_vector(self, history: sparse.csr_matrix, user: int) -> np.ndarray | None:
-        """``user_vectors`` of a one-row ``history`` as a ``(1, dims)`` array, None when the
+        """The user vector of a one-row ``history`` as a ``(1, dims)`` array, None when the
         row has nothing to go on."""
-        model = self.model
-        if not model._known_rows(history, np.array([user]))[0]:
-            return None
-        source = model.user_factors_[user:user + 1] if user >= 0 else model.fold_in(history)
-        return np.array(source, np.float32)
+        vector, known = self.model.user_vectors(history, np.array([user]))
+        return vector if known[0] else None
 
     def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
             exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:

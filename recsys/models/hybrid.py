@@ -11,6 +11,8 @@ from scipy import sparse
 
 from recsys._typing import IntArray
 from recsys.data.baskets import Baskets
+from recsys.data.csr import forbid, row_block, row_cells
+from recsys.data.features import ItemFeatures
 from recsys.models._common import (
     Model,
     check_interactions,
@@ -20,16 +22,7 @@ from recsys.models._common import (
 )
 from recsys.models._reasons import Reason, because_you_bought
 from recsys.models.als import ALS
-from recsys.models.base import (
-    SCORE_CHUNK,
-    ItemFeatures,
-    Ranked,
-    RecommenderBase,
-    forbid,
-    row_block,
-    row_cells,
-    top_n,
-)
+from recsys.models.base import SCORE_CHUNK, Ranked, RecommenderBase, top_n
 from recsys.models.bpr import BPR
 from recsys.models.buy_again import BuyAgain
 from recsys.models.content import ContentTFIDF
