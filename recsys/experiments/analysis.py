@@ -17,7 +17,7 @@ customer at most ``window`` earlier is attributed to that exposure (a line count
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ EXPOSURE_COLUMNS = ("customer_id", "variant", "model_version", "mode", "product_
                     "coupon_ids", "held_out", "shown_at")
 EVENT_COLUMNS = ("event_id", "customer_id", "event_type", "product_id", "coupon_id", "amount",
                  "timestamp")
+OUTCOME_KINDS = ("purchase", "coupon_redeemed")  # the only event types the analysis reads
 # metric name -> (per-customer column, better when higher)
 METRICS = {"revenue_per_customer": ("spend", True), "visit_rate": ("visited", True),
            "bought_shown_rate": ("bought_shown", True),
@@ -61,7 +62,9 @@ def _units(first: pd.DataFrame, events: pd.DataFrame, setup: Setup) -> pd.DataFr
     """Per customer (``first``: customer_id, start): spend, visit and pre-period spend."""
     units = first.set_index("customer_id")
     buys = events[events["event_type"] == "purchase"]
-    buys = buys.join(units["start"], on="customer_id", how="inner")
+    # merge, not join: joining an empty frame on a column gives it the other side's index,
+    # named customer_id, and the groupby below would then find that name twice
+    buys = buys.merge(first, on="customer_id", how="inner")
     lag = buys["timestamp"] - buys["start"]
     inside = (lag >= pd.Timedelta(0)) & (lag < setup.window)
     before = (lag < pd.Timedelta(0)) & (lag >= -pd.Timedelta(days=setup.pre_days))
@@ -216,16 +219,18 @@ def _coupon(exposures: pd.DataFrame, events: pd.DataFrame, coupon_id: str, setup
     return out
 
 
-def events_frame(events: list[object]) -> pd.DataFrame:
+def events_frame(events: Sequence[Any]) -> pd.DataFrame:
     """``recsys.events.Event`` objects -> the events frame ``analyze`` reads."""
-    rows = [(e.event_id, e.customer_id, e.event_type, e.product_id, e.coupon_id,  # type: ignore[attr-defined]
-             e.amount, e.timestamp) for e in events]  # type: ignore[attr-defined]
+    return rows_frame([(e.event_id, e.customer_id, e.event_type, e.product_id, e.coupon_id,
+                        e.amount, e.timestamp) for e in events])
+
+
+def rows_frame(rows: Sequence[tuple[object, ...]]) -> pd.DataFrame:
+    """Tuples in ``EVENT_COLUMNS`` order (``EventStore.event_rows``) -> the events frame."""
     frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
     frame["timestamp"] = pd.to_datetime(frame["timestamp"])
     frame["amount"] = frame["amount"].astype(np.float64)
     return frame
-
-
 
 
 def from_store(store: Any, setup: Setup | None = None, *, since: datetime | None = None,
@@ -242,12 +247,17 @@ def from_store(store: Any, setup: Setup | None = None, *, since: datetime | None
         raise ValueError("no exposures logged" + (f" since {since}" if since else "") +
                          (f" until {until}" if until else "") +
                          ": serve answers with RECSYS_LOG_EXPOSURES on first")
-    events = events_frame(store.events())
     end = exposures["shown_at"].max() + setup.window
     start = exposures["shown_at"].min() - pd.Timedelta(days=setup.pre_days)
+    # Read only the exposed customers' outcomes in the experiment's span (memory follows
+    # the experiment, not the store). The database keeps microseconds: its bounds are
+    # widened to whole ones, the exact (nanosecond) cut is made here.
+    events = rows_frame(store.event_rows(
+        exposures["customer_id"].unique().tolist(), OUTCOME_KINDS,
+        start.floor("us").to_pydatetime(), end.ceil("us").to_pydatetime()))
     events = events[(events["timestamp"] >= start) & (events["timestamp"] < end)]
     return analyze(exposures, events, setup, guardrails)
 
 
-__all__ = ["Setup", "analyze", "from_store", "events_frame", "METRICS", "GUARDRAILS",
-           "EXPOSURE_COLUMNS", "EVENT_COLUMNS"]
+__all__ = ["Setup", "analyze", "from_store", "events_frame", "rows_frame", "METRICS",
+           "GUARDRAILS", "EXPOSURE_COLUMNS", "EVENT_COLUMNS", "OUTCOME_KINDS"]

@@ -46,3 +46,32 @@ def test_bad_queries_are_4xx(make_client: MakeClient) -> None:
             assert response.status_code == 422, (query, response.text)
         assert client.get("/admin/experiments").status_code == 401
         assert client.get("/admin/experiments", headers=HEADERS).status_code in (401, 403)
+
+
+def test_exposures_without_events_give_the_report(make_client: MakeClient, als_bundle: Path
+                                                  ) -> None:
+    # Before the fix: 404 "'customer_id' is both an index level and a column label" (pandas).
+    customers = known_customers(als_bundle, k=20)
+    with make_client(challenger_share=0.5, challenger_bundle_path=als_bundle) as client:
+        for c in customers:
+            assert client.get(f"/v1/customers/{c}/recommendations?n=5",
+                              headers=HEADERS).status_code == 200
+        for events in ([], [{"event_id": "v1", "customer_id": customers[0],
+                             "event_type": "view", "product_id": "p-any"},
+                            {"event_id": "r1", "customer_id": "never-shown",
+                             "event_type": "coupon_redeemed", "coupon_id": "c-any",
+                             "amount": 5.0}]):
+            if events:  # a view, and a redemption by a customer shown nothing
+                assert client.post("/v1/events", json={"events": events},
+                                   headers=HEADERS).status_code == 200
+            response = client.get("/admin/experiments", headers=ADMIN)
+            assert response.status_code == 200, response.text
+            result = response.json()
+            variants = result["variants"].values()
+            assert sum(v["exposed_customers"] for v in variants) == 20
+            assert {v["revenue_per_customer"] for v in variants} == {0.0}
+            assert {v["visit_rate"] for v in variants} == {0.0}
+            assert result["comparisons"]
+            for row in result["comparisons"]:  # all zero: a zero-width interval at 0
+                assert row["diff"] == row["low"] == row["high"] == 0.0
+                assert row["significant"] is False
