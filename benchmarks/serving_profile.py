@@ -6,8 +6,8 @@ answer cache off, the ASGI app called directly (no HTTP client or server in the 
 
 Prints the app's CPU per request (``time.process_time``, writer and poller threads included)
 with the load average, then the same number of other customers under cProfile, split into
-the engine (``Engine.recommend_many``), the rest of the route, FastAPI's handling of the
-returned model, and what runs before the endpoint (middleware, key check, routing).
+the engine (``Engine.recommend_many``), the rest of the route, FastAPI's parameter parsing and
+its response encoding, and the rest (middleware, routing).
 """
 
 from __future__ import annotations
@@ -97,15 +97,13 @@ def main() -> None:
     total = cumulative("serving/metrics.py", "__call__")
     engine = cumulative("recsys/policy/pipeline.py", "recommend_many")
     route = cumulative("serving/routers/recommendations.py", "recommend")
-    endpoint = cumulative("fastapi/routing.py", "run_endpoint_function")
-    # the innermost of FastAPI's "app" frames: the one that calls the endpoint
-    handler = min((v[3] for (f, _, fn), v in stats.items()
-                   if f.endswith("fastapi/routing.py") and fn == "app" and v[3] > endpoint),
-                  default=endpoint)
+    params = cumulative("fastapi/dependencies/utils.py", "solve_dependencies")
+    response = cumulative("fastapi/routing.py", "serialize_response")
     parts = {"engine (Engine.recommend_many)": engine,
              "rest of the route (coupons, exposure row, response objects)": route - engine,
-             "FastAPI with the returned model (validation, JSON)": handler - endpoint,
-             "before the endpoint (middleware, key check, routing)": total - handler}
+             "FastAPI: query, path and key-check parameters": params,
+             "FastAPI: response validation and JSON": response,
+             "middleware, routing, the rest": total - route - params - response}
     print("| part | share of the request under cProfile |\n|---|---|")
     for part, seconds in parts.items():
         print(f"| {part} | {seconds / total:.0%} |")
