@@ -10,7 +10,7 @@ from __future__ import annotations
 from recsys.coupons.assign import Assignment, BudgetState, CouponAssigner, assign_optimal
 from recsys.coupons.catalog import KINDS, Catalog, Coupon, load_catalog, parse_catalog
 from recsys.coupons.eligibility import Audience, EligibilityRules, admitting_rule, eligibility
-from recsys.coupons.features import FEATURES, PurchaseLog, customer_history, offer_features
+from recsys.coupons.offer_features import FEATURES, PurchaseLog, customer_history, offer_features
 from recsys.coupons.propensity import (
     OfferTable,
     RedemptionModel,

@@ -32,7 +32,13 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from recsys.coupons.catalog import Prior
-from recsys.coupons.features import CF, PurchaseLog, coupon_side, customer_history, offer_features
+from recsys.coupons.offer_features import (
+    CF,
+    PurchaseLog,
+    coupon_side,
+    customer_history,
+    offer_features,
+)
 from recsys.data.dataset import IdMap
 from recsys.data.schema import RetailData
 from recsys.errors import DataError, NotFittedError
@@ -164,7 +170,7 @@ class RedemptionModel(ClassifierMixin, BaseEstimator):
         (1 = redeemed), shape ``(n_offers,)``."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError("X must be a DataFrame of named offer features "
-                            "(see recsys.coupons.features.FEATURES).")
+                            "(see recsys.coupons.offer_features.FEATURES).")
         y = np.asarray(y).astype(np.int8)
         if len(y) != len(X) or not 0 < y.sum() < len(y):
             raise ValueError("y must have one 0/1 label per row of X and contain both classes.")

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from sklearn.metrics import roc_auc_score
 
-from recsys.coupons.features import (
+from recsys.coupons.offer_features import (
     FEATURES,
     CustomerHistory,
     PurchaseLog,

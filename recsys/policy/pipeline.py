@@ -27,9 +27,9 @@ from recsys.models.base import SCORE_CHUNK, Ranked, top_n
 from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.answers import AnswerCache
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
-from recsys.policy.coupons import CouponChooser, CouponPick
+from recsys.policy.coupon_choice import CouponChooser, CouponPick
 from recsys.policy.filters import ItemFilters
-from recsys.policy.reasons import ReasonWriter
+from recsys.policy.reason_text import ReasonWriter
 
 # Reason codes explained by an item of the customer's history (the anchor).
 ANCHORED = ("because_you_bought", "similar_content", "new_in_category", "bought_together")

@@ -9,7 +9,7 @@ from scipy import sparse
 from sklearn.metrics import roc_auc_score
 
 from recsys.coupons.catalog import Prior
-from recsys.coupons.features import FEATURES
+from recsys.coupons.offer_features import FEATURES
 from recsys.coupons.propensity import (
     OfferTable,
     RedemptionModel,

@@ -8,7 +8,7 @@ import pytest
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.experiments.assignment import in_holdout
-from recsys.policy.coupons import CouponChooser
+from recsys.policy.coupon_choice import CouponChooser
 from recsys.policy.pipeline import Engine
 from tests.configs import repo_config
 from training.jobs.bundle import build_bundle

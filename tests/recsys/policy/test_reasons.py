@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recsys.policy.reasons import ReasonWriter
+from recsys.policy.reason_text import ReasonWriter
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def test_cart_says_personalized_only_when_the_customer_data_took_part(engine: En
 
 
 def test_a_steady_pace_reads_in_days_then_weeks() -> None:
-    from recsys.policy.reasons import ReasonWriter
+    from recsys.policy.reason_text import ReasonWriter
 
     writer = ReasonWriter(pd.DataFrame({"title": ["Milk"], "category": ["DAIRY > MILK"]}))
     said = [writer.text("repeats_every", 0, days) for days in (1, 3, 6, 10, 30)]
