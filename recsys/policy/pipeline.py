@@ -58,7 +58,7 @@ class Result:
     cached: bool = False
 
 
-class Ranking(NamedTuple):
+class BatchAnswers(NamedTuple):
     """Picks of a batch as arrays, one row per customer (``recommend_many`` turns each row
     into a ``Result``; batch picks write the arrays directly)."""
 
@@ -334,7 +334,7 @@ class Engine:
     def rank_many(self, customer_ids: Sequence[str], n: int = 10, *,
                   category: str | None = None, min_price: float | None = None,
                   max_price: float | None = None, exclude_purchased: bool | None = None,
-                  mode: Mode | None = None) -> Ranking:
+                  mode: Mode | None = None) -> BatchAnswers:
         """``recommend_many`` as arrays: the same answers without a Python object per pick."""
         self.check_question(n, min_price, max_price)
         known = self.customers.to_index(list(customer_ids), missing="mark")
@@ -371,7 +371,7 @@ class Engine:
         fallback[~has_history & ~allowed] = "not_personalized"
         codes[ids < 0] = ""
         self._truthful(customer_ids, ids, codes, anchors)
-        return Ranking(ids, scores, codes, self._texts(ids, codes, anchors), fallback)
+        return BatchAnswers(ids, scores, codes, self._texts(ids, codes, anchors), fallback)
 
     def recommend(self, customer_id: str, n: int = 10, **filters: object) -> Result:
         """``recommend_many`` for one customer."""
@@ -597,4 +597,4 @@ def select_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matri
                              shape=(len(rows), matrix.shape[1]))
 
 
-__all__ = ["Pick", "Result", "Ranking", "Engine", "CouponPick"]
+__all__ = ["Pick", "Result", "BatchAnswers", "Engine", "CouponPick"]

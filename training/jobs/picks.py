@@ -31,7 +31,7 @@ from recsys.coupons.assign import BudgetState
 from recsys.errors import DataError
 from recsys.events import EventStore
 from recsys.heap import settle_heap
-from recsys.policy.pipeline import Engine, Ranking
+from recsys.policy.pipeline import BatchAnswers, Engine
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
 LIST_COLUMNS = ("product_ids", "scores", "reasons", "reason_codes", "coupon_ids",
@@ -351,7 +351,7 @@ def budget_share(budget: BudgetState, start: int, stop: int, total: int) -> Budg
                        budget.budget * part)
 
 
-def chunk_table(engine: Engine, ids: np.ndarray, ranking: Ranking, coupons: int,
+def chunk_table(engine: Engine, ids: np.ndarray, ranking: BatchAnswers, coupons: int,
                 budget: BudgetState | None, run_id: str) -> pa.Table:
     """One chunk's rows: the ranking's picks and, with ``coupons``, the coupons chosen
     against ``budget`` (spent in place)."""
