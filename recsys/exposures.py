@@ -91,11 +91,7 @@ class ExposureLog:
     """The exposure table on an SQLAlchemy engine (pass the event store's ``engine``)."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        try:
-            _metadata.create_all(engine)
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            _metadata.create_all(engine)  # another worker created it at the same moment
+        self.engine = engine  # the table comes from the store's migrations (0003_exposures)
         dialect = engine.dialect
         processor = exposures.c.shown_at.type.dialect_impl(dialect).bind_processor(dialect)
         # shown_at as this database stores it (SQLite: text), made where the row is built

@@ -25,9 +25,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         yield store.engine
         store.close()
         return
-    engine = sa.create_engine(request.getfixturevalue("postgres_url"))  # a fresh database
-    yield engine
-    engine.dispose()
+    store = EventStore(request.getfixturevalue("postgres_url"), key="k")  # a fresh database
+    yield store.engine
+    store.close()
 
 
 def _exposure(customer: str, k: int = 0, **kw: object) -> Exposure:
