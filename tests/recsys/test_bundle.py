@@ -10,19 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recsys.assembly import assemble_bundle
 from recsys.bundle import SCHEMA_VERSION, read_bundle
 from recsys.data.synthetic import generate
 from recsys.errors import BundleError
-from training.config import ModelConfig, TrainConfig
-from training.jobs.bundle import build_bundle
+from recsys.models import make_model
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": 8, "iterations": 2}),
-                      customers_config=None, coupons=None, policy=None)
     out = tmp_path_factory.mktemp("bundle") / "bundle"
-    build_bundle(generate(n_customers=200, n_products=80, seed=2), cfg, out)
+    assemble_bundle(generate(n_customers=200, n_products=80, seed=2), out,
+                    make_model("als", factors=8, iterations=2))
     return out
 
 
@@ -93,11 +92,9 @@ def test_a_hybrid_bundle_keeps_its_parts_parameters_when_defaults_change(
     defaults (here ALS regularization, which moves fold-in) leaves old bundles as trained."""
     from recsys.models import ALS
 
-    cfg = TrainConfig(model=ModelConfig(name="hybrid", params={
-        "cf_params": {"factors": 8, "iterations": 2, "num_threads": 1}}),
-        customers_config=None, coupons=None, policy=None)
     out = tmp_path / "hybrid"
-    build_bundle(generate(n_customers=150, n_products=60, seed=4), cfg, out)
+    assemble_bundle(generate(n_customers=150, n_products=60, seed=4), out, make_model(
+        "hybrid", cf_params={"factors": 8, "iterations": 2, "num_threads": 1}))
     stored = json.loads((out / "manifest.json").read_text())["model"]["params"]
     trained = ALS().regularization
     assert stored["cf_params"]["regularization"] == trained

@@ -10,8 +10,7 @@ from recsys.data.synthetic import generate
 from recsys.experiments.assignment import in_holdout
 from recsys.policy.coupon_choice import CouponChooser
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 SHARE = 0.5
 
@@ -20,7 +19,7 @@ SHARE = 0.5
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     data = generate(n_customers=400, n_products=150, seed=3)
     out = tmp_path_factory.mktemp("holdout") / "bundle"
-    build_bundle(data, repo_config("als", factors=8, iterations=3), out)
+    repo_bundle(data, out, "als", factors=8, iterations=3)
     engine = Engine(read_bundle(out))
     catalog = engine.coupon_chooser.catalog
 

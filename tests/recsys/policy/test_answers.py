@@ -12,15 +12,14 @@ from recsys.data.synthetic import generate
 from recsys.events import Consent, Erasure, Event
 from recsys.policy.answers import AnswerCache
 from recsys.policy.pipeline import Engine, Result
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=300, n_products=120, seed=5)
     out = tmp_path_factory.mktemp("answers") / "bundle"
-    build_bundle(data, repo_config("hybrid", cf_params={"factors": 8, "iterations": 3}), out)
+    repo_bundle(data, out, "hybrid", cf_params={"factors": 8, "iterations": 3})
     return out
 
 

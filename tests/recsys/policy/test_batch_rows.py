@@ -8,8 +8,7 @@ import pytest
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 
 @pytest.fixture(scope="module", params=["als", "hybrid"])
@@ -17,9 +16,10 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     data = generate(n_customers=300, n_products=120, seed=7)
     out = tmp_path_factory.mktemp(request.param) / "bundle"
     params = {"factors": 8, "iterations": 3}
-    config = repo_config("als", **params) if request.param == "als" else \
-        repo_config("hybrid", cf_params=params)
-    build_bundle(data, config, out)
+    if request.param == "als":
+        repo_bundle(data, out, "als", **params)
+    else:
+        repo_bundle(data, out, "hybrid", cf_params=params)
     return Engine(read_bundle(out))
 
 

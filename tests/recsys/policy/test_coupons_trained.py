@@ -19,8 +19,7 @@ from recsys.data.schema import RetailData
 from recsys.data.synthetic import generate
 from recsys.errors import BundleError
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def data() -> RetailData:
 @pytest.fixture(scope="module")
 def bundle_dir(data: RetailData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trained") / "bundle"
-    build_bundle(data, repo_config("als", factors=8, iterations=3), out)
+    repo_bundle(data, out, "als", factors=8, iterations=3)
     return out
 
 
@@ -203,7 +202,7 @@ def test_a_damaged_or_missing_propensity_file_is_refused(bundle_dir: Path,
 def test_without_history_to_learn_from_the_bundle_records_the_prior(tmp_path: Path) -> None:
     data = generate(n_customers=300, n_products=100, seed=1)
     data = dataclasses.replace(data, offers=data.offers.iloc[:0])
-    bundle = build_bundle(data, repo_config("als", factors=4, iterations=2), tmp_path / "b")
+    bundle = repo_bundle(data, tmp_path / "b", "als", factors=4, iterations=2)
     loaded: Bundle = read_bundle(tmp_path / "b")
     assert bundle.coupon_propensity is None and loaded.coupon_propensity is None
     assert loaded.manifest["coupon_propensity"]["source"] == "prior"

@@ -10,16 +10,14 @@ import pytest
 from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=400, n_products=150, seed=3)
-    cfg = repo_config("als", factors=8, iterations=3)
     out = tmp_path_factory.mktemp("coupons") / "bundle"
-    build_bundle(data, cfg, out)
+    repo_bundle(data, out, "als", factors=8, iterations=3)
     return out
 
 

@@ -13,15 +13,14 @@ from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.errors import DataError
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=200, n_products=80, seed=7)
     out = tmp_path_factory.mktemp("pipeline") / "bundle"
-    build_bundle(data, repo_config("als", factors=4, iterations=2), out)
+    repo_bundle(data, out, "als", factors=4, iterations=2)
     return out
 
 

@@ -11,8 +11,7 @@ from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.events import Event
 from recsys.policy.pipeline import Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 SMALL = {"windows": 2, "per_source": 20, "ease_items": 200, "trees": 40, "min_child": 10}
 
@@ -21,7 +20,7 @@ SMALL = {"windows": 2, "per_source": 20, "ease_items": 200, "trees": 40, "min_ch
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     data = generate(n_customers=400, n_products=150, seed=11)
     out = tmp_path_factory.mktemp("ranker") / "bundle"
-    build_bundle(data, repo_config("ranker", **SMALL), out)
+    repo_bundle(data, out, "ranker", **SMALL)
     return Engine(read_bundle(out))
 
 

@@ -14,8 +14,7 @@ from recsys.bundle import read_bundle
 from recsys.data.synthetic import generate
 from recsys.events import Event
 from recsys.policy.pipeline import ANCHORED, Engine
-from tests.configs import repo_config
-from training.jobs.bundle import build_bundle
+from tests.bundles import repo_bundle
 
 BOUGHT = ("because you bought", "you buy this regularly", "you bought this before")
 
@@ -24,7 +23,7 @@ BOUGHT = ("because you bought", "you buy this regularly", "you bought this befor
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = generate(n_customers=300, n_products=120, seed=5)
     out = tmp_path_factory.mktemp("truthful") / "bundle"
-    build_bundle(data, repo_config("hybrid", cf_params={"factors": 8, "iterations": 3}), out)
+    repo_bundle(data, out, "hybrid", cf_params={"factors": 8, "iterations": 3})
     return out
 
 
