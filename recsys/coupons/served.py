@@ -125,25 +125,36 @@ class ServedPropensity:
         folds = raw.get("folds")
         if not isinstance(folds, list) or not folds:
             raise ValueError("folds must be a non-empty list")
-        d = len(features)
-        try:
-            arrays = {key: np.array([f[key] for f in folds], np.float64) for key in _FOLD_KEYS}
-            intercept = np.array([f["intercept"] for f in folds], np.float64)
-            calibration = tuple((np.array(f["calibration_x"], np.float64),
-                                 np.array(f["calibration_y"], np.float64)) for f in folds)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed fold: {type(exc).__name__}: {exc}") from exc
-        bad = [key for key, a in arrays.items() if a.shape != (len(folds), d)
-               or not np.isfinite(a).all()]
-        if bad or not np.isfinite(intercept).all() or (arrays["scale"] <= 0).any():
-            raise ValueError(f"fold arrays {bad or ['intercept/scale']} are not finite "
-                             f"({len(folds)}, {d}) arrays with positive scales")
-        for cx, cy in calibration:
-            if cx.ndim != 1 or cx.shape != cy.shape or not len(cx) or np.any(np.diff(cx) < 0) \
-                    or not ((cy >= 0) & (cy <= 1)).all():
-                raise ValueError("calibration thresholds must be increasing x with y in [0, 1]")
+        arrays, intercept, calibration = _parse_folds(folds, len(features))
         return cls(features, arrays["median"], arrays["mean"], arrays["scale"],
                    arrays["coef"], intercept, calibration, dict(raw.get("info") or {}))
+
+
+def _parse_folds(folds: list[Any], d: int) -> tuple[dict[str, NDArray[np.float64]],
+                                                    NDArray[np.float64],
+                                                    tuple[tuple[NDArray[np.float64], ...], ...]]:
+    """Each fold's ``_FOLD_KEYS`` arrays ``(folds, d)``, intercepts and calibration pairs,
+    checked: finite, positive scales, increasing thresholds with values in [0, 1]."""
+    try:
+        arrays = {key: np.array([f[key] for f in folds], np.float64) for key in _FOLD_KEYS}
+        intercept = np.array([f["intercept"] for f in folds], np.float64)
+        calibration = tuple((np.array(f["calibration_x"], np.float64),
+                             np.array(f["calibration_y"], np.float64)) for f in folds)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed fold: {type(exc).__name__}: {exc}") from exc
+    bad = [key for key, a in arrays.items()
+           if a.shape != (len(folds), d) or not np.isfinite(a).all()]
+    if bad or not np.isfinite(intercept).all() or (arrays["scale"] <= 0).any():
+        raise ValueError(f"fold arrays {bad or ['intercept/scale']} are not finite "
+                         f"({len(folds)}, {d}) arrays with positive scales")
+    if not all(_is_calibration(cx, cy) for cx, cy in calibration):
+        raise ValueError("calibration thresholds must be increasing x with y in [0, 1]")
+    return arrays, intercept, calibration
+
+
+def _is_calibration(cx: NDArray[np.float64], cy: NDArray[np.float64]) -> bool:
+    return cx.ndim == 1 and cx.shape == cy.shape and len(cx) > 0 and \
+        not np.any(np.diff(cx) < 0) and bool(((cy >= 0) & (cy <= 1)).all())
 
 
 def _validation(table_start: NDArray[np.datetime64], table_end: NDArray[np.datetime64],
