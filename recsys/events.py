@@ -136,6 +136,29 @@ def default_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'events.db'}"
 
 
+def _distinct(events: Sequence[Event]) -> tuple[dict[str, Event], list[str]]:
+    """The batch's events by id, first of each, and the ids repeated in it; a type this
+    store does not know is a ``ValueError``."""
+    fresh: dict[str, Event] = {}
+    duplicates: list[str] = []
+    for ev in events:
+        if ev.event_type not in EVENT_TYPES:
+            raise ValueError(f"event_type must be one of {EVENT_TYPES}, not "
+                             f"{ev.event_type!r}.")
+        if ev.event_id in fresh:
+            duplicates.append(ev.event_id)
+        else:
+            fresh[ev.event_id] = ev
+    return fresh, duplicates
+
+
+def _journal_row(e: Event, received: datetime) -> dict[str, object]:
+    return {"event_id": e.event_id, "customer_id": e.customer_id, "kind": e.event_type,
+            "product_id": e.product_id, "coupon_id": e.coupon_id, "quantity": float(e.quantity),
+            "amount": float(e.amount), "timestamp": _naive_utc(e.timestamp),
+            "received_at": received}
+
+
 class EventStore:
     """Durable, idempotent storage of events, consents and erasures.
 
@@ -198,14 +221,7 @@ class EventStore:
     def add(self, events: Sequence[Event]) -> AddResult:
         """Store new events in one transaction; ids already stored (or repeated in the batch)
         are reported as duplicates and not stored again."""
-        fresh: dict[str, Event] = {}
-        duplicates: list[str] = []
-        for ev in events:
-            if ev.event_type not in EVENT_TYPES:
-                raise ValueError(f"event_type must be one of {EVENT_TYPES}, not "
-                                 f"{ev.event_type!r}.")
-            (duplicates.append(ev.event_id) if ev.event_id in fresh
-             else fresh.__setitem__(ev.event_id, ev))
+        fresh, duplicates = _distinct(events)
         buried = self._buried(fresh)
         duplicates += [i for i in fresh if i in buried]
         refused = self._refused([e for i, e in fresh.items() if i not in buried])
@@ -213,11 +229,7 @@ class EventStore:
         if not fresh:
             return AddResult([], duplicates, refused)
         received = _now()
-        rows = [{"event_id": e.event_id, "customer_id": e.customer_id, "kind": e.event_type,
-                 "product_id": e.product_id, "coupon_id": e.coupon_id,
-                 "quantity": float(e.quantity), "amount": float(e.amount),
-                 "timestamp": _naive_utc(e.timestamp), "received_at": received}
-                for e in fresh.values()]
+        rows = [_journal_row(e, received) for e in fresh.values()]
         with self.engine.begin() as conn:
             self.lock_journal(conn)
             seqs = self._insert_ignoring_duplicates(conn, rows)
