@@ -65,6 +65,12 @@ class BudgetState:
         econ = econ or economics(catalog)
         return cls(econ.budget.copy(), econ.max_issues.copy(), float(catalog.budget))
 
+    def give_back(self, coupon: int, cost: float) -> None:
+        """Return what one issue of ``coupon`` reserved (a pick withheld after choosing)."""
+        self.coupon_budget[coupon] += cost
+        self.coupon_issues[coupon] += 1
+        self.budget += cost
+
 
 @dataclass(frozen=True)
 class Assignment:

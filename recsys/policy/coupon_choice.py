@@ -28,7 +28,7 @@ import yaml
 from scipy import sparse
 
 from recsys.bundle import Bundle
-from recsys.coupons.assign import BudgetState, CouponAssigner
+from recsys.coupons.assign import Assignment, BudgetState, CouponAssigner
 from recsys.coupons.catalog import Catalog, parse_catalog
 from recsys.coupons.eligibility import Audience
 from recsys.coupons.propensity import prior_propensity
@@ -156,6 +156,12 @@ class CouponChooser:
             a = self.assigner.assign_batch(audience, affinity, at, state=state, redeemed=used,
                                            limit=n, p_redeem=p)
             rows = [(a.customer_idx, a)]
+        return self._picks(customer_ids, rows, state, held_out)
+
+    def _picks(self, customer_ids: Sequence[str], rows: list[tuple[np.ndarray, Assignment]],
+               state: BudgetState | None, held_out: bool) -> list[list[CouponPick]]:
+        """The assignments as each customer's picks, best first; a pick whose coupon holds
+        the customer out gives back the budget it reserved, and is kept only ``held_out``."""
         out: list[list[tuple[float, CouponPick]]] = [[] for _ in customer_ids]
         coupons = self.catalog.coupons
         for customer_idx, a in rows:
@@ -165,10 +171,7 @@ class CouponChooser:
                 held = c.id in self._holdout and in_holdout(customer_ids[i], c.id,
                                                             self._holdout[c.id])
                 if held and state is not None:  # withheld: give back what it reserved
-                    cost = float(a.expected_cost[k])
-                    state.coupon_budget[j] += cost
-                    state.coupon_issues[j] += 1
-                    state.budget += cost
+                    state.give_back(j, float(a.expected_cost[k]))
                 if held and not held_out:
                     continue
                 value = None if c.value is None else float(c.value)
