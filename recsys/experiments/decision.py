@@ -58,6 +58,16 @@ def decide(result: Mapping[str, Any], metric: str = "revenue_per_customer", *,
             f"{100 * (1 - result['alpha']):.0f}% CI {row['low']:+.4g} to {row['high']:+.4g})")
     if not wins:
         fails.append(f"{said} does not show a win")
+    fails += _metric_guardrails(result) + _ops_guardrails(result, error_tolerance,
+                                                         latency_tolerance)
+    if fails:
+        return Verdict(False, fails)
+    return Verdict(True, [f"{said} is above zero", "no guardrail is worse"])
+
+
+def _metric_guardrails(result: Mapping[str, Any]) -> list[str]:
+    """Guardrail metrics whose interval says the treatment is worse."""
+    fails = []
     for guard in GUARDRAILS:
         g = comparison(result, guard)
         if g is None or g["low"] is None:
@@ -65,18 +75,24 @@ def decide(result: Mapping[str, Any], metric: str = "revenue_per_customer", *,
         if g["low"] > 0 if not METRICS[guard][1] else g["high"] < 0:
             fails.append(f"guardrail {guard} is worse: {g['diff']:+.4g} "
                          f"(CI {g['low']:+.4g} to {g['high']:+.4g})")
+    return fails
+
+
+def _ops_guardrails(result: Mapping[str, Any], error_tolerance: float,
+                    latency_tolerance: float) -> list[str]:
+    """The serving error rate and p99 latency, treatment against control, beyond tolerance."""
     ops = result.get("guardrails") or {}
     control, treatment = ops.get(result["control"]), ops.get(result["treatment"])
-    if control and treatment:
-        if treatment.get("error_rate", 0) > control.get("error_rate", 0) + error_tolerance:
-            fails.append(f"guardrail error_rate is worse: {treatment['error_rate']:.4f} vs "
-                         f"{control['error_rate']:.4f}")
-        lt, lc = treatment.get("latency_p99_ms"), control.get("latency_p99_ms")
-        if lt is not None and lc is not None and lt > lc * (1 + latency_tolerance):
-            fails.append(f"guardrail latency_p99_ms is worse: {lt:.1f} vs {lc:.1f}")
-    if fails:
-        return Verdict(False, fails)
-    return Verdict(True, [f"{said} is above zero", "no guardrail is worse"])
+    if not (control and treatment):
+        return []
+    fails = []
+    if treatment.get("error_rate", 0) > control.get("error_rate", 0) + error_tolerance:
+        fails.append(f"guardrail error_rate is worse: {treatment['error_rate']:.4f} vs "
+                     f"{control['error_rate']:.4f}")
+    lt, lc = treatment.get("latency_p99_ms"), control.get("latency_p99_ms")
+    if lt is not None and lc is not None and lt > lc * (1 + latency_tolerance):
+        fails.append(f"guardrail latency_p99_ms is worse: {lt:.1f} vs {lc:.1f}")
+    return fails
 
 
 __all__ = ["Verdict", "decide", "comparison", "ERROR_TOLERANCE", "LATENCY_TOLERANCE"]
