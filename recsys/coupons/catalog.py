@@ -192,24 +192,26 @@ def _where(loc: tuple[Any, ...], raw: Any) -> str:
 def _check_known(cat: Catalog, known_products: Iterable[str] | None,
                  known_categories: Iterable[str] | None, today: dt.date) -> None:
     products = None if known_products is None else {str(p) for p in known_products}
-    prefixes: set[str] | None = None
-    if known_categories is not None:
-        prefixes = set()
-        for path in {str(c) for c in known_categories}:
-            levels = path.split(CATEGORY_SEP)
-            prefixes.update(CATEGORY_SEP.join(levels[:k]) for k in range(1, len(levels) + 1))
+    prefixes = None if known_categories is None else _category_prefixes(known_categories)
     for i, c in enumerate(cat.coupons):
         where = f"coupons[{i}] (id={c.id})"
         if c.valid_to < today:
             raise ConfigError(f"{where}.valid_to: window ended {c.valid_to}, before {today}")
-        if products is not None:
-            bad = [p for p in c.target.products if p not in products]
-            if bad:
-                raise ConfigError(f"{where}.target.products: unknown product(s) {bad[:3]}")
-        if prefixes is not None:
-            bad = [p for p in c.target.categories if p not in prefixes]
-            if bad:
-                raise ConfigError(f"{where}.target.categories: unknown category {bad[:3]}")
+        bad = [] if products is None else [p for p in c.target.products if p not in products]
+        if bad:
+            raise ConfigError(f"{where}.target.products: unknown product(s) {bad[:3]}")
+        bad = [] if prefixes is None else [p for p in c.target.categories if p not in prefixes]
+        if bad:
+            raise ConfigError(f"{where}.target.categories: unknown category {bad[:3]}")
+
+
+def _category_prefixes(categories: Iterable[str]) -> set[str]:
+    """Every prefix of every category path ("MEAT", "MEAT > BEEF", ...)."""
+    prefixes: set[str] = set()
+    for path in {str(c) for c in categories}:
+        levels = path.split(CATEGORY_SEP)
+        prefixes.update(CATEGORY_SEP.join(levels[:k]) for k in range(1, len(levels) + 1))
+    return prefixes
 
 
 def parse_catalog(raw: Any, *, known_products: Iterable[str] | None = None,
