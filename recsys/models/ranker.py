@@ -41,12 +41,13 @@ from recsys.models.base import Ranked, top_n
 log = logging.getLogger(__name__)
 BLOCK_CELLS = 1 << 21  # customers x EASE products scored at once (8 MB)
 NEW_DAYS = 28  # a product first sold this recently (or never) is "new"
+ORDER_DECAY = 0.8  # weight of a purchase per later order of the customer (TIFU-KNN's r_b)
 SHORTLIST = 5000  # allowed products up to this many are all candidates of the category source
 STORE_BLOCK = 1024  # customers ranked at once when storing every customer's lists
 PairSet = tuple[np.ndarray, np.ndarray, np.ndarray]  # (customer row, features, bought) per pair
 
 FEATURES = (
-    "count", "days_since", "first_days", "interval", "due", "decayed", "recent",
+    "count", "days_since", "first_days", "interval", "due", "decayed", "recent", "by_orders",
     "orders_since", "basket_share",
     "own_rank", "ease", "ease_rank", "cooc", "cooc_rank", "knn", "knn_rank", "twin",
     "twin_rank", "pop_rank",
@@ -62,7 +63,9 @@ class Snapshot:
     Per (customer, product) cells (CSR, one pattern): ``count`` orders holding it, ``last``
     and ``first`` days since the latest/earliest of them plus one (so that "today" is a
     stored cell), ``decayed`` the time-decayed count (``recent``: with a quarter of the
-    half-life), ``since`` the customer's orders after the latest one holding it, plus one.
+    half-life), ``by_orders`` the count decayed by orders instead (``ORDER_DECAY`` per later
+    order of the customer), ``since`` the customer's orders after the latest one holding it,
+    plus one.
     Per customer: ``orders``, ``recency`` (days since the last order), ``span`` (days since the
     first). Per product: distinct buyers overall and in the last 28/7 days, days since its
     first sale (``nan`` never), median repurchase interval, share of buyers who bought again.
@@ -73,6 +76,7 @@ class Snapshot:
     first: sparse.csr_matrix
     decayed: sparse.csr_matrix
     recent: sparse.csr_matrix
+    by_orders: sparse.csr_matrix
     since: sparse.csr_matrix
     orders: np.ndarray
     recency: np.ndarray
@@ -148,15 +152,17 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     cells = baskets.items.tocoo()
     user = baskets.user[cells.row].astype(np.int64)
     age = baskets.age[cells.row]
+    back = (baskets.user_ptr[user + 1] - 1 - cells.row)  # the customer's orders after it
     key = user * n_items + cells.col
     order = np.lexsort((age, key))
-    key, age = key[order], age[order]
+    key, age, back = key[order], age[order], back[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     count = np.diff(np.r_[starts, len(key)]).astype(np.float32)
     last = age[starts].astype(np.float32)  # ages ascend within a key: the first is the latest
     first = np.maximum.reduceat(age, starts).astype(np.float32)
     decayed = np.add.reduceat(np.exp2(-age / half_life_days), starts).astype(np.float32)
     recent = np.add.reduceat(np.exp2(-4 * age / half_life_days), starts).astype(np.float32)
+    by_orders = np.add.reduceat(ORDER_DECAY ** back, starts).astype(np.float32)
     u, i = np.divmod(key[starts], n_items)
     # orders of the customer after the latest one with the product: baskets are sorted by
     # (customer, time), so one sorted key per basket answers each cell by bisection
@@ -192,7 +198,7 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     ease_index, ease_w = _ease(weights, ease_items, ease_regularization)
     pool = np.sort(np.argsort(-orders, kind="stable")[:neighbour_pool])
     return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed),
-                    cells_of(recent), cells_of(since), orders,
+                    cells_of(recent), cells_of(by_orders), cells_of(since), orders,
                     recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
                     item_repeat.astype(np.float32), ease_index, ease_w,
                     _cooccurrence(baskets.items, cooc_neighbours),
@@ -297,6 +303,7 @@ class Personal:
     first: sparse.csr_matrix
     decayed: sparse.csr_matrix
     recent: sparse.csr_matrix
+    by_orders: sparse.csr_matrix
     since: sparse.csr_matrix
     orders: np.ndarray
     recency: np.ndarray
@@ -484,7 +491,8 @@ class LearnedRanker(Model):
     @staticmethod
     def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
         return Personal(snap.count[users], snap.last[users], snap.first[users],
-                        snap.decayed[users], snap.recent[users], snap.since[users],
+                        snap.decayed[users], snap.recent[users], snap.by_orders[users],
+                        snap.since[users],
                         snap.orders[users], snap.recency[users], snap.span[users], users)
 
     def _category_spend(self, own: Personal) -> np.ndarray:
@@ -633,6 +641,7 @@ class LearnedRanker(Model):
             "interval": interval, "due": days_since / interval,
             "decayed": np.nan_to_num(lookup(own.decayed, rows, cols)),
             "recent": np.nan_to_num(lookup(own.recent, rows, cols)),
+            "by_orders": np.nan_to_num(lookup(own.by_orders, rows, cols)),
             "orders_since": lookup(own.since, rows, cols) - 1,
             "basket_share": np.nan_to_num(count) / np.maximum(orders, 1),
             "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
@@ -822,7 +831,8 @@ class LearnedRanker(Model):
         known = sparse.diags((users >= 0).astype(np.float32))
         own = self._personal(self.snapshot_, np.clip(users, 0, None))
         own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
-                                                     own.decayed, own.recent, own.since)),
+                                                     own.decayed, own.recent, own.by_orders,
+                                                     own.since)),
                        np.where(users >= 0, own.orders, 0), np.where(users >= 0, own.recency,
                                                                      np.nan),
                        np.where(users >= 0, own.span, np.nan), users)
@@ -835,10 +845,12 @@ class LearnedRanker(Model):
                                   fresh.indptr.copy()), shape=fresh.shape)
         today = np.diff(fresh.indptr) > 0
         since = as_csr(own.since + sparse.diags(today.astype(np.float32)) @ (own.since > 0))
+        older = sparse.diags(np.where(today, ORDER_DECAY, 1.0).astype(np.float32))
         return Personal(as_csr(own.count + mark),
                         as_csr(own.last - own.last.multiply(mark) + mark),
                         as_csr(own.first + mark - mark.multiply(own.first > 0)),
                         as_csr(own.decayed + mark), as_csr(own.recent + mark),
+                        as_csr(older @ own.by_orders + mark),
                         as_csr(since - since.multiply(mark) + mark), own.orders + today,
                         np.where(today, 0.0, own.recency),
                         np.where(today & np.isnan(own.span), 0.0, own.span), users)

@@ -135,6 +135,10 @@ def test_live_purchase_counts_as_an_order_today(fitted) -> None:  # type: ignore
     assert own.orders[0] == model.snapshot_.orders[0] + 1
     assert own.recency[0] == 0
     assert own.since[0, never] == 1  # stored as orders since + 1: none since
+    assert own.by_orders[0, never] == 1  # the latest order weighs 1, each earlier one less
+    bought = inter.matrix[0].indices
+    np.testing.assert_allclose(own.by_orders[0, bought].toarray(),
+                               0.8 * model.snapshot_.by_orders[0, bought].toarray())
     bought = inter.matrix[0].indices
     np.testing.assert_array_equal(own.since[0, bought].toarray(),
                                   model.snapshot_.since[0, bought].toarray() + 1)
