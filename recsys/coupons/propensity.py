@@ -232,6 +232,40 @@ class OfferTable:
     sampled: float = 1.0  # share of each campaign's recipients kept (``max_offers``)
 
 
+def _sample_share(offers: pd.DataFrame, coupons: pd.DataFrame, max_offers: int | None
+                  ) -> float:
+    """The share of each campaign's recipients that keeps the table near ``max_offers``."""
+    per_campaign = offers.groupby("campaign_id").size() * coupons.groupby(
+        "campaign_id")["coupon_id"].nunique().reindex(offers["campaign_id"].unique(),
+                                                     fill_value=0)
+    total = int(per_campaign.sum())
+    return 1.0 if max_offers is None or total <= max_offers else max_offers / total
+
+
+def _coupon_products(coupons: pd.DataFrame, log: PurchaseLog
+                     ) -> tuple[pd.Index, sparse.csr_matrix]:
+    """A campaign's coupon ids and which products each applies to (coupons x products)."""
+    codes, coupon_ids = pd.factorize(coupons["coupon_id"])
+    prod = log.products.to_index(coupons["product_id"].to_numpy(), missing="mark")
+    products = sparse.csr_matrix((np.ones(int((prod >= 0).sum())),
+                                  (codes[prod >= 0], prod[prod >= 0])),
+                                 shape=(len(coupon_ids), len(log.products)))
+    products.data[:] = 1.0  # a product listed twice in a coupon counts once
+    return coupon_ids, products
+
+
+def _redeemed(hits: pd.DataFrame, log: PurchaseLog, rows: np.ndarray, coupon_ids: pd.Index
+              ) -> NDArray[np.int8]:
+    """1 where the offer (row, coupon), flattened row-major, was redeemed (``hits``)."""
+    m = len(coupon_ids)
+    y = np.zeros(len(rows) * m, np.int8)
+    r = pd.Index(rows).get_indexer(log.customers.to_index(hits["customer_id"], missing="mark"))
+    j = pd.Index(coupon_ids).get_indexer(hits["coupon_id"])
+    ok = (r >= 0) & (j >= 0)
+    y[r[ok] * m + j[ok]] = 1
+    return y
+
+
 def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days: int = 28,
                       min_history_days: int = 28, cf: CF | None = None,
                       max_offers: int | None = None, random_state: int = 0) -> OfferTable:
@@ -262,11 +296,7 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
     log = PurchaseLog.from_frames(data.transactions, data.products, customers=IdMap(ids),
                                   category_depth=category_depth)
     offers = data.offers.drop_duplicates()
-    per_campaign = offers.groupby("campaign_id").size() * data.coupons.groupby(
-        "campaign_id")["coupon_id"].nunique().reindex(offers["campaign_id"].unique(),
-                                                     fill_value=0)
-    total = int(per_campaign.sum())
-    share = 1.0 if max_offers is None or total <= max_offers else max_offers / total
+    share = _sample_share(offers, data.coupons, max_offers)
     rng = np.random.default_rng(random_state)
     parts, skipped = [], {}
     for camp in data.campaigns.sort_values("start").itertuples(index=False):
@@ -281,12 +311,7 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
         if not len(cc) or not len(rows):
             skipped[cid] = "no coupons or no recipients"
             continue
-        codes, coupon_ids = pd.factorize(cc["coupon_id"])
-        prod = log.products.to_index(cc["product_id"].to_numpy(), missing="mark")
-        products = sparse.csr_matrix((np.ones(int((prod >= 0).sum())),
-                                      (codes[prod >= 0], prod[prod >= 0])),
-                                     shape=(len(coupon_ids), len(log.products)))
-        products.data[:] = 1.0  # a product listed twice in a coupon counts once
+        coupon_ids, products = _coupon_products(cc, log)
         history = customer_history(log, as_of, redemptions=red, recent_days=recent_days)
         before = red[red["timestamp"] < as_of]
         past = before.groupby("coupon_id").size().reindex(coupon_ids).fillna(0).to_numpy()
@@ -295,17 +320,16 @@ def build_offer_table(data: RetailData, *, category_depth: int = 2, recent_days:
                                                  (pd.Timestamp(camp.end) - as_of).days))
         X = offer_features(history, side, rows, cf=cf)
         m = len(coupon_ids)
-        y = np.zeros(len(rows) * m, np.int8)
-        hit = red[red["campaign_id"] == cid]
-        r = pd.Index(rows).get_indexer(log.customers.to_index(hit["customer_id"],
-                                                              missing="mark"))
-        j = pd.Index(coupon_ids).get_indexer(hit["coupon_id"])
-        ok = (r >= 0) & (j >= 0)
-        y[r[ok] * m + j[ok]] = 1
+        y = _redeemed(red[red["campaign_id"] == cid], log, rows, coupon_ids)
         parts.append((X, y, cid, log.customers.ids[np.repeat(rows, m)],
                       np.tile(np.asarray(coupon_ids, dtype=object), len(rows)), camp))
     if not parts:
         raise DataError(f"{data.name}: no campaign has {min_history_days} days of history")
+    return _stack(parts, skipped, share)
+
+
+def _stack(parts: list[tuple[Any, ...]], skipped: dict[str, str], share: float) -> OfferTable:
+    """One table from each campaign's ``(X, y, campaign id, customers, coupons, campaign)``."""
     n = [len(p[1]) for p in parts]
     return OfferTable(
         X=pd.concat([p[0] for p in parts], ignore_index=True),
