@@ -167,18 +167,28 @@ def coerce(frame: pd.DataFrame, types: Mapping[str, str], *, file: str,
     for col, dtype in types.items():
         if col not in frame:
             continue
-        raw = frame[col]
-        conv, bad, why = _convert(col, dtype, raw)
-        empty_cell = (conv.isna() & ~bad) if col in not_null else pd.Series(False, index=raw.index)
-        for mask, reason in ((bad, None), (empty_cell, "empty value in a required column")):
-            rows = np.flatnonzero(mask.to_numpy())
-            total += len(rows)
-            problems += [(int(i) + 1, label(col), reason or f"{raw.iloc[i]!r} {why}")
-                         for i in rows[:MAX_PROBLEMS]]
-        out[col] = conv
+        out[col], found, count = _coerce_column(frame[col], col, dtype, label(col), col in not_null)
+        problems += found
+        total += count
     if problems:
         _raise(file, problems, total)
     return pd.DataFrame(out, index=frame.index)
+
+
+def _coerce_column(raw: pd.Series, col: str, dtype: str, label: str, required: bool
+            ) -> tuple[pd.Series, list[tuple[int, str, str]], int]:
+    """One column converted, its first ``MAX_PROBLEMS`` problems (row, label, reason) of
+    each kind, and how many there are in all."""
+    conv, bad, why = _convert(col, dtype, raw)
+    empty_cell = (conv.isna() & ~bad) if required else pd.Series(False, index=raw.index)
+    problems: list[tuple[int, str, str]] = []
+    total = 0
+    for mask, reason in ((bad, None), (empty_cell, "empty value in a required column")):
+        rows = np.flatnonzero(mask.to_numpy())
+        total += len(rows)
+        problems += [(int(i) + 1, label, reason or f"{raw.iloc[i]!r} {why}")
+                     for i in rows[:MAX_PROBLEMS]]
+    return conv, problems, total
 
 
 def _convert(col: str, dtype: str, raw: pd.Series) -> tuple[pd.Series, pd.Series, str]:
