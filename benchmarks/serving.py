@@ -89,10 +89,11 @@ def build_completejourney(out: Path) -> Path:
     return out
 
 
-def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, workers: int, loop: str = "uvloop"
+                 ) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-c", "from serving.server import run; run("
            f"'benchmarks.serving:bench_app', host='127.0.0.1', port={port}, "
-           f"workers={workers}, log_level='warning')"]
+           f"workers={workers}, log_level='warning', loop='{loop}')"]
     return subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
 
 
@@ -393,12 +394,13 @@ def mixes(customers: list[str], base: str, n: int, needed: int) -> dict[str, lis
 class Server:
     """The benchmark's uvicorn server process (``with Server(...) as s``)."""
 
-    def __init__(self, env: dict[str, str], port: int, workers: int) -> None:
-        self.env, self.port, self.workers = env, port, workers
+    def __init__(self, env: dict[str, str], port: int, workers: int, loop: str = "uvloop"
+                 ) -> None:
+        self.env, self.port, self.workers, self.loop = env, port, workers, loop
         self.base = f"http://127.0.0.1:{port}"
 
     def __enter__(self) -> Server:
-        self.process = start_server(self.env, self.port, self.workers)
+        self.process = start_server(self.env, self.port, self.workers, self.loop)
         try:
             self.model = wait_ready(self.base, self.process)
         except BaseException:
@@ -418,7 +420,7 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
     rates = [float(r) for r in args.rates.split(",")]
     plan = [(e, "open", r, args.duration) for r in rates for e in ("constant", "recommendations")]
     plan += [(e, "closed", args.saturate, args.duration) for e in ("constant", "recommendations")]
-    with Server(env, args.port, args.workers) as server:
+    with Server(env, args.port, args.workers, args.loop) as server:
         model = server.model
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(
@@ -458,11 +460,12 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
 
 def run_burst(urls: list[str], env: dict[str, str], args: argparse.Namespace,
               key: str) -> None:
-    with Server(env, args.port, args.workers) as server:
+    with Server(env, args.port, args.workers, args.loop) as server:
         print(f"burst on the distinct mix: model {server.model['model']}, "
-              f"{args.workers} workers, in-flight limit {env['RECSYS_MAX_IN_FLIGHT']} per "
-              f"worker, answer cache {env['RECSYS_ANSWER_CACHE_CUSTOMERS']}; load average "
-              f"{os.getloadavg()[0]:.1f}", flush=True)
+              f"{args.workers} workers ({args.loop}), in-flight limit "
+              f"{env['RECSYS_MAX_IN_FLIGHT']} per worker, answer cache "
+              f"{env['RECSYS_ANSWER_CACHE_CUSTOMERS']}; load average {os.getloadavg()[0]:.1f}",
+              flush=True)
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(
             target=_burst_generator, args=(urls, key, server.process.pid, args, out))
@@ -520,6 +523,8 @@ def main() -> None:
                      help="overload: 3x the closed-loop throughput for --burst-seconds")
     mix.add_argument("--memory", action="store_true",
                      help="RSS and PSS of the server with 1 and --workers workers")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the server's event loop (production: uvloop)")
     parser.add_argument("--burst-seconds", type=float, default=30.0)
     parser.add_argument("--burst-base", type=float, default=0.5,
                         help="rate before and after the burst, as a share of the closed loop's")

@@ -26,11 +26,12 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
 
 
 def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "info",
-        log_config: dict[str, Any] | None = None) -> None:
+        log_config: dict[str, Any] | None = None, loop: str = "uvloop") -> None:
     """Serve the app factory at import string ``app`` with ``workers`` processes (no access
-    log: its lines carry customer ids in paths)."""
+    log: its lines carry customer ids in paths). ``loop="asyncio"`` is for comparisons
+    (docs/benchmarks/serving.md, overload)."""
     config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                            http="httptools", loop="uvloop",  # C parser and loop: less CPU
+                            http="httptools", loop=loop,  # C parser and loop: less CPU
                             access_log=False, log_level=log_level,
                             log_config=log_config or LOGGING_CONFIG,
                             timeout_graceful_shutdown=10,
