@@ -59,6 +59,46 @@ def _id(column: Column) -> Column:
     return F.when(text == "", None).otherwise(text)
 
 
+def _spark_column(col: str, dtype: str, label: str, lines: DataFrame, required: bool
+                  ) -> tuple[Column, list[tuple[str, Column, str]]]:
+    """One column converted as ``load.coerce`` does, and its checks ``(column, bad, why)``."""
+    raw = F.col(f"`{label}`")
+    checks = []
+    if dtype == "str":
+        is_id = col.endswith(("_id", "customer", "stock_code", "invoice"))
+        value = _id(raw) if is_id else _blank_to_null(raw.cast("string"))
+    elif dtype == "datetime64[ns]" and isinstance(lines.schema[label].dataType, LongType):
+        value = F.timestamp_micros(F.floor(raw / 1000)).cast("timestamp_ntz")  # see read
+        checks.append((col, raw.isNotNull() & value.isNull(), "is not a date"))
+    else:
+        value = raw.cast(SPARK_TYPES[dtype])
+        checks.append((col, raw.isNotNull() & value.isNull(),
+                       "is not a number" if dtype == "float64" else f"is not a {dtype}"))
+    if required:  # an empty cell; unconvertible ones are reported above
+        empty = value.isNull() if dtype == "str" else \
+            raw.isNull() | (F.trim(raw.cast("string")) == "")
+        checks.append((col, empty, "empty value in a required column"))
+    return value, checks
+
+
+def _spark_problems(lines: DataFrame, typed: DataFrame, checks: list[tuple[str, Column, str]],
+                    labels: dict[str, str], file: str
+                    ) -> tuple[list[tuple[str, None, str, str]], int]:
+    """Each failed check as ``(file, None, column, "N value(s) why, e.g. [...]")``, and the
+    malformed values in all."""
+    counts = typed.agg(*[F.sum(F.col(f"_bad{i}").cast("long")).alias(str(i))
+                         for i in range(len(checks))]).first() if checks else None
+    problems, total = [], 0
+    for i, (col, bad, why) in enumerate(checks):
+        found = int((counts[str(i)] if counts else 0) or 0)
+        if found:
+            total += found
+            examples = lines.where(bad).select(F.col(f"`{labels[col]}`")).limit(3).collect()
+            problems.append((file, None, labels[col],
+                             f"{found} value(s) {why}, e.g. {[r[0] for r in examples]}"))
+    return problems, total
+
+
 def _typed(lines: DataFrame, types: dict[str, str], file: str, *, labels: dict[str, str],
            required: set[str], not_null: set[str]) -> DataFrame:
     """``load.coerce`` in Spark: the columns of ``types`` present in ``lines`` (named by
@@ -73,36 +113,13 @@ def _typed(lines: DataFrame, types: dict[str, str], file: str, *, labels: dict[s
     present = [c for c in types if labels[c] in lines.columns]
     converted, checks = [], []
     for col in present:
-        raw, dtype = F.col(f"`{labels[col]}`"), types[col]
-        if dtype == "str":
-            is_id = col.endswith(("_id", "customer", "stock_code", "invoice"))
-            value = _id(raw) if is_id else _blank_to_null(raw.cast("string"))
-        elif dtype == "datetime64[ns]" and \
-                isinstance(lines.schema[labels[col]].dataType, LongType):
-            value = F.timestamp_micros(F.floor(raw / 1000)).cast("timestamp_ntz")  # see read
-            checks.append((col, raw.isNotNull() & value.isNull(), "is not a date"))
-        else:
-            value = raw.cast(SPARK_TYPES[dtype])
-            checks.append((col, raw.isNotNull() & value.isNull(),
-                           "is not a number" if dtype == "float64" else f"is not a {dtype}"))
-        if col in not_null:  # an empty cell; unconvertible ones are reported above
-            empty = value.isNull() if dtype == "str" else \
-                raw.isNull() | (F.trim(raw.cast("string")) == "")
-            checks.append((col, empty, "empty value in a required column"))
+        value, found = _spark_column(col, types[col], labels[col], lines, col in not_null)
         converted.append(value.alias(col))
+        checks += found
     # One pass converts and checks; the converted lines are kept for every later step.
     flags = [bad.alias(f"_bad{i}") for i, (_c, bad, _w) in enumerate(checks)]
     typed = lines.select(*converted, *flags).persist(StorageLevel.MEMORY_AND_DISK)
-    counts = typed.agg(*[F.sum(F.col(f"_bad{i}").cast("long")).alias(str(i))
-                         for i in range(len(checks))]).first() if checks else None
-    problems, total = [], 0
-    for i, (col, bad, why) in enumerate(checks):
-        found = int((counts[str(i)] if counts else 0) or 0)
-        if found:
-            total += found
-            examples = lines.where(bad).select(F.col(f"`{labels[col]}`")).limit(3).collect()
-            problems.append((file, None, labels[col],
-                             f"{found} value(s) {why}, e.g. {[r[0] for r in examples]}"))
+    problems, total = _spark_problems(lines, typed, checks, labels, file)
     if problems:
         typed.unpersist()
         raise DataError(f"{file}: {total} malformed value(s); first in column "
