@@ -332,17 +332,9 @@ class Hybrid(Model):
         few = history.shape[0] <= CANDIDATE_ROWS and self.n_items_ >= CANDIDATE_MIN_ITEMS
         if (few or self.n_items_ >= CANDIDATE_ALL_ITEMS) and self._ranker is not None \
                 and weights["cf"]:
-            one = history.shape[0] == 1  # a request's row: no scipy row indexing
-            found = [self._rank_candidates(
-                history if one else history[r], -1 if users is None else int(users[r]),
-                exclude if one or exclude is None else exclude[r], allowed, n, weights, track)
-                for r in range(history.shape[0])]
-            if one and found[0] is not None:
-                return found[0]  # type: ignore[return-value]
-            if all(f is not None for f in found):
-                return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
-                              np.vstack([f[0].scores for f in found])), \
-                    np.vstack([f[1] for f in found]) if track else None  # type: ignore[index]
+            found = self._rank_rows(history, users, exclude, allowed, n, weights, track)
+            if found is not None:
+                return found
         total, which = self._blend(history, users, track=track)
         if allowed is not None:
             total[:, ~allowed] = -np.inf
@@ -351,6 +343,22 @@ class Hybrid(Model):
         ranked = top_n(total, n)
         return ranked, None if which is None else \
             np.take_along_axis(which, np.maximum(ranked.ids, 0), axis=1)
+
+    def _rank_rows(self, history: sparse.csr_matrix, users: IntArray | None,
+                   exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int,
+                   weights: Mapping[str, float], track: bool
+                   ) -> tuple[Ranked, np.ndarray | None] | None:
+        """``_rank_candidates`` row by row, stacked; None when a row needs the dense blend."""
+        one = history.shape[0] == 1  # a request's row: no scipy row indexing
+        found = [self._rank_candidates(
+            history if one else history[r], -1 if users is None else int(users[r]),
+            exclude if one or exclude is None else exclude[r], allowed, n, weights, track)
+            for r in range(history.shape[0])]
+        if one or any(f is None for f in found):
+            return found[0] if one else None
+        return Ranked(np.vstack([f[0].ids for f in found]),  # type: ignore[index]
+                      np.vstack([f[0].scores for f in found])), \
+            np.vstack([f[1] for f in found]) if track else None  # type: ignore[index]
 
     def _rank_candidates(self, history: sparse.csr_matrix, user: int,
                          exclude: sparse.csr_matrix | None, allowed: np.ndarray | None, n: int,
@@ -368,22 +376,8 @@ class Hybrid(Model):
         vector = ranker.user_vector(history, user)
         if vector is None:
             return None
-        barred = exclude
-        if self.mode == "discover":
-            barred = history if barred is None else barred + history
-        barred_items = None if barred is None else barred.indices  # every stored cell counts
-        permitted = self._everything if allowed is None else allowed
-        if barred_items is not None and len(barred_items):
-            permitted = permitted.copy()
-            permitted[barred_items] = False
-        own: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # buy-again, new: (items, values)
-        again, bought, _ = self.buyagain_.repurchase_cells(history)
-        always = [bought]  # the items that are candidates on every try
-        if weights["buyagain"]:
-            own["buyagain"] = bought, again
-        if weights["new"] and self._twins.nnz:  # no twins: no product without sales
-            reached, sums = own["new"] = self._twin_row(again, bought)
-            always.append(reached[sums != 0])  # scipy's product drops sums that come out 0
+        barred_items, permitted = self._permitted(history, exclude, allowed)
+        own, always = self._own_parts(history, weights)
         profile = self.content_.profiles(history) if weights["content"] else None
         spend = self._category_spend(history) if weights["category"] else None
         fixed, fixed_order = self._fixed(weights)
@@ -403,21 +397,45 @@ class Hybrid(Model):
                 candidates = candidates[permitted[candidates]]
             parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
                 vector, candidates, cf_max, own, profile, spend, weights)]
-            total = np.zeros((1, len(candidates)), np.float32)
-            for _, contribution in parts:  # _accumulate's sums
-                total += contribution
-            ranked = top_n(total, n)
+            ranked = top_n(sum(c for _, c in parts), n)  # _accumulate's sums, in its order
             complete = len(cf_ids) < k or len(best_fixed) < k  # all permitted are in
-            cf_kth = cf_scores[-1] if len(cf_ids) == k else 0.0
-            bound = (weights["cf"] * max(cf_kth, 0.0) / cf_max
-                     + weights["content"] + weights["category"]
-                     + (float(fixed[best_fixed[-1]]) if not complete else 0.0))
+            cf_kth = max(cf_scores[-1], 0.0) if len(cf_ids) == k else 0.0
+            bound = weights["cf"] * cf_kth / cf_max + weights["content"] + \
+                weights["category"] + (0.0 if complete else float(fixed[best_fixed[-1]]))
             if complete or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
                 return _columns(ranked, candidates), \
                     _top_parts(parts, ranked.ids) if track else None
             if k * 4 > self.n_items_:
                 return None
             k *= 4
+
+    def _permitted(self, history: sparse.csr_matrix, exclude: sparse.csr_matrix | None,
+                   allowed: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
+        """One row's barred items (excluded, and bought in discover mode; every stored cell
+        counts) and the mask of items it may get (``self._everything`` when all)."""
+        barred = exclude
+        if self.mode == "discover":
+            barred = history if barred is None else barred + history
+        barred_items = None if barred is None else barred.indices
+        permitted = self._everything if allowed is None else allowed
+        if barred_items is not None and len(barred_items):
+            permitted = permitted.copy()
+            permitted[barred_items] = False
+        return barred_items, permitted
+
+    def _own_parts(self, history: sparse.csr_matrix, weights: Mapping[str, float]
+                   ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
+        """One row's buy-again and new parts as ``(items, values)``, and the items that are
+        candidates on every try (bought ones, and their twins that score)."""
+        own: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        again, bought, _ = self.buyagain_.repurchase_cells(history)
+        always = [bought]
+        if weights["buyagain"]:
+            own["buyagain"] = bought, again
+        if weights["new"] and self._twins.nnz:  # no twins: no product without sales
+            reached, sums = own["new"] = self._twin_row(again, bought)
+            always.append(reached[sums != 0])  # scipy's product drops sums that come out 0
+        return own, always
 
     def _twin_row(self, again: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One row's ``new`` part, ``again @ twins`` for a row with values ``again`` on items
