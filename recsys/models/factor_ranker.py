@@ -146,18 +146,7 @@ class FactorRanker:
                 lo, hi = np.searchsorted(barred, (start, stop))
                 scores[barred[lo:hi] - start] = -np.inf
             floor = -best[-1][0] if len(best) == n else _LOWEST  # -inf never makes the top
-            sample = scores[::_SAMPLE]  # its n-th best is at most the block's: a floor
-            if len(best) < n and len(sample) > n:
-                floor = max(floor, float(np.partition(sample, len(sample) - n)[len(sample) - n]))
-            cols = np.flatnonzero(scores >= floor)
-            found = scores[cols]
-            if len(cols) > n:  # the block's n best, and any tied with the n-th
-                keep = found >= np.partition(found, len(found) - n)[len(found) - n]
-                cols, found = cols[keep], found[keep]
-            ids = order[start + cols]
-            if len(cols) > n:  # ties at the n-th place: the lower items
-                keep = np.lexsort((ids, -found))[:n]
-                found, ids = found[keep], ids[keep]
+            found, ids = _block_best(scores, order[start:stop], n, floor, len(best) < n)
             best = sorted(best + list(zip((-found).tolist(), ids.tolist(), strict=True)))[:n]
             if stop == len(order) or (
                     len(best) == n and -best[-1][0] > user_norm * norms[stop] * (1 + _SLACK)):
@@ -184,6 +173,26 @@ class FactorRanker:
                 self._orders.pop(next(iter(self._orders)), None)
             self._orders[key] = entry  # dict updates are atomic: threads see old or new
         return entry
+
+
+def _block_best(scores: np.ndarray, items: np.ndarray, n: int, floor: float, filling: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A block's ``n`` best scores at or above ``floor`` and their items (equal scores: the
+    lower items); while the answer is ``filling``, the n-th best of every ``_SAMPLE``-th
+    score raises the floor (it is at most the block's n-th best)."""
+    sample = scores[::_SAMPLE]
+    if filling and len(sample) > n:
+        floor = max(floor, float(np.partition(sample, len(sample) - n)[len(sample) - n]))
+    cols = np.flatnonzero(scores >= floor)
+    found = scores[cols]
+    if len(cols) > n:  # the block's n best, and any tied with the n-th
+        keep = found >= np.partition(found, len(found) - n)[len(found) - n]
+        cols, found = cols[keep], found[keep]
+    ids = items[cols]
+    if len(cols) > n:  # ties at the n-th place: the lower items
+        keep = np.lexsort((ids, -found))[:n]
+        found, ids = found[keep], ids[keep]
+    return found, ids
 
 
 def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray
