@@ -378,8 +378,7 @@ class Hybrid(Model):
             return None
         barred_items, permitted = self._permitted(history, exclude, allowed)
         own, always = self._own_parts(history, weights)
-        profile = self.content_.profiles(history) if weights["content"] else None
-        spend = self._category_spend(history) if weights["category"] else None
+        profile, spend = self._row_tastes(history, weights)
         fixed, fixed_order = self._fixed(weights)
         k = FIRST_CANDIDATES
         cf_max = None
@@ -387,27 +386,38 @@ class Hybrid(Model):
             cf_ids, cf_scores, peak = ranker.top_row(vector, k, excluded=barred_items,
                                                      allowed=allowed)
             if cf_max is None:  # the row's best CF score over the whole catalog
-                if allowed is not None:
-                    peak = ranker.top_row(vector, 1, excluded=None, allowed=None)[2]
-                cf_max = max(peak, 0.0) or 1.0
+                cf_max = _cf_scale(peak if allowed is None else
+                                   ranker.top_row(vector, 1, excluded=None, allowed=None)[2])
             best_fixed = _first_permitted(fixed_order, permitted, k)
-            candidates = _distinct(np.concatenate([*always, np.array(cf_ids, np.int64),
-                                                   best_fixed]))
-            if permitted is not self._everything:
-                candidates = candidates[permitted[candidates]]
+            candidates = self._candidate_set(always, cf_ids, best_fixed, permitted)
             parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
                 vector, candidates, cf_max, own, profile, spend, weights)]
             ranked = top_n(sum(c for _, c in parts), n)  # _accumulate's sums, in its order
             complete = len(cf_ids) < k or len(best_fixed) < k  # all permitted are in
-            cf_kth = max(cf_scores[-1], 0.0) if len(cf_ids) == k else 0.0
-            bound = weights["cf"] * cf_kth / cf_max + weights["content"] + \
-                weights["category"] + (0.0 if complete else float(fixed[best_fixed[-1]]))
+            bound = _outside_bound(weights, cf_scores if len(cf_ids) == k else [], cf_max,
+                                   0.0 if complete else float(fixed[best_fixed[-1]]))
             if complete or ranked.scores[0, -1] > bound * (1 + 1e-5) + 1e-6:
                 return _columns(ranked, candidates), \
                     _top_parts(parts, ranked.ids) if track else None
             if k * 4 > self.n_items_:
                 return None
             k *= 4
+
+    def _row_tastes(self, history: sparse.csr_matrix, weights: Mapping[str, float]
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """One row's text profile and category spend, each None when its part weighs 0."""
+        return (self.content_.profiles(history) if weights["content"] else None,
+                self._category_spend(history) if weights["category"] else None)
+
+    def _candidate_set(self, always: list[np.ndarray], cf_ids: list[int],
+                       best_fixed: np.ndarray, permitted: np.ndarray) -> np.ndarray:
+        """One try's candidates, ascending: the row's own items, the CF and the
+        popularity-plus-trending leaders, less what the row may not get."""
+        candidates = _distinct(np.concatenate([*always, np.array(cf_ids, np.int64),
+                                               best_fixed]))
+        if permitted is not self._everything:
+            candidates = candidates[permitted[candidates]]
+        return candidates
 
     def _permitted(self, history: sparse.csr_matrix, exclude: sparse.csr_matrix | None,
                    allowed: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
@@ -726,6 +736,21 @@ def _lookup(keys: np.ndarray, values: np.ndarray, items: np.ndarray) -> np.ndarr
         found = items[place] == keys
         out[place[found]] = values[found]
     return out
+
+
+def _cf_scale(peak: float) -> float:
+    """What CF scores are divided by: the row's best score over the catalog (1 if none is
+    positive)."""
+    return max(peak, 0.0) or 1.0
+
+
+def _outside_bound(weights: Mapping[str, float], cf_scores: Sequence[float], cf_max: float,
+                   fixed_kth: float) -> float:
+    """The most a product outside the candidates can score: the K-th best CF score
+    (``cf_scores``' last; none when every permitted product is in), full content and category
+    parts, and the K-th best popularity-plus-trending score ``fixed_kth``."""
+    cf_kth = max(cf_scores[-1], 0.0) if len(cf_scores) else 0.0
+    return weights["cf"] * cf_kth / cf_max + weights["content"] + weights["category"] + fixed_kth
 
 
 def _first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.ndarray:
