@@ -85,20 +85,31 @@ def route_scopes(route: APIRoute) -> list[KeyScope]:
             if hasattr(d.dependency, "scope")]
 
 
+FastPath = Callable[[Request, APIRoute], Response | None]
+
+
 class AuthRoute(APIRoute):
     """A route that checks its key scopes before the body is read (the scopes come from
-    the ``require`` dependencies of the route and of its own router)."""
+    the ``require`` dependencies of the route and of its own router).
+
+    An endpoint may carry a ``fast_path(request, route)``: it answers the plain requests
+    itself and returns None for any other, which then goes through FastAPI's handler (whose
+    parameter parsing and dependencies were the largest part of the HTTP stack's CPU,
+    docs/benchmarks/serving.md); errors, and so their messages, stay FastAPI's."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
         scopes = route_scopes(self)
-        if not scopes:
+        fast: FastPath | None = getattr(self.endpoint, "fast_path", None)
+        if not scopes and fast is None:
             return handler
 
         async def checked(request: Request) -> Response:
             for scope in scopes:
                 authorize(request, scope)
             request.scope["recsys.authorized"] = True
+            if fast is not None and (response := fast(request, self)) is not None:
+                return response
             return await handler(request)
 
         return checked
@@ -164,5 +175,5 @@ class BodyLimitMiddleware:
 
 
 __all__ = ["HEADER", "key_matches", "authorize", "require", "require_client_key",
-           "require_admin_key", "route_scopes", "AuthRoute", "scoped_router",
+           "require_admin_key", "route_scopes", "FastPath", "AuthRoute", "scoped_router",
            "BodyLimitMiddleware"]

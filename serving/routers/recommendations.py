@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import HTTPException, Query, Request, status
+from fastapi.exceptions import ResponseValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.responses import Response
 
-from serving.deps import CustomerId, ModelsDep, RequestIdDep, SettingsDep
+from serving.deps import ID_MAX, CustomerId, ModelsDep, RequestIdDep, SettingsDep
 from serving.exposures import record
 from serving.loader import Served
 from serving.routers import answered
@@ -19,6 +24,7 @@ from serving.schemas import (
     ItemPublic,
     RecommendationsPublic,
     RecommendationsQuery,
+    storable,
 )
 from serving.security import scoped_router
 
@@ -57,6 +63,53 @@ async def recommend(request: Request, customer_id: CustomerId, models: ModelsDep
                     query: Annotated[RecommendationsQuery, Query()]) -> RecommendationsPublic:
     """Top products for a customer; unknown customers get the cold-start answer."""
     return answer(request, models.route(customer_id), [customer_id], query)[0]
+
+
+QUERY_FIELDS = frozenset(RecommendationsQuery.model_fields)
+
+
+def plain_query(query_string: bytes) -> RecommendationsQuery | None:
+    """The options of a query string that only names known options, each once, with valid
+    values (parsed as Starlette does); None for any other, which FastAPI then parses."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    options = dict(pairs)
+    if len(options) < len(pairs) or not options.keys() <= QUERY_FIELDS:
+        return None
+    try:
+        return RecommendationsQuery.model_validate(options)
+    except ValidationError:
+        return None
+
+
+def recommend_fast(request: Request, route: APIRoute) -> Response | None:
+    """``recommend`` without FastAPI's parameter parsing and dependencies, for a valid id and
+    a plain query with a model loaded; None leaves the request to FastAPI (errors included).
+    The body is encoded by the route's own response field, as FastAPI does."""
+    customer_id = request.path_params.get("customer_id")
+    runtime = getattr(request.app.state, "runtime", None)
+    models = runtime.models if runtime is not None else None
+    if not isinstance(customer_id, str) or not 0 < len(customer_id) <= ID_MAX \
+            or models is None or (query := plain_query(request.scope["query_string"])) is None:
+        return None
+    try:
+        storable(customer_id)
+    except ValueError:
+        return None
+    public = answer(request, models.route(customer_id), [customer_id], query)[0]
+    field = route.response_field
+    assert field is not None
+    value, errors = field.validate(public, {}, loc=("response",))
+    if errors:
+        raise ResponseValidationError(errors=errors, body=public)
+    return Response(field.serialize_json(
+        value, include=route.response_model_include, exclude=route.response_model_exclude,
+        by_alias=route.response_model_by_alias,
+        exclude_unset=route.response_model_exclude_unset,
+        exclude_defaults=route.response_model_exclude_defaults,
+        exclude_none=route.response_model_exclude_none), media_type="application/json")
+
+
+recommend.fast_path = recommend_fast  # type: ignore[attr-defined]  # see AuthRoute
 
 
 @router.post("/batch/recommendations", response_model=BatchRecommendationsPublic,
