@@ -57,18 +57,16 @@ FEATURES = (
 
 
 @dataclass
-class Snapshot:
-    """What the candidate sources know at one moment (fitted on the baskets before it).
+class Personal:
+    """Customers' own history as features need it, one row per customer.
 
     Per (customer, product) cells (CSR, one pattern): ``count`` orders holding it, ``last``
     and ``first`` days since the latest/earliest of them plus one (so that "today" is a
     stored cell), ``decayed`` the time-decayed count (``recent``: with a quarter of the
     half-life), ``by_orders`` the count decayed by orders instead (``ORDER_DECAY`` per later
     order of the customer), ``since`` the customer's orders after the latest one holding it,
-    plus one.
-    Per customer: ``orders``, ``recency`` (days since the last order), ``span`` (days since the
-    first). Per product: distinct buyers overall and in the last 28/7 days, days since its
-    first sale (``nan`` never), median repurchase interval, share of buyers who bought again.
+    plus one. Per customer: ``orders``, ``recency`` (days since the last order), ``span``
+    (days since the first), ``user`` (stored customer row, -1: not stored).
     """
 
     count: sparse.csr_matrix
@@ -81,6 +79,22 @@ class Snapshot:
     orders: np.ndarray
     recency: np.ndarray
     span: np.ndarray
+    user: np.ndarray
+
+    def rows(self, which: slice | np.ndarray) -> Personal:
+        return Personal(*(getattr(self, f.name)[which] for f in fields(self)))
+
+
+@dataclass
+class Snapshot:
+    """What the candidate sources know at one moment (fitted on the baskets before it).
+
+    ``own``: every customer's history (``Personal``). Per product: distinct buyers overall and
+    in the last 28/7 days, days since its first sale (``nan`` never), median repurchase
+    interval, share of buyers who bought again; then the sources' fitted parts.
+    """
+
+    own: Personal
     pop_all: np.ndarray
     pop_28: np.ndarray
     pop_7: np.ndarray
@@ -116,30 +130,37 @@ class Snapshot:
         return np.argsort(-self.pop_score, kind="stable")
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Plain arrays for ``state()`` (CSR matrices as their three arrays)."""
+        """Plain arrays for ``state()`` (CSR matrices as their three arrays; ``own``'s fields
+        by their own names, its ``user`` being the row)."""
+        parts = [(f.name, getattr(self.own, f.name)) for f in fields(Personal)
+                 if f.name != "user"] + [(f.name, getattr(self, f.name)) for f in fields(self)
+                                         if f.name != "own"]
         out: dict[str, np.ndarray] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, value in parts:
             if sparse.issparse(value):
                 for part in ("data", "indices", "indptr"):
-                    out[f"{prefix}{f.name}.{part}"] = getattr(value, part)
-                out[f"{prefix}{f.name}.shape"] = np.asarray(value.shape, np.int64)
+                    out[f"{prefix}{name}.{part}"] = getattr(value, part)
+                out[f"{prefix}{name}.shape"] = np.asarray(value.shape, np.int64)
             else:
-                out[f"{prefix}{f.name}"] = value
+                out[f"{prefix}{name}"] = value
         return out
 
     @classmethod
     def from_arrays(cls, state: Mapping[str, np.ndarray], prefix: str) -> Snapshot:
         values: dict[str, Any] = {}
-        for f in fields(cls):
+        for f in [*fields(Personal), *fields(cls)]:
             key = f"{prefix}{f.name}"
+            if f.name in ("user", "own"):
+                continue
             if f"{key}.shape" in state:
                 values[f.name] = sparse.csr_matrix(
                     (state[f"{key}.data"], state[f"{key}.indices"], state[f"{key}.indptr"]),
                     shape=tuple(state[f"{key}.shape"]))
             else:
                 values[f.name] = np.asarray(state[key])
-        return cls(**values)
+        mine = {f.name: values.pop(f.name) for f in fields(Personal) if f.name != "user"}
+        own = Personal(**mine, user=np.arange(len(mine["orders"]), dtype=np.int64))
+        return cls(own=own, **values)
 
 
 def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
@@ -197,9 +218,10 @@ def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
     weights.data = np.log1p(weights.data)
     ease_index, ease_w = _ease(weights, ease_items, ease_regularization)
     pool = np.sort(np.argsort(-orders, kind="stable")[:neighbour_pool])
-    return Snapshot(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed),
-                    cells_of(recent), cells_of(by_orders), cells_of(since), orders,
-                    recency, span, pop_all, pop_28, pop_7, item_age, item_interval,
+    own = Personal(count_m, cells_of(last + 1), cells_of(first + 1), cells_of(decayed),
+                   cells_of(recent), cells_of(by_orders), cells_of(since), orders, recency, span,
+                   np.arange(n_users, dtype=np.int64))
+    return Snapshot(own, pop_all, pop_28, pop_7, item_age, item_interval,
                     item_repeat.astype(np.float32), ease_index, ease_w,
                     _cooccurrence(baskets.items, cooc_neighbours),
                     _unit_rows(cells_of(decayed)[pool]), pool, _twins(text_group, pop_all))
@@ -292,26 +314,6 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
     out = np.full(len(rows), fill, np.float32)
     out[found] = matrix.data[at[found]]
     return out
-
-
-@dataclass
-class Personal:
-    """A block of customers' own history as features need it (rows = the block)."""
-
-    count: sparse.csr_matrix
-    last: sparse.csr_matrix
-    first: sparse.csr_matrix
-    decayed: sparse.csr_matrix
-    recent: sparse.csr_matrix
-    by_orders: sparse.csr_matrix
-    since: sparse.csr_matrix
-    orders: np.ndarray
-    recency: np.ndarray
-    span: np.ndarray
-    user: np.ndarray  # stored customer row, -1: not stored
-
-    def rows(self, which: slice | np.ndarray) -> Personal:
-        return Personal(*(getattr(self, f.name)[which] for f in fields(self)))
 
 
 class LearnedRanker(Model):
@@ -424,7 +426,7 @@ class LearnedRanker(Model):
         if len(users) > self.train_customers:
             users = np.sort(rng.choice(users, self.train_customers, replace=False))
         snap = self._snapshot(past)
-        own = self._personal(snap, users)
+        own = snap.own.rows(users)
         sets = []
         for exclude in (None, bought[users]):
             rows, cols, x = self._all_pairs(snap, own, np.ones(self.n_items_, bool), exclude)
@@ -487,13 +489,6 @@ class LearnedRanker(Model):
                         ease_regularization=self.ease_regularization,
                         cooc_neighbours=self.cooc_neighbours,
                         neighbour_pool=self.neighbour_pool, text_group=self.text_group_)
-
-    @staticmethod
-    def _personal(snap: Snapshot, users: np.ndarray) -> Personal:
-        return Personal(snap.count[users], snap.last[users], snap.first[users],
-                        snap.decayed[users], snap.recent[users], snap.by_orders[users],
-                        snap.since[users],
-                        snap.orders[users], snap.recency[users], snap.span[users], users)
 
     def _category_spend(self, own: Personal) -> np.ndarray:
         """Each row's share of its orders' products per category (column 0: unknown)."""
@@ -829,7 +824,7 @@ class LearnedRanker(Model):
         """Stored history of known rows; cells of ``history`` beyond it (events since the
         bundle, or a customer it never saw) count as one more order today."""
         known = sparse.diags((users >= 0).astype(np.float32))
-        own = self._personal(self.snapshot_, np.clip(users, 0, None))
+        own = self.snapshot_.own.rows(np.clip(users, 0, None))
         own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
                                                      own.decayed, own.recent, own.by_orders,
                                                      own.since)),
@@ -876,7 +871,8 @@ class LearnedRanker(Model):
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
         wanted = {"booster", "discover_booster", "n_items_", "seen.data", "lists.own.ids",
-                  *(f"snapshot.{f.name}" for f in fields(Snapshot))}
+                  *(f"snapshot.{f.name}" for f in (*fields(Personal), *fields(Snapshot))
+                  if f.name not in ("user", "own"))}
         missing = {k for k in wanted if k not in state and f"{k}.shape" not in state}
         if missing:
             raise ValueError(f"ranker state lacks {sorted(missing)}: a bundle of another "

@@ -132,22 +132,22 @@ def test_live_purchase_counts_as_an_order_today(fitted) -> None:  # type: ignore
     own = model._live(sparse.csr_matrix(row), np.array([0], np.int32))
     assert own.count[0, never] == 1
     assert own.last[0, never] == 1  # stored as days + 1: bought today
-    assert own.orders[0] == model.snapshot_.orders[0] + 1
+    assert own.orders[0] == model.snapshot_.own.orders[0] + 1
     assert own.recency[0] == 0
     assert own.since[0, never] == 1  # stored as orders since + 1: none since
     assert own.by_orders[0, never] == 1  # the latest order weighs 1, each earlier one less
     bought = inter.matrix[0].indices
     np.testing.assert_allclose(own.by_orders[0, bought].toarray(),
-                               0.8 * model.snapshot_.by_orders[0, bought].toarray())
+                               0.8 * model.snapshot_.own.by_orders[0, bought].toarray())
     bought = inter.matrix[0].indices
     np.testing.assert_array_equal(own.since[0, bought].toarray(),
-                                  model.snapshot_.since[0, bought].toarray() + 1)
+                                  model.snapshot_.own.since[0, bought].toarray() + 1)
     # the weekly product of each customer was in their latest order: no order since
     tx = shop()
     latest = tx[tx["timestamp"] == tx.groupby("customer_id")["timestamp"].transform("max")]
     rows = inter.customers.to_index(latest["customer_id"].to_numpy())
     cols = inter.products.to_index(latest["product_id"].to_numpy())
-    assert (np.asarray(model.snapshot_.since[rows, cols]).ravel() == 1).all()
+    assert (np.asarray(model.snapshot_.own.since[rows, cols]).ravel() == 1).all()
     # an unknown customer with that history: one order, today
     stranger = model._live(sparse.csr_matrix(row), np.array([-1], np.int32))
     assert stranger.orders[0] == 1 and stranger.count.nnz == row.nnz
@@ -206,10 +206,10 @@ def test_refit_keeps_the_boosters_and_serves_the_longer_history() -> None:
     model = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40,
                           min_child=5, trees=30).fit(fits[0][0], baskets=fits[0][1])
     learnt = model.booster_.model_to_string()
-    before = model.snapshot_.orders.sum()
+    before = model.snapshot_.own.orders.sum()
     model.refit(fits[1][0], baskets=fits[1][1])
     assert model.booster_.model_to_string() == learnt
-    assert model.snapshot_.orders.sum() > before  # the last 28 days' orders are in
+    assert model.snapshot_.own.orders.sum() > before  # the last 28 days' orders are in
     users = np.arange(fits[1][0].shape[0], dtype=np.int32)
     ranked = model.recommend(fits[1][0], 5, users=users)
     np.testing.assert_array_equal(ranked.ids, model._rank(fits[1][0], 5, users,
