@@ -695,10 +695,8 @@ class LearnedRanker(Model):
         scores = np.full((batch, n), -np.inf, np.float32)
         kinds = np.full((batch, n), int(Reason.NONE), np.int32)
         anchors = np.full((batch, n), -1, np.int32)
-        kind = None if candidates is not None or n > self.stored else \
-            "own" if own_only and exclude is None else \
-            None if own_only else "new" if excludes_history else "all" if exclude is None \
-            else None
+        kind = self._stored_kind(n, exclude is None, excludes_history, candidates is None,
+                                 own_only)
         read = self._unchanged(history, users) if kind else np.zeros(batch, bool)
         if read.any():
             stored = self.lists_[kind]
@@ -717,6 +715,15 @@ class LearnedRanker(Model):
                 None if exclude is None else exclude if every else exclude[rest], own_only)
             ids[rest], scores[rest] = ranked.ids, ranked.scores
         return Ranked(ids, scores), kinds, anchors
+
+    def _stored_kind(self, n: int, no_exclusion: bool, excludes_history: bool,
+                     every_product: bool, own_only: bool) -> str | None:
+        """The stored list that answers this question, None if none does."""
+        if n > self.stored or not every_product:
+            return None
+        if own_only:
+            return "own" if no_exclusion else None
+        return "all" if no_exclusion else "new" if excludes_history else None
 
     def _rank(self, history: sparse.csr_matrix, n: int, users: np.ndarray,
               allowed: np.ndarray, exclude: sparse.csr_matrix | None, own_only: bool
