@@ -548,11 +548,14 @@ class Engine:
                       exclude: sparse.csr_matrix | None, mask: np.ndarray,
                       rows: np.ndarray | None = None) -> None:
         """Pad rows (``rows``: a mask of those to pad, default all) that have fewer than
-        ``n`` picks with popular items they lack."""
+        ``n`` picks with popular items they lack. Their scores follow popularity below the
+        row's own picks (a cold-start list from 1 down), so they never tie at the top."""
         short = np.flatnonzero((ids < 0).any(axis=1) & (True if rows is None else rows))
         if not len(short):
             return
         order = self._popular_order[mask[self._popular_order]]
+        popularity = self.bundle.popularity["all"]
+        share = popularity / (float(popularity.max(initial=0)) + 1.0)  # in [0, 1)
         for r in short:
             taken = set(ids[r][ids[r] >= 0].tolist())
             if exclude is not None and exclude.shape[0] > r:
@@ -560,8 +563,10 @@ class Engine:
             slots = np.flatnonzero(ids[r] < 0)
             fill = [i for i in order[: len(taken) + len(slots)] if i not in taken][: len(slots)]
             slots = slots[: len(fill)]
+            ranked = scores[r][np.isfinite(scores[r]) & (ids[r] >= 0)]
+            floor = float(ranked.min()) if len(ranked) else 1.0
             ids[r, slots] = fill
-            scores[r, slots] = 0.0
+            scores[r, slots] = floor - 1.0 + share[fill]
             codes[r, slots] = "popular"
 
     def _picks(self, ids: np.ndarray, scores: np.ndarray, codes: np.ndarray,

@@ -48,3 +48,14 @@ def test_an_empty_price_range_is_refused_and_a_range_filters(engine: Engine) -> 
     picks = engine.recommend(customer, 3, min_price=low, max_price=high).picks
     price = engine.bundle.products.set_index("product_id")["price"]
     assert picks and all(low <= price[p.product_id] <= high for p in picks)
+
+
+def test_popular_fill_follows_popularity_without_ties(engine: Engine) -> None:
+    """A stranger's cold-start list: best sellers, scores falling with popularity."""
+    result = engine.recommend("never-seen-customer", 3)
+    assert result.fallback == "cold_start"
+    scores = [p.score for p in result.picks]
+    assert len(scores) == 3 and scores[0] > scores[1] > scores[2] > 0
+    popularity = engine.bundle.popularity["all"]
+    best = [str(engine.product_ids[i]) for i in np.argsort(-popularity, kind="stable")[:3]]
+    assert [p.product_id for p in result.picks] == best
