@@ -30,8 +30,10 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
     """Serve the app factory at import string ``app`` with ``workers`` processes (no access
     log: its lines carry customer ids in paths). ``loop="asyncio"`` is for comparisons
     (docs/benchmarks/serving.md, overload)."""
+    limit, backlog = _connection_limits()
     config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
                             http="httptools", loop=loop,  # C parser and loop: less CPU
+                            limit_concurrency=limit, backlog=backlog,
                             access_log=False, log_level=log_level,
                             log_config=log_config or LOGGING_CONFIG,
                             timeout_graceful_shutdown=10,
@@ -47,6 +49,20 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _connection_limits() -> tuple[int | None, int]:
+    """``RECSYS_LIMIT_CONCURRENCY`` (None: off) and ``RECSYS_LISTEN_BACKLOG``; uvicorn's
+    defaults when the settings are invalid (each worker then reports why as it starts)."""
+    from pydantic import ValidationError
+
+    from serving.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        return None, 2048
+    return settings.limit_concurrency or None, settings.listen_backlog
 
 
 def _preload() -> None:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # server CPU time per request (docs/benchmarks/serving.md).
     max_in_flight: int = Field(32, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
+    # uvicorn's own bound per worker (0: none): once open connections (idle keep-alive ones
+    # included) or requests in progress reach it, it answers each new request 503 itself
+    # (plain text, no Retry-After, connection closed) before the app sees it, so no route
+    # (health included) is exempt. The listen backlog bounds connections not yet accepted.
+    limit_concurrency: int = Field(0, ge=0)
+    listen_backlog: int = Field(2048, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_cart_items: int = Field(200, ge=1)
     max_batch_customers: int = Field(100, ge=1)  # POST /v1/batch/recommendations
