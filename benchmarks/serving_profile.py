@@ -6,8 +6,8 @@ answer cache off, the ASGI app called directly (no HTTP client or server in the 
 
 Prints the app's CPU per request (``time.process_time``, writer and poller threads included)
 with the load average, then the same number of other customers under cProfile, split into
-the engine (``Engine.recommend_many``), the rest of the route, FastAPI's parameter parsing and
-its response encoding, and the rest (middleware, routing).
+the engine (``Engine.recommend_many``), the rest of the route, FastAPI's parameter parsing (or
+the route's fast path's), the response encoding, and the rest (middleware, routing).
 """
 
 from __future__ import annotations
@@ -96,14 +96,18 @@ def main() -> None:
 
     total = cumulative("serving/metrics.py", "__call__")
     engine = cumulative("recsys/policy/pipeline.py", "recommend_many")
-    route = cumulative("serving/routers/recommendations.py", "recommend")
+    route = cumulative("serving/routers/recommendations.py", "answer")
     params = cumulative("fastapi/dependencies/utils.py", "solve_dependencies")
-    response = cumulative("fastapi/routing.py", "serialize_response")
+    query = cumulative("serving/routers/recommendations.py", "plain_query")  # fast path
+    fast = cumulative("serving/routers/recommendations.py", "recommend_fast")
+    response = cumulative("fastapi/routing.py", "serialize_response") \
+        + max(fast - route - query, 0.0)  # the fast path encodes the answer itself
     parts = {"engine (Engine.recommend_many)": engine,
              "rest of the route (coupons, exposure row, response objects)": route - engine,
              "FastAPI: query, path and key-check parameters": params,
-             "FastAPI: response validation and JSON": response,
-             "middleware, routing, the rest": total - route - params - response}
+             "fast path: query string parsed and validated": query,
+             "response validation and JSON": response,
+             "middleware, routing, the rest": total - route - params - query - response}
     print("| part | share of the request under cProfile |\n|---|---|")
     for part, seconds in parts.items():
         print(f"| {part} | {seconds / total:.0%} |")
