@@ -122,23 +122,24 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600
 
 
 async def _fire(urls: list[str], offset: int, key: str, times: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Send request ``i`` at ``times[i]`` seconds from now whatever the answers (open loop);
-    returns each one's latency from its scheduled time (s, NaN when it failed) and HTTP
-    status (0: timeout or connection error). Request ``i`` asks for ``urls[offset + i]``."""
+    returns each one's latency from its scheduled time (s, NaN when it failed), HTTP
+    status (0: timeout or connection error) and how late the client sent it (s: the load
+    generator's own lag when it gets too little CPU). Request ``i`` asks for
+    ``urls[offset + i]``."""
     import aiohttp
 
     n = len(times)
-    latencies, statuses = np.full(n, np.nan), np.zeros(n, np.int16)
+    latencies, statuses, lags = np.full(n, np.nan), np.zeros(n, np.int16), np.zeros(n)
     connector = aiohttp.TCPConnector(limit=512)
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      headers={"X-API-Key": key}) as session:
         start = time.perf_counter() + 0.2
 
-        async def one(i: int) -> None:
-            scheduled = start + times[i]
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        async def one(i: int, scheduled: float) -> None:
+            lags[i] = time.perf_counter() - scheduled
             try:
                 async with session.get(urls[(offset + i) % len(urls)]) as response:
                     await response.read()
@@ -147,15 +148,24 @@ async def _fire(urls: list[str], offset: int, key: str, times: np.ndarray
                 return
             latencies[i] = time.perf_counter() - scheduled
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-    return latencies, statuses
+        # Each request's task is made at its time: tasks for the whole run made up front
+        # (100,000 in --burst) stalled the client for a second or more at the start, and the
+        # requests due meanwhile then left at once.
+        tasks = []
+        for i in range(n):
+            scheduled = start + times[i]
+            if (wait := scheduled - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        await asyncio.gather(*tasks)
+    return latencies, statuses, lags
 
 
 def _open_loop(urls: list[str], offset: int, key: str, rate: float, duration: float
                ) -> dict[str, float]:
     n = int(rate * duration)
     began = time.perf_counter()
-    latencies, statuses = asyncio.run(_fire(urls, offset, key, np.arange(n) / rate))
+    latencies, statuses, _ = asyncio.run(_fire(urls, offset, key, np.arange(n) / rate))
     elapsed = time.perf_counter() - began - 0.2
     ok = latencies[statuses == 200] * 1e3
     pct = np.percentile(ok, [50, 95, 99]) if len(ok) else [np.nan] * 3
@@ -307,9 +317,10 @@ def _burst_generator(urls: list[str], key: str, server: int, args: argparse.Name
         phases += [name] * n
         t0 += seconds
     schedule = np.concatenate(times)
-    cpu = tree_usage(server)[1]
-    latencies, statuses = asyncio.run(_fire(urls, offset, key, schedule))
-    out.put({"sustainable": sustainable, "saturated": saturated, "segments": segments,
+    cpu, own = tree_usage(server)[1], _own_cpu()
+    latencies, statuses, lags = asyncio.run(_fire(urls, offset, key, schedule))
+    out.put({"lags": lags, "client_s": _own_cpu() - own, "sustainable": sustainable,
+             "saturated": saturated, "segments": segments,
              "schedule": schedule, "phases": np.array(phases), "latencies": latencies,
              "statuses": statuses, "cpu_s": tree_usage(server)[1] - cpu,
              "drain": _drain(server)})
@@ -326,14 +337,15 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
     print(f"closed loop ({r['saturated']['sent']} requests): {r['sustainable']:.0f} rps "
           f"sustainable, p99 {r['saturated']['p99']:.1f} ms")
     print("| phase | rate rps | sent | 200 | 503 | other errors | 200 p50 ms | 200 p99 ms | "
-          "503 p50 ms | 503 p99 ms | 503 max ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "503 p50 ms | 503 p99 ms | 503 max ms | client lag p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, rate, _ in r["segments"]:
         mine = phase == name
         ok, shed = lat[mine & (status == 200)], lat[mine & (status == 503)]
         print(f"| {name} | {rate:.0f} | {mine.sum()} | {len(ok)} | {len(shed)} | "
               f"{mine.sum() - len(ok) - len(shed)} | {_pct(ok, 50)} | {_pct(ok, 99)} | "
-              f"{_pct(shed, 50)} | {_pct(shed, 99)} | {_pct(shed, 100)} |")
+              f"{_pct(shed, 50)} | {_pct(shed, 99)} | {_pct(shed, 100)} | "
+              f"{_pct(r['lags'][mine] * 1e3, 50)} / {_pct(r['lags'][mine] * 1e3, 99)} |")
     before = lat[(phase == "before") & (status == 200)]
     normal = 2 * np.percentile(before, 99)
     end = r["segments"][0][2] + burst_seconds
@@ -346,6 +358,7 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
         f"{(late[-1] + 1) if late else 0} s"
     print(f"recovered (every later 1-s window all 200 with p99 <= 2 x the p99 before, "
           f"{normal:.1f} ms): {recovered} after the burst; server CPU {r['cpu_s']:.1f} s, "
+          f"load generator CPU {r['client_s']:.1f} s, "
           f"backlog {r['drain']:.0f} s")
 
 
