@@ -215,9 +215,8 @@ async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
             "p99": float(np.percentile(ms, 99))}
 
 
-def tree_usage(pid: int) -> tuple[float, float]:
-    """Resident memory (MB) and CPU time used so far (s) of ``pid`` and all its
-    descendants (Linux /proc)."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -225,10 +224,19 @@ def tree_usage(pid: int) -> tuple[float, float]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    rss_kb, ticks, todo = 0, 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo += children.get(current, [])
+    return found
+
+
+def tree_usage(pid: int) -> tuple[float, float]:
+    """Resident memory (MB) and CPU time used so far (s) of ``pid`` and all its
+    descendants (Linux /proc)."""
+    rss_kb, ticks = 0, 0
+    for current in process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
@@ -365,17 +373,8 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
 def pss(pid: int) -> list[tuple[int, float, float]]:
     """(pid, RSS MiB, PSS MiB) of ``pid`` and each of its descendants (smaps_rollup: pages
     shared by several processes count once in the sum of PSS)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    rows, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        todo += children.get(current, [])
+    rows = []
+    for current in process_tree(pid):
         try:
             text = Path(f"/proc/{current}/smaps_rollup").read_text()
         except OSError:
