@@ -128,30 +128,33 @@ def _quantile(buckets: dict[float, float], q: float) -> float | None:
     return lower
 
 
-def live_figures(metrics: Metrics, rate: RequestRate) -> dict[str, Any]:
-    """Requests, rate, latency quantiles, errors and fallbacks of the API routes."""
-    total = errors = client_errors = 0.0
-    buckets: dict[float, float] = {}
-    fallbacks: dict[str, float] = {}
-    variants: dict[str, float] = {}
+def _tallies(metrics: Metrics) -> dict[str, dict[str, float]]:
+    """The app's metric samples summed by what the console shows: API requests by status,
+    API latency buckets by bound, fallbacks by reason, answers by variant."""
+    out: dict[str, dict[str, float]] = {"status": {}, "le": {}, "reason": {}, "variant": {}}
+    wanted = {"recsys_requests_total": ("status", True),
+              "recsys_request_duration_seconds_bucket": ("le", True),
+              "recsys_fallbacks_total": ("reason", False),
+              "recsys_variant_responses_total": ("variant", False)}
     for family in text_string_to_metric_families(metrics.render().decode()):
         for s in family.samples:
-            route = s.labels.get("route", "")
-            if s.name == "recsys_requests_total" and route.startswith(API_PREFIX):
-                total += s.value
-                status = int(s.labels.get("status", "0"))
-                errors += s.value if status >= 500 else 0
-                client_errors += s.value if 400 <= status < 500 else 0
-            elif s.name == "recsys_request_duration_seconds_bucket" and \
-                    route.startswith(API_PREFIX):
-                le = float(s.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + s.value
-            elif s.name == "recsys_fallbacks_total":
-                reason = s.labels.get("reason", "")
-                fallbacks[reason] = fallbacks.get(reason, 0.0) + s.value
-            elif s.name == "recsys_variant_responses_total":
-                variant = s.labels.get("variant", "")
-                variants[variant] = variants.get(variant, 0.0) + s.value
+            label, api_only = wanted.get(s.name, ("", False))
+            if not label or (api_only and not s.labels.get("route", "").startswith(API_PREFIX)):
+                continue
+            key = s.labels.get(label, "0" if label == "status" else "")
+            out[label][key] = out[label].get(key, 0.0) + s.value
+    return out
+
+
+def live_figures(metrics: Metrics, rate: RequestRate) -> dict[str, Any]:
+    """Requests, rate, latency quantiles, errors and fallbacks of the API routes."""
+    tally = _tallies(metrics)
+    by_status = {int(k): v for k, v in tally["status"].items()}
+    total = sum(by_status.values())
+    errors = sum(v for k, v in by_status.items() if k >= 500)
+    client_errors = sum(v for k, v in by_status.items() if 400 <= k < 500)
+    buckets = {float(k): v for k, v in tally["le"].items()}
+    fallbacks, variants = tally["reason"], tally["variant"]
     latency = {f"p{int(q * 100)}": _quantile(buckets, q) for q in (0.5, 0.95, 0.99)}
     answers = sum(variants.values())
     per_second, seconds = rate.update(total)
@@ -344,20 +347,8 @@ def lookup(runtime: Runtime, models: Models, customer_id: str, n: int = 10
     out: dict[str, Any] = {"customer_id": customer_id, "erased": False, "known": row >= 0,
                            "personalizable": personal, "variant": served.variant,
                            "consent": None, "profile": None, "history": None}
-    frame = engine.bundle.customers
     if row >= 0:
-        record = frame.iloc[int(row)]
-        out["consent"] = {c: bool(record[c]) for c in ("consent_personalization",
-                                                       "consent_marketing") if c in frame}
-        if personal:
-            out["profile"] = {f: _native(record[f]) for f in PROFILE_FIELDS if f in frame}
-        history = engine.bundle.history[int(row)]
-        top = np.argsort(-history.data, kind="stable")[:10]
-        rows = engine.bundle.products.iloc[history.indices[top]]
-        out["history"] = [{"product_id": str(p), "title": str(t), "category": str(c),
-                           "weight": float(w)} for p, t, c, w in zip(
-            rows["product_id"], rows["title"], rows["category"], history.data[top],
-            strict=True)]
+        out.update(_stored(engine, int(row), personal))
     bought = [e for e in store.events(customer_id) if e.event_type == "purchase"][-10:][::-1]
     out["answer"] = answer = api_answer(served, customer_id,
                                         RecommendationsQuery(n=n, include_coupons=True))
@@ -366,6 +357,25 @@ def lookup(runtime: Runtime, models: Models, customer_id: str, n: int = 10
     out["purchases"] = [{"at": e.timestamp, "product_id": e.product_id, "amount": e.amount,
                          "title": titles.get(str(e.product_id), "")} for e in bought]
     return out
+
+
+def _stored(engine: Engine, row: int, personal: bool) -> dict[str, Any]:
+    """A bundle customer's consent, profile (only when personalizable) and heaviest
+    products in the training history."""
+    frame = engine.bundle.customers
+    record = frame.iloc[row]
+    history = engine.bundle.history[row]
+    top = np.argsort(-history.data, kind="stable")[:10]
+    rows = engine.bundle.products.iloc[history.indices[top]]
+    return {
+        "consent": {c: bool(record[c]) for c in ("consent_personalization",
+                                                 "consent_marketing") if c in frame},
+        "profile": {f: _native(record[f]) for f in PROFILE_FIELDS if f in frame}
+        if personal else None,
+        "history": [{"product_id": str(p), "title": str(t), "category": str(c),
+                     "weight": float(w)} for p, t, c, w in zip(
+            rows["product_id"], rows["title"], rows["category"], history.data[top],
+            strict=True)]}
 
 
 def api_answer(served: Served, customer_id: str, query: RecommendationsQuery
