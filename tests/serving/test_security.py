@@ -177,8 +177,12 @@ def test_the_demo_writes_a_storefront_key_a_privacy_key_and_an_admin_key(
 
     from training.commands.serve import demo_keys
 
-    for name in list(os.environ):
+    # demo_keys sets the *_FILE variables in os.environ: recorded here so that they are
+    # removed again after the test (later tests in this process would see demo keys)
+    for name in {*os.environ, "RECSYS_ADMIN_KEY_FILE", "RECSYS_PRIVACY_KEYS_FILE",
+                 "RECSYS_API_KEYS_FILE"}:
         if name.startswith("RECSYS_"):
+            monkeypatch.setenv(name, "")  # an unset variable is only restored once set
             monkeypatch.delenv(name)
     storefront = demo_keys(tmp_path)
     keys = Settings().keys_by_scope()
