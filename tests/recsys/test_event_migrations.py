@@ -3,7 +3,6 @@ a real PostgreSQL server, and workers opening a fresh store together all open it
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from recsys.errors import ConfigError
 from recsys.events import Erasure, Event, EventStore
 from recsys.exposures import Exposure, ExposureLog, exposures
+from tests.stores import open_together
 
 T0 = datetime(2024, 5, 1, 12, 0)
 HEAD = "0003"  # the newest revision in recsys/migrations/versions
@@ -167,30 +167,14 @@ def test_a_store_whose_exposure_table_create_all_made_upgrades_in_place(url: str
     store.close()
 
 
-def _open(url: str, barrier: Any, out: Any) -> None:
-    barrier.wait()
-    try:
-        EventStore(url, key="k").close()
-        out.put("ok")
-    except ConfigError as exc:
-        out.put(str(exc))
-
-
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_workers_migrating_a_fresh_postgres_store_together_all_open_it(
         backend: str, postgres_server: Any) -> None:
     """Six processes open one fresh PostgreSQL database at once (the SQLite version of this
     test is in tests/reliability/test_durability.py); each attempt is a new database."""
-    ctx = mp.get_context("fork")
     for _ in range(3):
         url = postgres_server.new_database()
-        barrier, out = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_open, args=(url, barrier, out)) for _ in range(6)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=60) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
+        results = open_together(url, key="k")
         assert results == ["ok"] * 6, results
         store = EventStore(url, key="k")
         with store.engine.connect() as conn:

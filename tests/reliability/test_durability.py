@@ -9,7 +9,6 @@ sent again: the server stores only what was missing. Run with ``-s`` to see the 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import random
 import signal
 import sqlite3
@@ -25,9 +24,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from recsys.errors import ConfigError
-from recsys.events import EventStore
 from tests.reliability.conftest import CLIENT, Server, server_env
+from tests.stores import open_together
 
 CLIENTS = 6
 KILL_AFTER = 600  # acknowledged events before the kill
@@ -157,26 +155,9 @@ def test_acknowledged_events_survive_sigkill_exactly_once(
           f"half-written); resend: {stored_again} stored, {duplicates} duplicates")
 
 
-def open_store(url: str, barrier: Any, out: Any) -> None:
-    barrier.wait()
-    try:
-        EventStore(url).close()
-        out.put("ok")
-    except ConfigError as exc:
-        out.put(str(exc))
-
-
 def test_workers_creating_a_fresh_store_together_all_open_it(tmp_path: Path) -> None:
     """`recsys serve --workers N` on a new data dir: every worker creates the journal at the
     same moment, and every one must end up with an open store."""
-    ctx = mp.get_context("fork")
     for attempt in range(3):
-        url = f"sqlite:///{tmp_path / f'events-{attempt}.db'}"
-        barrier, out = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=open_store, args=(url, barrier, out)) for _ in range(6)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=60) for _ in procs]
-        for p in procs:
-            p.join(timeout=30)
+        results = open_together(f"sqlite:///{tmp_path / f'events-{attempt}.db'}")
         assert results == ["ok"] * 6, results
