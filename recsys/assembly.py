@@ -122,7 +122,7 @@ def assemble_bundle(data: RetailData, out_dir: str | Path, model: Recommender, *
     baskets = build_baskets(data.transactions, customers, products)  # as of just after the end
     started = time.perf_counter()
     if refit:
-        model.refit(inter.matrix, items=features, baskets=baskets)  # type: ignore[attr-defined]
+        model.refit(inter.matrix, items=features, baskets=baskets)
     else:
         model.fit(inter.matrix, items=features, baskets=baskets)
     fit_seconds = time.perf_counter() - started

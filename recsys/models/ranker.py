@@ -44,6 +44,7 @@ NEW_DAYS = 28  # a product first sold this recently (or never) is "new"
 ORDER_DECAY = 0.8  # weight of a purchase per later order of the customer (TIFU-KNN's r_b)
 SHORTLIST = 5000  # allowed products up to this many are all candidates of the category source
 STORE_BLOCK = 1024  # customers ranked at once when storing every customer's lists
+LIST_KINDS = ("all", "new", "own")  # stored lists: nothing excluded, purchases excluded, own
 PairSet = tuple[np.ndarray, np.ndarray, np.ndarray]  # (customer row, features, bought) per pair
 
 FEATURES = (
@@ -129,12 +130,19 @@ class Snapshot:
         """Products by ``pop_score``, best first."""
         return np.argsort(-self.pop_score, kind="stable")
 
+    @staticmethod
+    def stored_fields() -> tuple[list[str], list[str]]:
+        """Names of what ``arrays`` stores: ``own``'s fields (but ``user``, the row itself),
+        then the snapshot's other fields."""
+        return ([f.name for f in fields(Personal) if f.name != "user"],
+                [f.name for f in fields(Snapshot) if f.name != "own"])
+
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Plain arrays for ``state()`` (CSR matrices as their three arrays; ``own``'s fields
-        by their own names, its ``user`` being the row)."""
-        parts = [(f.name, getattr(self.own, f.name)) for f in fields(Personal)
-                 if f.name != "user"] + [(f.name, getattr(self, f.name)) for f in fields(self)
-                                         if f.name != "own"]
+        by their own names)."""
+        mine, rest = self.stored_fields()
+        parts = [(name, getattr(self.own, name)) for name in mine] + \
+            [(name, getattr(self, name)) for name in rest]
         out: dict[str, np.ndarray] = {}
         for name, value in parts:
             if sparse.issparse(value):
@@ -147,20 +155,18 @@ class Snapshot:
 
     @classmethod
     def from_arrays(cls, state: Mapping[str, np.ndarray], prefix: str) -> Snapshot:
-        values: dict[str, Any] = {}
-        for f in [*fields(Personal), *fields(cls)]:
-            key = f"{prefix}{f.name}"
-            if f.name in ("user", "own"):
-                continue
+        def read(name: str) -> Any:
+            key = f"{prefix}{name}"
             if f"{key}.shape" in state:
-                values[f.name] = sparse.csr_matrix(
+                return sparse.csr_matrix(
                     (state[f"{key}.data"], state[f"{key}.indices"], state[f"{key}.indptr"]),
                     shape=tuple(state[f"{key}.shape"]))
-            else:
-                values[f.name] = np.asarray(state[key])
-        mine = {f.name: values.pop(f.name) for f in fields(Personal) if f.name != "user"}
-        own = Personal(**mine, user=np.arange(len(mine["orders"]), dtype=np.int64))
-        return cls(own=own, **values)
+            return np.asarray(state[key])
+
+        mine, rest = cls.stored_fields()
+        own = {name: read(name) for name in mine}
+        return cls(own=Personal(**own, user=np.arange(len(own["orders"]), dtype=np.int64)),
+                   **{name: read(name) for name in rest})
 
 
 def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
@@ -387,15 +393,7 @@ class LearnedRanker(Model):
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
             baskets: Baskets | None = None) -> Self:
         """Learn the ranker on earlier cuts of ``baskets``, then fit the sources on all."""
-        matrix = check_interactions(interactions)
-        n_items = matrix.shape[1]
-        items = check_items(items, n_items)
-        if baskets is None:
-            raise ValueError("the ranker needs baskets=Baskets(...) (orders with their times).")
-        if baskets.n_items != n_items or baskets.n_users != matrix.shape[0]:
-            raise ValueError("baskets must be aligned with interactions (same customers and "
-                             "products).")
-        self._catalog(items, n_items)
+        matrix, baskets = self._inputs(interactions, items, baskets)
         with ThreadPoolExecutor(self.workers) as pool:  # numpy and scipy release the GIL
             cuts = [c for c in pool.map(lambda w: self._cut(baskets, w),
                                         range(1, self.windows + 1)) if c is not None]
@@ -443,20 +441,26 @@ class LearnedRanker(Model):
         is the one that was evaluated."""
         if not hasattr(self, "booster_"):
             return self.fit(interactions, items=items, baskets=baskets)
-        matrix = check_interactions(interactions)
-        items = check_items(items, matrix.shape[1])
-        if baskets is None or (baskets.n_users, baskets.n_items) != matrix.shape:
-            raise ValueError("the ranker needs baskets aligned with interactions.")
-        self._catalog(items, matrix.shape[1])
-        return self._serve(matrix, baskets)
+        return self._serve(*self._inputs(interactions, items, baskets))
 
-    def _catalog(self, items: ItemFeatures | None, n_items: int) -> None:
-        """Per-product arrays: price, category code, text group."""
+    def _inputs(self, interactions: sparse.csr_matrix, items: ItemFeatures | None,
+                baskets: Baskets | None) -> tuple[sparse.csr_matrix, Baskets]:
+        """The checked training inputs; sets the per-product arrays (price, category code,
+        text group)."""
+        matrix = check_interactions(interactions)
+        n_items = matrix.shape[1]
+        items = check_items(items, n_items)
+        if baskets is None:
+            raise ValueError("the ranker needs baskets=Baskets(...) (orders with their times).")
+        if baskets.n_items != n_items or baskets.n_users != matrix.shape[0]:
+            raise ValueError("baskets must be aligned with interactions (same customers and "
+                             "products).")
         self.n_items_ = n_items
         self.price_ = feature(items, "price", n_items)
         self.category_, _ = encode_categories(items, n_items)
         texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
         self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
+        return matrix, baskets
 
     def _serve(self, matrix: sparse.csr_matrix, baskets: Baskets) -> Self:
         """Sources fitted on every basket, then every stored customer's lists."""
@@ -768,14 +772,14 @@ class LearnedRanker(Model):
 
         self.lists_ = {}
         starts = range(0, self.n_users_, STORE_BLOCK)
-        for kind in ("all", "new", "own"):
-            with ThreadPoolExecutor(self.workers) as pool:
+        with ThreadPoolExecutor(self.workers) as pool:
+            for kind in LIST_KINDS:
                 parts = list(pool.map(lambda start: block(kind, start), starts))  # noqa: B023
-            self.lists_[kind] = {
-                "ids": np.concatenate([p[0].ids for p in parts]),
-                "scores": np.concatenate([p[0].scores for p in parts]),
-                "kinds": np.concatenate([p[1] for p in parts]).astype(np.int8),
-                "anchors": np.concatenate([p[2] for p in parts])}
+                self.lists_[kind] = {
+                    "ids": np.concatenate([p[0].ids for p in parts]),
+                    "scores": np.concatenate([p[0].scores for p in parts]),
+                    "kinds": np.concatenate([p[1] for p in parts]).astype(np.int8),
+                    "anchors": np.concatenate([p[2] for p in parts])}
 
     def _unchanged(self, history: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
         """Rows of stored customers whose history is exactly what the model was fitted on."""
@@ -878,8 +882,7 @@ class LearnedRanker(Model):
     @classmethod
     def from_state(cls, params: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Self:
         wanted = {"booster", "discover_booster", "n_items_", "seen.data", "lists.own.ids",
-                  *(f"snapshot.{f.name}" for f in (*fields(Personal), *fields(Snapshot))
-                  if f.name not in ("user", "own"))}
+                  *(f"snapshot.{name}" for names in Snapshot.stored_fields() for name in names)}
         missing = {k for k in wanted if k not in state and f"{k}.shape" not in state}
         if missing:
             raise ValueError(f"ranker state lacks {sorted(missing)}: a bundle of another "
@@ -899,7 +902,7 @@ class LearnedRanker(Model):
                                         shape=(model.n_users_, model.n_items_))
         model.lists_ = {kind: {part: np.asarray(state[f"lists.{kind}.{part}"])
                                for part in ("ids", "scores", "kinds", "anchors")}
-                        for kind in ("all", "new", "own")}
+                        for kind in LIST_KINDS}
         return model
 
     def _check_fitted(self) -> None:
