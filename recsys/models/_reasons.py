@@ -82,9 +82,10 @@ def _stored_pairs(matrix: sparse.csr_matrix | sparse.csc_matrix, items: np.ndarr
     span, width = max(matrix.shape) + 1, others.shape[1]
     keys = np.repeat(np.arange(others.shape[0], dtype=np.int64), width) * span + others.ravel()
     order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
     wanted = rows * span + matrix.indices[cells]
-    at = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
-    hit = np.flatnonzero(keys[order][at] == wanted) if len(keys) else np.zeros(0, np.int64)
+    at = np.minimum(np.searchsorted(ordered, wanted), max(len(keys) - 1, 0))
+    hit = np.flatnonzero(ordered[at] == wanted) if len(keys) else np.zeros(0, np.int64)
     other = order[at[hit]] % width
     at = (rows[hit], slots[hit], other) if by_pick else (rows[hit], other, slots[hit])
     np.add.at(out, at, matrix.data[cells[hit]])  # duplicate cells add up, as in scipy
