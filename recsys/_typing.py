@@ -7,5 +7,6 @@ from numpy.typing import NDArray
 
 IntArray = NDArray[np.int32]
 FloatArray = NDArray[np.float32]
+BoolArray = NDArray[np.bool_]
 
-__all__ = ["IntArray", "FloatArray"]
+__all__ = ["IntArray", "FloatArray", "BoolArray"]

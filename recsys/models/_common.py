@@ -13,7 +13,7 @@ from typing import ClassVar, Self
 import numpy as np
 from scipy import sparse
 
-from recsys._typing import IntArray
+from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr
 from recsys.data.features import ItemFeatures
@@ -42,17 +42,18 @@ class Model(RecommenderBase):
         return self.fit(interactions, items=items, baskets=baskets)  # type: ignore[attr-defined,no-any-return]
 
     def _check_inputs(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
-                      exclude: sparse.csr_matrix | None, candidates: IntArray | None,
+                      exclude: sparse.csr_matrix | None,
+                      candidates: BoolArray | IntArray | None,
                       ) -> tuple[sparse.csr_matrix, IntArray | None, sparse.csr_matrix | None,
-                                 IntArray | None]:
-        history, users, exclude, candidates = super()._check_inputs(history, n, users, exclude,
-                                                                    candidates)
+                                 BoolArray | None]:
+        history, users, exclude, allowed = super()._check_inputs(history, n, users, exclude,
+                                                                 candidates)
         if users is not None and users.size:
             limit = getattr(self, "n_users_", None)
             if users.min() < -1 or (limit is not None and users.max() >= limit):
                 raise ValueError(f"users must be training rows in [0, {limit}) or -1 for a "
                                  "customer unknown to training.")
-        return history, users, exclude, candidates
+        return history, users, exclude, allowed
 
     def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
         """Rows with something to go on: a non-empty history or (if stored) a known user."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol, Self
 import numpy as np
 from scipy import sparse
 
-from recsys._typing import FloatArray, IntArray
+from recsys._typing import BoolArray, FloatArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr, forbid, row_block
 from recsys.data.features import ItemFeatures
@@ -43,7 +43,7 @@ class Recommender(Protocol):
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
-                  candidates: IntArray | None = None) -> Ranked: ...
+                  candidates: BoolArray | IntArray | None = None) -> Ranked: ...
 
     def similar_items(self, items: IntArray, n: int = 10) -> Ranked: ...
 
@@ -210,7 +210,7 @@ class RecommenderBase:
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
-                  candidates: IntArray | None = None) -> Ranked:
+                  candidates: BoolArray | IntArray | None = None) -> Ranked:
         """Top ``n`` items for each row of ``history``.
 
         Parameters
@@ -225,17 +225,14 @@ class RecommenderBase:
             instead of folding in. ``-1`` marks a customer unknown to training.
         exclude : csr_matrix, shape (batch, n_items), optional
             Non-zero cells are never returned (already bought, hidden, out of stock).
-        candidates : ndarray of int, optional
-            Allow-list of item indices shared by the batch; nothing else is returned.
+        candidates : ndarray of bool, shape (n_items,), or of int, optional
+            The items the batch may get, as a mask over the catalog (what the serving
+            filters give) or as item indices; nothing else is returned.
         """
-        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
-                                                                 candidates)
+        history, users, exclude, allowed = self._check_inputs(history, n, users, exclude,
+                                                              candidates)
         out_ids = np.full((history.shape[0], n), -1, np.int32)
         out_scores = np.full((history.shape[0], n), -np.inf, np.float32)
-        allowed = None
-        if candidates is not None:
-            allowed = np.zeros(self.n_items_, bool)
-            allowed[candidates] = True
         for start in range(0, history.shape[0], SCORE_CHUNK):
             stop = min(start + SCORE_CHUNK, history.shape[0])
             block_users = None if users is None else users[start:stop]
@@ -312,9 +309,11 @@ class RecommenderBase:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first.")
 
     def _check_inputs(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
-                      exclude: sparse.csr_matrix | None, candidates: IntArray | None,
+                      exclude: sparse.csr_matrix | None,
+                      candidates: BoolArray | IntArray | None,
                       ) -> tuple[sparse.csr_matrix, IntArray | None, sparse.csr_matrix | None,
-                                 IntArray | None]:
+                                 BoolArray | None]:
+        """The inputs of ``recommend`` checked, ``candidates`` as a mask over the catalog."""
         self._check_fitted()
         if not sparse.issparse(history):
             raise TypeError("history must be a scipy.sparse CSR matrix (customers x items).")
@@ -332,11 +331,24 @@ class RecommenderBase:
             exclude = as_csr(exclude, exclude.dtype)
             if exclude.shape != history.shape:
                 raise ValueError("exclude must have the same shape as history.")
-        if candidates is not None:
-            candidates = np.asarray(candidates, dtype=np.int64)
-            if ((candidates < 0) | (candidates >= self.n_items_)).any():
-                raise ValueError(f"candidates must be item indices in [0, {self.n_items_}).")
-        return history, users, exclude, candidates
+        allowed = None if candidates is None else self.allowed_mask(candidates)
+        return history, users, exclude, allowed
+
+    def allowed_mask(self, candidates: BoolArray | IntArray) -> BoolArray:
+        """``candidates`` (a boolean mask over the catalog or item indices) as the mask,
+        the one form the models rank with."""
+        candidates = np.asarray(candidates)
+        if candidates.dtype == bool:
+            if candidates.shape != (self.n_items_,):
+                raise ValueError(f"a boolean candidates mask must have {self.n_items_} "
+                                 "entries, one per item.")
+            return candidates
+        indices = candidates.astype(np.int64)
+        if ((indices < 0) | (indices >= self.n_items_)).any():
+            raise ValueError(f"candidates must be item indices in [0, {self.n_items_}).")
+        mask = np.zeros(self.n_items_, bool)
+        mask[indices] = True
+        return mask
 
 
 __all__ = ["Ranked", "Recommender", "RecommenderBase", "top_n", "SCORE_CHUNK"]

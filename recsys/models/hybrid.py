@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 from scipy import sparse
 
-from recsys._typing import IntArray
+from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import forbid, row_block, row_cells
 from recsys.data.features import ItemFeatures
@@ -266,7 +266,7 @@ class Hybrid(Model):
     def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
                                users: IntArray | None = None,
                                exclude: sparse.csr_matrix | None = None,
-                               candidates: IntArray | None = None,
+                               candidates: BoolArray | IntArray | None = None,
                                ) -> tuple[Ranked, np.ndarray, np.ndarray]:
         """``recommend`` plus why each item was picked.
 
@@ -289,25 +289,21 @@ class Hybrid(Model):
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
-                  candidates: IntArray | None = None) -> Ranked:
+                  candidates: BoolArray | IntArray | None = None) -> Ranked:
         """Top ``n`` items per row (see ``RecommenderBase.recommend``)."""
         return self._rank(history, n, users, exclude, candidates, explain=False)[0]
 
     def _rank(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
-              exclude: sparse.csr_matrix | None, candidates: IntArray | None, *, explain: bool
-              ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+              exclude: sparse.csr_matrix | None, candidates: BoolArray | IntArray | None, *,
+              explain: bool) -> tuple[Ranked, np.ndarray, np.ndarray]:
         """``recommend_with_reasons``; the reasons stay -1 unless ``explain``."""
-        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
-                                                                 candidates)
+        history, users, exclude, allowed = self._check_inputs(history, n, users, exclude,
+                                                              candidates)
         batch = history.shape[0]
         ids = np.full((batch, n), -1, np.int32)
         scores = np.full((batch, n), -np.inf, np.float32)
         kinds = np.full((batch, n), _NO_REASON, np.int8)
         items = np.full((batch, n), -1, np.int32)
-        allowed = None
-        if candidates is not None:
-            allowed = np.zeros(self.n_items_, bool)
-            allowed[candidates] = True
         step = self._block_rows()
         for start in range(0, batch, step):
             rows = slice(start, min(start + step, batch))

@@ -88,8 +88,8 @@ class Popularity(Model):
         ----------
         categories : sequence of str, length batch
             Category paths, cut to ``category_depth`` levels like the fitted ones.
-        candidates : ndarray of int, optional
-            Allow-list of item indices.
+        candidates : ndarray of bool, shape (n_items,), or of int, optional
+            The allowed items (see ``RecommenderBase.recommend``).
 
         Returns
         -------
@@ -111,9 +111,7 @@ class Popularity(Model):
         scores = np.where(self.item_category_[None, :] == codes[:, None], self.item_scores_,
                           -np.inf).astype(np.float32)
         if candidates is not None:
-            allowed = np.zeros(self.n_items_, bool)
-            allowed[np.asarray(candidates, dtype=np.int64)] = True
-            scores[:, ~allowed] = -np.inf
+            scores[:, ~self.allowed_mask(candidates)] = -np.inf
         return top_n(scores, n)
 
 

@@ -469,7 +469,7 @@ class Engine:
                   mask: np.ndarray, mode: str, exclude_purchased: bool,
                   exclude: sparse.csr_matrix | None = None,
                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        candidates = None if mask.all() else np.flatnonzero(mask)
+        candidates = None if mask.all() else mask
         if exclude is None and exclude_purchased:
             exclude = history
         if getattr(self.model, "ranks_live_rows", False):  # the learned ranker: every mode
@@ -505,7 +505,7 @@ class Engine:
         if part is None and self.model.name == "buyagain":
             part = self.model
         if part is not None:
-            ranked = part.recommend(history, n, candidates=np.flatnonzero(mask))
+            ranked = part.recommend(history, n, candidates=mask)
         else:  # dense blocks of SCORE_CHUNK rows: memory bounded whatever the batch
             blocks = [top_n(np.where((dense > 0) & mask[None, :], dense, -np.inf), n)
                       for start in range(0, history.shape[0], SCORE_CHUNK)

@@ -73,6 +73,11 @@ def test_candidates_are_respected(name: str, fitted: RecommenderBase, board: Boa
     assert ranked.ids.shape == (N, 8)
     assert np.isin(ranked.ids[ranked.ids >= 0], candidates).all()
     assert (ranked.ids[:, len(candidates):] == -1).all()
+    mask = np.zeros(board.n_items, bool)
+    mask[candidates] = True
+    as_mask = fitted.recommend(board.matrix, 8, candidates=mask)  # the serving filters' form
+    np.testing.assert_array_equal(as_mask.ids, ranked.ids)
+    np.testing.assert_array_equal(as_mask.scores, ranked.scores)
 
 
 def test_n_larger_than_catalog_is_padded(name: str, fitted: RecommenderBase,
@@ -172,6 +177,7 @@ def test_bad_inputs_raise(name: str, fitted: RecommenderBase, board: Board) -> N
         lambda: fitted.recommend(h, 3, users=np.full(N, -2)),
         lambda: fitted.recommend(h, 3, exclude=h[:-1]),
         lambda: fitted.recommend(h, 3, candidates=np.array([board.n_items])),
+        lambda: fitted.recommend(h, 3, candidates=np.ones(board.n_items + 1, bool)),
         lambda: fitted.similar_items(np.array([board.n_items])),
         lambda: build(name).fit(h, items=ItemFeatures(text=board.items.text[:-1],
                                                       category=board.items.category[:-1])),
