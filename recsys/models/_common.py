@@ -15,9 +15,10 @@ from scipy import sparse
 
 from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
-from recsys.data.csr import as_csr
+from recsys.data.csr import as_csr, row_block
 from recsys.data.features import ItemFeatures
-from recsys.models.base import RecommenderBase
+from recsys.models.base import SCORE_CHUNK, Ranked, RecommenderBase
+from recsys.models.factor_ranker import FactorRanker
 
 _FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days")
 
@@ -65,10 +66,11 @@ class Model(RecommenderBase):
 
 class FactorModel(Model):
     """A model whose scores are ``user vector . item vector`` (ALS, BPR): it owns the user
-    vectors (stored for training rows, folded in from a history otherwise), and
-    ``FactorRanker`` ranks it without scoring the whole catalog.
+    vectors (stored for training rows, folded in from a history otherwise), and ranks them
+    with ``FactorRanker`` without scoring the whole catalog.
 
-    Subclasses set ``user_factors_`` and ``item_factors_`` (same width) and ``fold_in``.
+    Subclasses set ``user_factors_`` and ``item_factors_`` (same width), implement
+    ``_fold_in`` and call ``_restore`` once the item factors are set.
     """
 
     stores_users: ClassVar[bool] = True
@@ -121,6 +123,28 @@ class FactorModel(Model):
         if not stored.all():
             vectors[~stored] = self.fold_in(history[~stored] if stored.any() else history)
         return vectors, self._known_rows(history, users)
+
+    def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
+                  users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
+                  candidates: BoolArray | IntArray | None = None) -> Ranked:
+        """``RecommenderBase.recommend`` from the items that can make each row's top ``n``
+        (``FactorRanker``): the same items, scores equal up to float32 rounding, and a
+        customer's answer is the same alone as in any batch."""
+        history, users, exclude, allowed = self._check_inputs(history, n, users, exclude,
+                                                              candidates)
+        ids = np.full((history.shape[0], n), -1, np.int32)
+        scores = np.full((history.shape[0], n), -np.inf, np.float32)
+        for start in range(0, history.shape[0], SCORE_CHUNK):  # bounds the scored blocks
+            stop = min(start + SCORE_CHUNK, history.shape[0])
+            vectors, known = self.user_vectors(row_block(history, start, stop),
+                                               None if users is None else users[start:stop])
+            ids[start:stop], scores[start:stop] = self._ranker.top(
+                vectors, known, n, allowed=allowed,
+                exclude=None if exclude is None else row_block(exclude, start, stop))
+        return Ranked(ids, scores)
+
+    def _restore(self) -> None:
+        self._ranker = FactorRanker(self.item_factors_)
 
     def _score_users(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
         vectors, known = self.user_vectors(history, users)

@@ -83,6 +83,7 @@ class ALS(FactorModel):
         self.factors = int(self.item_factors_.shape[1])
         self._solver = self._implicit()
         self._solver.item_factors = self.item_factors_
+        super()._restore()
 
     def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
         """The exact least-squares solve against the item factors."""

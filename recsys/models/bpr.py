@@ -78,6 +78,7 @@ class BPR(FactorModel):
         gram[np.diag_indices_from(gram)] += ridge
         self.fold_in_map_ = np.linalg.solve(
             gram, features.T @ self.user_factors_[:, :-1].astype(np.float64)).astype(np.float32)
+        self._restore()
         return self
 
     def _history_features(self, history: sparse.csr_matrix) -> np.ndarray:

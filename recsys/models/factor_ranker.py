@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from recsys.models._common import FactorModel
-from recsys.models.base import Ranked, RecommenderBase
+from recsys.models.base import Ranked
 
 FIRST_BLOCK = 512  # items in a batch's first block; each further block doubles, up to MAX_BLOCK
 FIRST_BLOCK_FEW = 2048  # the same for up to FEW_ROWS rows (a request): Python's cost per block
@@ -27,57 +26,42 @@ _SAMPLE = 4  # ``top_row`` floors a first block by the n-th best of every 4th sc
 
 
 class FactorRanker:
-    """Top-n of an ALS or BPR model, equal to ``model.recommend`` (see the module doc).
+    """Top-n of the scores ``user vectors @ items.T`` (see the module doc): what
+    ``FactorModel.recommend`` ranks with.
 
     Parameters
     ----------
-    model : ALS or BPR
-        A fitted model; ``supports(model)`` says whether it qualifies.
+    items : ndarray, shape (n_items, dims)
+        The item vectors.
     batch_exact : bool
         Score a lone row as a batch would, to the last bit (through gemm, ~14x slower than
         gemv for one row); False when the scores only choose candidates.
     """
 
-    def __init__(self, model: FactorModel, *, batch_exact: bool = True) -> None:
-        self.model, self.batch_exact = model, batch_exact
-        self.items = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
+    def __init__(self, items: np.ndarray, *, batch_exact: bool = True) -> None:
+        self.batch_exact = batch_exact
+        self.items = np.ascontiguousarray(items, dtype=np.float32)
         self.norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
         self.order = np.argsort(-self.norms, kind="stable")
         self._orders: dict[bytes, tuple[np.ndarray, ...]] = {}
         self._all: tuple[np.ndarray, ...] | None = None  # ``_visit_order`` of every item
 
-    @staticmethod
-    def supports(model: RecommenderBase) -> bool:
-        """Models whose scores are exactly ``user_vectors @ item_factors_.T``."""
-        return isinstance(model, FactorModel)
-
-    def recommend(self, history: sparse.csr_matrix, n: int, *, users: np.ndarray,
-                  exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
-        """Top ``n`` allowed, non-excluded items per row, best first (equal scores in index
-        order). Each row's answer depends on that row alone, not on the batch.
+    def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
+            exclude: sparse.csr_matrix | None, allowed: np.ndarray | None) -> Ranked:
+        """Top ``n`` allowed, non-excluded items per row of ``vectors``, best first (equal
+        scores in index order); rows where ``known`` is False get none. Each row's answer
+        depends on that row alone, not on the batch.
 
         Parameters
         ----------
-        history : csr_matrix, shape (batch, n_items)
+        vectors : ndarray, shape (batch, dims)
+        known : ndarray of bool, shape (batch,)
         n : int
-        users : ndarray of int32, shape (batch,)
-            Training rows, -1 to fold in from ``history``.
         exclude : csr_matrix, shape (batch, n_items), optional
             Non-zero cells are never returned.
-        allowed : ndarray of bool, shape (n_items,)
+        allowed : ndarray of bool, shape (n_items,), optional
+            None: every item.
         """
-        vectors, known = self.model.user_vectors(history, users)
-        return self.top(vectors, known, n, exclude=exclude, allowed=allowed)
-
-    def user_vector(self, history: sparse.csr_matrix, user: int) -> np.ndarray | None:
-        """The user vector of a one-row ``history`` as a ``(1, dims)`` array, None when the
-        row has nothing to go on."""
-        vector, known = self.model.user_vectors(history, np.array([user]))
-        return vector if known[0] else None
-
-    def top(self, vectors: np.ndarray, known: np.ndarray, n: int, *,
-            exclude: sparse.csr_matrix | None, allowed: np.ndarray) -> Ranked:
-        """``recommend`` from user vectors; rows where ``known`` is False get no items."""
         if vectors.shape[0] == 1:  # a request: the one-row path, same answer
             ids, scores = [], []
             if known[0]:

@@ -14,6 +14,7 @@ from recsys.data.baskets import Baskets
 from recsys.data.csr import forbid, row_block, row_cells
 from recsys.data.features import ItemFeatures
 from recsys.models._common import (
+    FactorModel,
     Model,
     check_interactions,
     check_items,
@@ -197,8 +198,8 @@ class Hybrid(Model):
         self._twins_by_new = self._twins.tocsc()  # a "new" pick's twins: one column each
         self._category_top = np.zeros(self._categories.shape[1], np.float32)  # best _pop
         np.maximum.at(self._category_top, self.item_category_[known], self._pop[known])
-        self._ranker = FactorRanker(self.cf_, batch_exact=False) \
-            if FactorRanker.supports(self.cf_) else None
+        self._ranker = FactorRanker(self.cf_.item_factors_, batch_exact=False) \
+            if isinstance(self.cf_, FactorModel) else None
         self._everything = np.ones(n, bool)
         self._fixed_orders: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -369,8 +370,8 @@ class Hybrid(Model):
         """
         ranker = self._ranker
         assert ranker is not None
-        vector = ranker.user_vector(history, user)
-        if vector is None:
+        vector, known = self.cf_.user_vectors(history, np.array([user], np.int32))
+        if not known[0]:
             return None
         barred_items, permitted = self._permitted(history, exclude, allowed)
         own, always = self._own_parts(history, weights)
@@ -518,7 +519,7 @@ class Hybrid(Model):
         vectors, and 0.5 ms for an unsold one)."""
         query = np.asarray(items, dtype=np.int64)
         if not hasattr(self, "n_items_") or query.shape != (1,) \
-                or not 0 <= query[0] < self.n_items_ or not FactorRanker.supports(self.cf_):
+                or not 0 <= query[0] < self.n_items_ or not isinstance(self.cf_, FactorModel):
             return super().similar_items(items, n)  # batches share one product; checks input
         item = int(query[0])
         rows, vectors, seen, texts, _, codes = self._similarity_index()

@@ -24,7 +24,6 @@ from recsys.data.csr import as_csr, row_cells
 from recsys.errors import DataError, UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.models.base import SCORE_CHUNK, Ranked, top_n
-from recsys.models.factor_ranker import FactorRanker
 from recsys.policy.answers import AnswerCache
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupon_choice import CouponChooser, CouponPick
@@ -88,7 +87,6 @@ class Engine:
         self.reasons = ReasonWriter(bundle.products)
         self.n_items = len(bundle.products)
         self.product_ids = self.products.ids  # converted once: arrow-backed ids are slow
-        self._ranker = FactorRanker(self.model) if FactorRanker.supports(self.model) else None
         self._popular_order = np.argsort(-bundle.popularity["all"], kind="stable")
         self._new_arrivals = self._arrivals(bundle, self.policy.new_product_days)
         frame = bundle.customers
@@ -479,11 +477,6 @@ class Engine:
             return ranked, self.reasons.codes(kind), anchor
         if mode == "buy_again":
             return self._buy_again(history, n, mask)
-        if self._ranker is not None:
-            ranked = self._ranker.recommend(history, n, users=users, exclude=exclude,
-                                            allowed=mask)
-            return ranked, np.full(ranked.ids.shape, "personalized", object), \
-                np.full(ranked.ids.shape, -1, np.int32)
         # rows may mix stored customers and -1 (unknown, opted out, or with live events):
         # dropping all ``users`` when one row was -1 folded every customer of a batch in
         # afresh, and batch picks scored below the model's own lists

@@ -1,5 +1,6 @@
-"""The pruned top-n that batch picks and the API rank with (recsys.models.factor_ranker) gives the
-answers of full scoring (``model.recommend``), whatever the batch around a customer."""
+"""The pruned top-n that ALS and BPR rank with (``recommend``, through
+recsys.models.factor_ranker) gives the answers of full scoring (``RecommenderBase.recommend``),
+whatever the batch around a customer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from scipy import sparse
 from recsys.models import ALS, BPR
 from recsys.models import factor_ranker as factors
 from recsys.models.base import RecommenderBase
-from recsys.models.factor_ranker import FactorRanker
 
 N_USERS, N_ITEMS = 120, 300
 
@@ -56,10 +56,9 @@ def test_answers_equal_full_scoring(model: RecommenderBase, interactions: sparse
     history.eliminate_zeros()
     users[:3] = -1
     exclude = history if excluding else None
-    got = FactorRanker(model).recommend(history, n, users=users, exclude=exclude,
-                                        allowed=allowed)
-    want = model.recommend(history, n, users=users, exclude=exclude,
-                           candidates=np.flatnonzero(allowed))
+    got = model.recommend(history, n, users=users, exclude=exclude, candidates=allowed)
+    want = RecommenderBase.recommend(model, history, n, users=users, exclude=exclude,
+                                     candidates=allowed)
     # Equal scores (items without sales have zero vectors) come in index order here, in
     # argpartition's order there; put those in index order too.
     order = np.lexsort((np.where(want.ids < 0, N_ITEMS, want.ids), -want.scores), axis=1)
@@ -72,12 +71,10 @@ def test_answers_equal_full_scoring(model: RecommenderBase, interactions: sparse
 
 def test_a_customer_gets_the_same_answer_alone_as_in_any_batch(
         model: RecommenderBase, interactions: sparse.csr_matrix) -> None:
-    ranker, allowed = FactorRanker(model), np.ones(N_ITEMS, bool)
     users = np.arange(N_USERS, dtype=np.int32)
-    batch = ranker.recommend(interactions, 10, users=users, exclude=None, allowed=allowed)
+    batch = model.recommend(interactions, 10, users=users)
     for r in range(0, N_USERS, 7):
-        alone = ranker.recommend(interactions[r], 10, users=users[r:r + 1], exclude=None,
-                                 allowed=allowed)
+        alone = model.recommend(interactions[r], 10, users=users[r:r + 1])
         np.testing.assert_array_equal(alone.ids[0], batch.ids[r])
         np.testing.assert_array_equal(alone.scores[0], batch.scores[r])  # bit for bit
 
@@ -94,13 +91,13 @@ def test_a_lone_row_with_exclusions_and_a_filter_gets_its_batch_answer(
     rng = np.random.default_rng(n)
     allowed = rng.random(N_ITEMS) < 0.7
     users = np.arange(N_USERS, dtype=np.int32)
-    ranker = FactorRanker(model)
-    batch = ranker.recommend(interactions, n, users=users, exclude=interactions,
-                             allowed=allowed)
+    ranker = factors.FactorRanker(model.item_factors_)
+    batch = model.recommend(interactions, n, users=users, exclude=interactions,
+                            candidates=allowed)
     full = model.user_factors_ @ model.item_factors_.T
     for r in range(0, N_USERS, 3):
-        alone = ranker.recommend(interactions[r], n, users=users[r:r + 1],
-                                 exclude=interactions[r], allowed=allowed)
+        alone = model.recommend(interactions[r], n, users=users[r:r + 1],
+                                exclude=interactions[r], candidates=allowed)
         np.testing.assert_array_equal(alone.ids[0], batch.ids[r])
         np.testing.assert_array_equal(alone.scores[0], batch.scores[r])
         peak = ranker.top_row(model.user_factors_[r:r + 1].astype(np.float32), n,
@@ -118,6 +115,5 @@ def test_the_bound_spares_scoring_part_of_the_catalog(
         return users @ items.T
 
     monkeypatch.setattr(factors, "_gemm", counting)
-    FactorRanker(model).recommend(interactions, 10, users=np.arange(N_USERS, dtype=np.int32),
-                                  exclude=None, allowed=np.ones(N_ITEMS, bool))
+    model.recommend(interactions, 10, users=np.arange(N_USERS, dtype=np.int32))
     assert sum(scored) < 0.8 * N_USERS * N_ITEMS
