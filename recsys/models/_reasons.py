@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
 from recsys.data.csr import row_cells
-from recsys.models.base import RecommenderBase
+
+if TYPE_CHECKING:  # base.py gives every model's default reasons from Reason
+    from recsys.models.base import RecommenderBase
 
 EXPLAIN_HISTORY = 200  # history items per customer searched for the "because you bought" item
 
 
 class Reason(IntEnum):
-    """Why the hybrid picked an item (``reason_kind`` values; -1 marks padding)."""
+    """Why a model picked an item (``reason_kind`` values; -1 marks padding)."""
 
     NONE = -1
     POPULAR = 0                  # overall best seller

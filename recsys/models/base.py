@@ -19,6 +19,7 @@ from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr, forbid, row_block
 from recsys.data.features import ItemFeatures
 from recsys.errors import NotFittedError
+from recsys.models._reasons import Reason
 
 SCORE_CHUNK = 1024  # users scored per dense block: bounds memory at chunk x n_items floats
 
@@ -34,6 +35,7 @@ class Recommender(Protocol):
     """What every model offers (see DESIGN.md B3)."""
 
     name: ClassVar[str]
+    ranks_live_rows: ClassVar[bool]
 
     def fit(self, interactions: sparse.csr_matrix, *, items: ItemFeatures | None = None,
             baskets: Baskets | None = None) -> Self: ...
@@ -44,6 +46,13 @@ class Recommender(Protocol):
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,
                   candidates: BoolArray | IntArray | None = None) -> Ranked: ...
+
+    def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
+                               users: IntArray | None = None,
+                               exclude: sparse.csr_matrix | None = None,
+                               candidates: BoolArray | IntArray | None = None,
+                               own_only: bool = False
+                               ) -> tuple[Ranked, np.ndarray, np.ndarray]: ...
 
     def similar_items(self, items: IntArray, n: int = 10) -> Ranked: ...
 
@@ -181,6 +190,9 @@ class RecommenderBase:
     """
 
     name: ClassVar[str] = "base"
+    # True: the model merges a stored customer's live events into their stored state itself,
+    # so callers keep the customer's training row (otherwise they fold the row in afresh).
+    ranks_live_rows: ClassVar[bool] = False
     _state_keys: ClassVar[tuple[str, ...]] = ()
 
     n_items_: int
@@ -245,6 +257,41 @@ class RecommenderBase:
             ranked = top_n(scores, n)
             out_ids[start:stop], out_scores[start:stop] = ranked
         return Ranked(out_ids, out_scores)
+
+    def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
+                               users: IntArray | None = None,
+                               exclude: sparse.csr_matrix | None = None,
+                               candidates: BoolArray | IntArray | None = None,
+                               own_only: bool = False
+                               ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend`` plus why each item was picked: a ``Reason`` per pick (int8,
+        ``Reason.NONE`` on padding) and the item it goes with (int32, -1 for none).
+        ``own_only``: each row's own products only (``recommend_own``). This default says
+        ``PERSONALIZED``, or ``BUY_AGAIN`` for own products, with no item."""
+        if own_only:
+            ranked, reason = self.recommend_own(history, n, candidates=candidates), \
+                Reason.BUY_AGAIN
+        else:
+            ranked, reason = self.recommend(history, n, users=users, exclude=exclude,
+                                            candidates=candidates), Reason.PERSONALIZED
+        kinds = np.where(ranked.ids >= 0, np.int8(reason), np.int8(Reason.NONE))
+        return ranked, kinds, np.full(ranked.ids.shape, -1, np.int32)
+
+    def recommend_own(self, history: sparse.csr_matrix, n: int = 10, *,
+                      candidates: BoolArray | IntArray | None = None) -> Ranked:
+        """Top ``n`` of each row's own products (its positive cells), by history weight;
+        models with a buy-again score rank by it."""
+        history, _, _, allowed = self._check_inputs(history, n, None, None, candidates)
+        ids = np.full((history.shape[0], n), -1, np.int32)
+        scores = np.full((history.shape[0], n), -np.inf, np.float32)
+        for start in range(0, history.shape[0], SCORE_CHUNK):  # bounds the dense blocks
+            dense = row_block(history, start, start + SCORE_CHUNK).toarray()
+            own = dense > 0
+            if allowed is not None:
+                own &= allowed[None, :]
+            ids[start:start + SCORE_CHUNK], scores[start:start + SCORE_CHUNK] = top_n(
+                np.where(own, dense, -np.inf), n)
+        return Ranked(ids, scores)
 
     def similar_items(self, items: IntArray, n: int = 10) -> Ranked:
         """The ``n`` items most similar to each of ``items`` (the item itself excluded)."""

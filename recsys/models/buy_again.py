@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from scipy import sparse
 
+from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr
 from recsys.data.features import ItemFeatures
@@ -19,6 +20,7 @@ from recsys.models._common import (
     feature,
     same_category_first,
 )
+from recsys.models.base import Ranked
 
 TIE = 1e-4  # relative nudge by popularity: own products scoring within it tie
 
@@ -129,6 +131,11 @@ class BuyAgain(Model):
         data = np.power(history.data, self.frequency_power, dtype=np.float32) \
             * self.item_rate_[history.indices]
         return data, history.indices, history.indptr
+
+    def recommend_own(self, history: sparse.csr_matrix, n: int = 10, *,
+                      candidates: BoolArray | IntArray | None = None) -> Ranked:
+        """``recommend``: own products first (then best sellers with ``popularity_fill``)."""
+        return self.recommend(history, n, candidates=candidates)
 
     def _score_users(self, history: sparse.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = np.full(history.shape, -np.inf, np.float32)

@@ -268,10 +268,12 @@ class Hybrid(Model):
                                users: IntArray | None = None,
                                exclude: sparse.csr_matrix | None = None,
                                candidates: BoolArray | IntArray | None = None,
+                               own_only: bool = False
                                ) -> tuple[Ranked, np.ndarray, np.ndarray]:
         """``recommend`` plus why each item was picked.
 
-        Parameters are those of ``recommend``.
+        Parameters are those of ``recommend``; ``own_only``: the row's own products, by the
+        buy-again part (``recommend_own``).
 
         Returns
         -------
@@ -286,7 +288,15 @@ class Hybrid(Model):
             buy-again score times content cosine); for ``BUY_AGAIN`` the pick itself; -1
             otherwise.
         """
+        if own_only:
+            return super().recommend_with_reasons(history, n, candidates=candidates,
+                                                  own_only=True)
         return self._rank(history, n, users, exclude, candidates, explain=True)
+
+    def recommend_own(self, history: sparse.csr_matrix, n: int = 10, *,
+                      candidates: BoolArray | IntArray | None = None) -> Ranked:
+        """The row's own products by the buy-again part."""
+        return self.buyagain_.recommend(history, n, candidates=candidates)
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: IntArray | None = None, exclude: sparse.csr_matrix | None = None,

@@ -23,7 +23,7 @@ from recsys.coupons.assign import BudgetState
 from recsys.data.csr import as_csr, row_cells
 from recsys.errors import DataError, UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
-from recsys.models.base import SCORE_CHUNK, Ranked, top_n
+from recsys.models.base import Ranked, top_n
 from recsys.policy.answers import AnswerCache
 from recsys.policy.config import Mode, PolicyConfig, parse_policy
 from recsys.policy.coupon_choice import CouponChooser, CouponPick
@@ -276,7 +276,7 @@ class Engine:
             c_idx = np.concatenate([np.fromiter(e.keys(), np.int64) for _, e in extra])
             vals = np.concatenate([np.fromiter(e.values(), np.float32) for _, e in extra])
             rows = rows + sparse.csr_matrix((vals, (r_idx, c_idx)), shape=rows.shape)
-            if not getattr(self.model, "ranks_live_rows", False):  # it merges them itself
+            if not self.model.ranks_live_rows:  # (else it merges them itself)
                 users[[r for r, _ in extra]] = -1  # stored vector is stale: fold in afresh
         return as_csr(rows), users, allowed
 
@@ -467,46 +467,14 @@ class Engine:
                   mask: np.ndarray, mode: str, exclude_purchased: bool,
                   exclude: sparse.csr_matrix | None = None,
                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """The model's picks for rows of one ``mode``, their reason codes and anchors."""
         candidates = None if mask.all() else mask
         if exclude is None and exclude_purchased:
             exclude = history
-        if getattr(self.model, "ranks_live_rows", False):  # the learned ranker: every mode
-            ranked, kind, anchor = self.model.recommend_with_reasons(
-                history, n, users=users, exclude=exclude, candidates=candidates,
-                own_only=mode == "buy_again")
-            return ranked, self.reasons.codes(kind), anchor
-        if mode == "buy_again":
-            return self._buy_again(history, n, mask)
-        # rows may mix stored customers and -1 (unknown, opted out, or with live events):
-        # dropping all ``users`` when one row was -1 folded every customer of a batch in
-        # afresh, and batch picks scored below the model's own lists
-        users_arg = users
-        if hasattr(self.model, "recommend_with_reasons"):
-            ranked, kind, anchor = self.model.recommend_with_reasons(
-                history, n, users=users_arg, exclude=exclude, candidates=candidates)
-            return ranked, self.reasons.codes(kind), anchor
-        ranked = self.model.recommend(history, n, users=users_arg, exclude=exclude,
-                                      candidates=candidates)
-        return ranked, np.full(ranked.ids.shape, "personalized", object), \
-            np.full(ranked.ids.shape, -1, np.int32)
-
-    def _buy_again(self, history: sparse.csr_matrix, n: int, mask: np.ndarray
-                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        """The customer's own products, ranked by the model's buy-again part when it has one
-        (else by history weight)."""
-        part = getattr(self.model, "buyagain_", None)
-        if part is None and self.model.name == "buyagain":
-            part = self.model
-        if part is not None:
-            ranked = part.recommend(history, n, candidates=mask)
-        else:  # dense blocks of SCORE_CHUNK rows: memory bounded whatever the batch
-            blocks = [top_n(np.where((dense > 0) & mask[None, :], dense, -np.inf), n)
-                      for start in range(0, history.shape[0], SCORE_CHUNK)
-                      for dense in [history[start:start + SCORE_CHUNK].toarray()]]
-            ranked = Ranked(np.concatenate([b.ids for b in blocks]),
-                            np.concatenate([b.scores for b in blocks]))
-        return ranked, np.full(ranked.ids.shape, "buy_again", object), \
-            np.full(ranked.ids.shape, -1, np.int32)
+        ranked, kind, anchor = self.model.recommend_with_reasons(
+            history, n, users=users, exclude=exclude, candidates=candidates,
+            own_only=mode == "buy_again")
+        return ranked, self.reasons.codes(kind), anchor
 
     def _truthful(self, customer_ids: Sequence[str], ids: np.ndarray, codes: np.ndarray,
                   anchors: np.ndarray) -> None:

@@ -48,6 +48,21 @@ def test_checkerboard_right_answer(name: str, fitted: RecommenderBase, board: Bo
         np.testing.assert_array_equal(top, np.full(N, STAPLE))
 
 
+def test_own_only_ranks_the_rows_own_products_first(name: str, fitted: RecommenderBase,
+                                                     board: Board) -> None:
+    """The buy-again mode's question: every model answers it with the row's own products
+    (the popularity-filled buy-again model then adds best sellers after them)."""
+    users = np.arange(N, dtype=np.int32)
+    ranked, kinds, anchors = fitted.recommend_with_reasons(board.matrix, 3, users=users,
+                                                           own_only=True)
+    assert ranked.ids.shape == kinds.shape == anchors.shape == (N, 3)
+    for row in range(N):
+        picks = ranked.ids[row][ranked.ids[row] >= 0]
+        own = np.isin(picks, board.matrix[row].indices)
+        assert own[0] and (name == "buyagain" or own.all())
+        assert not (own[1:] & ~own[:-1]).any()  # nothing of its own after a best seller
+
+
 def test_batch_equals_row_by_row(name: str, fitted: RecommenderBase, board: Board) -> None:
     for users in (np.arange(N, dtype=np.int32), None):
         batch = fitted.recommend(board.matrix, 5, users=users)
