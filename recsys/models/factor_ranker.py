@@ -21,8 +21,6 @@ FEW_ROWS = 4  # outweighs the products, and one block holds the median customer'
 MAX_BLOCK = 16384
 ORDERS_KEPT = 4  # visit orders cached, one per allowed-items mask
 _SLACK = 1e-4  # relative margin on the bound for float32 rounding of the dot products
-_LOWEST = float(np.finfo(np.float32).min)  # the lowest score above -inf
-_SAMPLE = 4  # ``top_row`` floors a first block by the n-th best of every 4th score
 
 
 class FactorRanker:
@@ -62,14 +60,6 @@ class FactorRanker:
         allowed : ndarray of bool, shape (n_items,), optional
             None: every item.
         """
-        if vectors.shape[0] == 1:  # a request: the one-row path, same answer
-            ids, scores = [], []
-            if known[0]:
-                barred = None if exclude is None else exclude.indices[exclude.data != 0]
-                ids, scores, _ = self.top_row(vectors, n, excluded=barred, allowed=allowed)
-            pad = n - len(ids)
-            return Ranked(np.array([ids + [-1] * pad], np.int32),
-                          np.array([scores + [-np.inf] * pad], np.float32))
         order, items, norms, position = self._visit_order(allowed)
         batch = vectors.shape[0]
         best_s = np.full((batch, n), -np.inf, np.float32)
@@ -104,40 +94,6 @@ class FactorRanker:
         ids = np.take_along_axis(best_i, rank, axis=1).astype(np.int32)
         return Ranked(ids, np.take_along_axis(best_s, rank, axis=1))
 
-    def top_row(self, vector: np.ndarray, n: int, *, excluded: np.ndarray | None,
-                allowed: np.ndarray | None) -> tuple[list[int], list[float], float]:
-        """``top`` of one known row (``vector``, shape ``(1, dims)``; ``excluded``: item
-        indices; ``allowed`` None: every item) as lists, best first, without the items that
-        score -inf; plus the best score of any allowed item, excluded or not. The blocks and
-        their scores are those of ``top``, each block cut to its cells that can make the top
-        ``n`` before Python merges them (a request's row: far fewer numpy calls)."""
-        order, items, norms, position = self._visit_order(allowed)
-        barred = None
-        if excluded is not None and len(excluded):
-            barred = position[excluded]
-            barred = np.sort(barred[barred >= 0])
-        as_double = vector.astype(np.float64)  # np.linalg.norm(vector, axis=1), as ``top``
-        user_norm = float(np.sqrt(np.add.reduce(as_double * as_double, axis=1))[0])
-        best: list[tuple[float, int]] = []  # (-score, item), sorted: equal scores, lower item
-        peak = -np.inf
-        start, block = 0, FIRST_BLOCK_FEW
-        while start < len(order):
-            stop = min(start + block, len(order))
-            scores = (_gemm(vector, items[start:stop]) if self.batch_exact else
-                      vector @ items[start:stop].T)[0]
-            peak = max(peak, float(scores.max()))
-            if barred is not None:
-                lo, hi = np.searchsorted(barred, (start, stop))
-                scores[barred[lo:hi] - start] = -np.inf
-            floor = -best[-1][0] if len(best) == n else _LOWEST  # -inf never makes the top
-            found, ids = _block_best(scores, order[start:stop], n, floor, len(best) < n)
-            best = sorted(best + list(zip((-found).tolist(), ids.tolist(), strict=True)))[:n]
-            if stop == len(order) or (
-                    len(best) == n and -best[-1][0] > user_norm * norms[stop] * (1 + _SLACK)):
-                break
-            start, block = stop, min(2 * block, MAX_BLOCK)
-        return [i for _, i in best], [-s for s, _ in best], peak
-
     def _visit_order(self, allowed: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """Allowed items (None: all) by decreasing norm, their vectors and norms, and each
         item's place in that order (-1 if not allowed). The last few masks are kept: batch
@@ -157,26 +113,6 @@ class FactorRanker:
                 self._orders.pop(next(iter(self._orders)), None)
             self._orders[key] = entry  # dict updates are atomic: threads see old or new
         return entry
-
-
-def _block_best(scores: np.ndarray, items: np.ndarray, n: int, floor: float, filling: bool
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A block's ``n`` best scores at or above ``floor`` and their items (equal scores: the
-    lower items); while the answer is ``filling``, the n-th best of every ``_SAMPLE``-th
-    score raises the floor (it is at most the block's n-th best)."""
-    sample = scores[::_SAMPLE]
-    if filling and len(sample) > n:
-        floor = max(floor, float(np.partition(sample, len(sample) - n)[len(sample) - n]))
-    cols = np.flatnonzero(scores >= floor)
-    found = scores[cols]
-    if len(cols) > n:  # the block's n best, and any tied with the n-th
-        keep = found >= np.partition(found, len(found) - n)[len(found) - n]
-        cols, found = cols[keep], found[keep]
-    ids = items[cols]
-    if len(cols) > n:  # ties at the n-th place: the lower items
-        keep = np.lexsort((ids, -found))[:n]
-        found, ids = found[keep], ids[keep]
-    return found, ids
 
 
 def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray

@@ -383,18 +383,16 @@ class Hybrid(Model):
         vector, known = self.cf_.user_vectors(history, np.array([user], np.int32))
         if not known[0]:
             return None
-        barred_items, permitted = self._permitted(history, exclude, allowed)
+        barred, permitted = self._permitted(history, exclude, allowed)
         own, always = self._own_parts(history, weights)
         profile, spend = self._row_tastes(history, weights)
         fixed, fixed_order = self._fixed(weights)
+        cf_max = _cf_scale(float(  # the row's best CF score over the whole catalog
+            ranker.top(vector, known, 1, exclude=None, allowed=None).scores[0, 0]))
         k = FIRST_CANDIDATES
-        cf_max = None
         while True:
-            cf_ids, cf_scores, peak = ranker.top_row(vector, k, excluded=barred_items,
-                                                     allowed=allowed)
-            if cf_max is None:  # the row's best CF score over the whole catalog
-                cf_max = _cf_scale(peak if allowed is None else
-                                   ranker.top_row(vector, 1, excluded=None, allowed=None)[2])
+            cf = ranker.top(vector, known, k, exclude=barred, allowed=allowed)
+            cf_ids, cf_scores = cf.ids[0][cf.ids[0] >= 0], cf.scores[0].tolist()
             best_fixed = _first_permitted(fixed_order, permitted, k)
             candidates = self._candidate_set(always, cf_ids, best_fixed, permitted)
             parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
@@ -416,29 +414,29 @@ class Hybrid(Model):
         return (self.content_.profiles(history) if weights["content"] else None,
                 self._category_spend(history) if weights["category"] else None)
 
-    def _candidate_set(self, always: list[np.ndarray], cf_ids: list[int],
+    def _candidate_set(self, always: list[np.ndarray], cf_ids: np.ndarray,
                        best_fixed: np.ndarray, permitted: np.ndarray) -> np.ndarray:
         """One try's candidates, ascending: the row's own items, the CF and the
         popularity-plus-trending leaders, less what the row may not get."""
-        candidates = _distinct(np.concatenate([*always, np.array(cf_ids, np.int64),
+        candidates = _distinct(np.concatenate([*always, cf_ids.astype(np.int64),
                                                best_fixed]))
         if permitted is not self._everything:
             candidates = candidates[permitted[candidates]]
         return candidates
 
     def _permitted(self, history: sparse.csr_matrix, exclude: sparse.csr_matrix | None,
-                   allowed: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
-        """One row's barred items (excluded, and bought in discover mode; every stored cell
-        counts) and the mask of items it may get (``self._everything`` when all)."""
+                   allowed: np.ndarray | None
+                   ) -> tuple[sparse.csr_matrix | None, np.ndarray]:
+        """One row's barred cells (excluded, and bought in discover mode) and the mask of
+        items it may get (``self._everything`` when all; every stored barred cell counts)."""
         barred = exclude
         if self.mode == "discover":
             barred = history if barred is None else barred + history
-        barred_items = None if barred is None else barred.indices
         permitted = self._everything if allowed is None else allowed
-        if barred_items is not None and len(barred_items):
+        if barred is not None and barred.nnz:
             permitted = permitted.copy()
-            permitted[barred_items] = False
-        return barred_items, permitted
+            permitted[barred.indices] = False
+        return barred, permitted
 
     def _own_parts(self, history: sparse.csr_matrix, weights: Mapping[str, float]
                    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
