@@ -10,6 +10,9 @@ from recsys.models import Reason
 
 _CODES = {r.value: "new_in_category" if r is Reason.NEW_IN_CATEGORY_YOU_BUY else r.name.lower()
           for r in Reason}  # Reason value -> string code
+_FIRST = min(_CODES)
+_TABLE = np.array([_CODES.get(v, "personalized") for v in range(_FIRST, max(_CODES) + 1)],
+                  object)  # Reason value - _FIRST -> string code
 _FIXED = {"buy_again": "you buy this regularly", "trending": "trending now",  # same for all
           "popular": "popular with shoppers", "personalized": "picked from your purchase history",
           "goes_with_basket": "goes well with your basket",
@@ -27,10 +30,11 @@ class ReasonWriter:
 
     @staticmethod
     def codes(kinds: np.ndarray) -> np.ndarray:
-        """Map the hybrid's ``Reason`` values to string codes (``BUY_AGAIN`` -> "buy_again")."""
-        kinds = np.asarray(kinds)
-        return np.array([_CODES.get(k, "personalized") for k in kinds.ravel().tolist()],
-                        object).reshape(kinds.shape)
+        """Map ``Reason`` values to string codes (``BUY_AGAIN`` -> "buy_again"; a value
+        outside ``Reason``: "personalized"), one table lookup for the whole block."""
+        at = np.asarray(kinds, np.int64) - _FIRST
+        inside = (at >= 0) & (at < len(_TABLE))
+        return np.where(inside, _TABLE[np.where(inside, at, 0)], "personalized")
 
     def _title(self, item: int) -> str:
         if item < 0:
