@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from recsys.models.base import _bounded_candidates, top_n
+from recsys.models.base import top_n
 
 examples = settings(max_examples=150, deadline=None)
 
@@ -89,25 +89,14 @@ def test_top_n_tiny_blocks(scores: np.ndarray, n: int) -> None:
     assert_same(scores, n)
 
 
-@examples
-@given(blocks())
-def test_top_n_of_one_row_matches_full_sort(case: tuple[np.ndarray, int]) -> None:
-    """A lone row (a request's candidates) takes its own path."""
-    scores, n = case
-    assert_same(scores[:1], n)
-
-
-def test_top_n_takes_both_paths() -> None:
-    """Wide rows are ranked from bounded candidates; tied rows fall back to the partition."""
+def test_top_n_of_a_block_with_both_kinds_of_rows() -> None:
+    """Wide rows, ranked from bounded candidates, in one block with tied rows, which fall
+    back to the partition."""
     rng = np.random.default_rng(0)
     scores = rng.standard_normal((64, 2000)).astype(np.float32)
     scores[:8] = 1.0  # every cell tied
     scores[8:16] = -np.inf
     scores[16, ::3] = np.nan
-    found = _bounded_candidates(scores, 10)
-    assert found is not None
-    quick = found[0]
-    assert not quick[:8].any() and quick[8:].all()
     for n in (1, 10, 200):
         assert_same(scores, n)
 
