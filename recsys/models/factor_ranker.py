@@ -74,11 +74,12 @@ class FactorRanker:
             users = vectors[active]
             scores = _gemm(users, items[start:stop]) if self.batch_exact else \
                 users @ items[start:stop].T
-            slot[active] = np.arange(active.size)
-            hit = (ex_pos >= start) & (ex_pos < stop)
-            hit[hit] = slot[ex_row[hit]] >= 0
-            scores[slot[ex_row[hit]], ex_pos[hit] - start] = -np.inf
-            slot[active] = -1
+            if len(ex_pos):
+                slot[active] = np.arange(active.size)
+                hit = (ex_pos >= start) & (ex_pos < stop)
+                hit[hit] = slot[ex_row[hit]] >= 0
+                scores[slot[ex_row[hit]], ex_pos[hit] - start] = -np.inf
+                slot[active] = -1
             cand_s = np.concatenate([best_s[active], scores], axis=1)
             cand_i = np.concatenate([best_i[active], np.broadcast_to(
                 order[start:stop], scores.shape)], axis=1)

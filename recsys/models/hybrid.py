@@ -387,12 +387,16 @@ class Hybrid(Model):
         own, always = self._own_parts(history, weights)
         profile, spend = self._row_tastes(history, weights)
         fixed, fixed_order = self._fixed(weights)
-        cf_max = _cf_scale(float(  # the row's best CF score over the whole catalog
-            ranker.top(vector, known, 1, exclude=None, allowed=None).scores[0, 0]))
+        cf_max = None  # the row's best CF score over the whole catalog
+        if permitted is not self._everything:
+            cf_max = _cf_scale(float(
+                ranker.top(vector, known, 1, exclude=None, allowed=None).scores[0, 0]))
         k = FIRST_CANDIDATES
         while True:
             cf = ranker.top(vector, known, k, exclude=barred, allowed=allowed)
             cf_ids, cf_scores = cf.ids[0][cf.ids[0] >= 0], cf.scores[0].tolist()
+            if cf_max is None:  # every item permitted: the row's best is its first
+                cf_max = _cf_scale(cf_scores[0])
             best_fixed = _first_permitted(fixed_order, permitted, k)
             candidates = self._candidate_set(always, cf_ids, best_fixed, permitted)
             parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
