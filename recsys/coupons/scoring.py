@@ -30,7 +30,6 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from recsys.coupons.catalog import Catalog, Coupon
-from recsys.data.csr import row_cells
 from recsys.data.schema import CATEGORY_SEP
 
 _NO_LIMIT = np.iinfo(np.int64).max
@@ -174,66 +173,5 @@ def share_of(hit: NDArray[np.float64], total: NDArray[np.float64],
     return np.clip(share, 0.0, 1.0).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class SparseRow:
-    """One row of a float64 CSR matrix: ``cols`` and ``vals`` in stored order.
-
-    Its methods give what scipy gives for that ``(1, n)`` matrix, bit for bit (sums add
-    their terms in the same order), without building sparse matrices: the one-customer
-    path uses it.
-    """
-
-    cols: NDArray[np.int64]
-    vals: NDArray[np.float64]
-
-    @classmethod
-    def of(cls, matrix: sparse.csr_matrix) -> SparseRow:
-        """The first row of CSR ``matrix``."""
-        lo, hi = matrix.indptr[0], matrix.indptr[1]
-        return cls(matrix.indices[lo:hi].astype(np.int64),
-                   np.asarray(matrix.data[lo:hi], dtype=np.float64))
-
-    def total(self) -> NDArray[np.float64]:
-        """``matrix.sum(axis=1)``, shape ``(1,)`` (scipy reduces with ``np.add.reduceat``)."""
-        if not len(self.vals):
-            return np.zeros(1)
-        return np.add.reduceat(self.vals, np.zeros(1, np.intp))
-
-    def bought(self) -> SparseRow:
-        """``(matrix > 0).astype(float64)``, whose products with 0/1 matrices are counts, the
-        same in any order (scipy sorts the row first)."""
-        keep = self.vals > 0
-        return SparseRow(self.cols[keep], np.ones(int(keep.sum())))
-
-    def dense(self, n: int) -> NDArray[np.float64]:
-        """The row as a dense ``(1, n)`` array."""
-        out = np.zeros((1, n))
-        out[0, self.cols] = self.vals
-        return out
-
-    def _product(self, other: sparse.csr_matrix
-                 ) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
-        """``row @ other``: the output column of each term in scipy's order, and the dense
-        sums ``(k,)`` (``np.bincount`` adds each column's terms in that order from 0, as
-        scipy's ``csr_matmat`` does; ``other.data`` upcast to float64 first)."""
-        take, counts = row_cells(other.indptr, self.cols)
-        keys = other.indices[take]
-        terms = np.repeat(self.vals, counts) * other.data[take].astype(np.float64)
-        return keys, np.bincount(keys, terms, minlength=other.shape[1]).astype(np.float64)
-
-    def dot(self, other: sparse.csr_matrix) -> NDArray[np.float64]:
-        """``(row @ other).todense()`` for CSR ``other`` ``(n, k)``: shape ``(1, k)``."""
-        return self._product(other)[1][None, :]
-
-    def times(self, other: sparse.csr_matrix) -> SparseRow:
-        """``row @ other`` as a row laid out as scipy's ``csr_matmat`` lays it out: the
-        column touched last first, exact zeros dropped."""
-        keys, sums = self._product(other)
-        seen, first = np.unique(keys, return_index=True)
-        cols = seen[np.argsort(first)[::-1]].astype(np.int64)
-        cols = cols[sums[cols] != 0]
-        return SparseRow(cols, sums[cols])
-
-
 __all__ = ["Economics", "economics", "prefix_mask", "coupon_products", "target_share",
-           "share_of", "SparseRow"]
+           "share_of"]

@@ -22,7 +22,6 @@ left to the prior: the offer history holds product-list coupons only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,12 +36,9 @@ from recsys.coupons.offer_features import (
     CustomerHistory,
     PurchaseLog,
     coupon_side,
-    feature_column,
-    main_category_share,
     offer_feature_columns,
 )
 from recsys.coupons.propensity import RedemptionModel, build_offer_table
-from recsys.coupons.scoring import SparseRow, share_of
 from recsys.data.schema import RetailData
 from recsys.errors import DataError
 
@@ -234,9 +230,6 @@ class ServedFeatures:
         # (no conversion of the transpose over all products per request).
         self.coupons = replace(side, products=side.products.tocsc(),
                                categories=side.categories.tocsc())
-        # (n_products, n_coupons) and (n_categories, n_coupons) CSR views for one row.
-        self._products_t = self.coupons.products.T
-        self._categories_t = self.coupons.categories.T
 
     @staticmethod
     def _stats(n: int, stats: dict[str, NDArray[Any]]) -> dict[str, NDArray[np.float64]]:
@@ -251,47 +244,22 @@ class ServedFeatures:
                                category_spend=(spend @ self.onehot).tocsr(),
                                stats=self._stats(spend.shape[0], stats))
 
-    def __call__(self, spend: sparse.csr_matrix | SparseRow, *,
+    def __call__(self, spend: sparse.csr_matrix, *,
                  past_redemptions: NDArray[np.floating], recency_days: NDArray[np.floating],
                  avg_basket: NDArray[np.floating],
                  columns: tuple[str, ...] = SERVED_FEATURES) -> NDArray[np.float32]:
         """Features ``(n * n_coupons, len(columns))``, customer-major, for customers with
-        ``spend`` rows ``(n, n_products)`` (or one ``SparseRow``) and per-customer arrays of
+        ``spend`` rows ``(n, n_products)`` and per-customer arrays of
         shape ``(n,)`` (``past_redemptions`` a count; NaN recency or basket = unknown)."""
-        if isinstance(spend, SparseRow):
-            total = spend.total()
-        else:
-            spend = sparse.csr_matrix(spend)
-            total = np.asarray(spend.sum(axis=1)).ravel()
+        spend = sparse.csr_matrix(spend)
+        total = np.asarray(spend.sum(axis=1)).ravel()
         has = total > 0
         stats = {"has_history": has, "past_redemptions": np.log1p(past_redemptions),
                  "recency_days": np.where(has, recency_days, np.nan),
                  "avg_basket": np.where(has, avg_basket, np.nan)}
-        if isinstance(spend, SparseRow):
-            out = self._row_columns(spend, total, self._stats(1, stats), columns)
-        else:
-            out = offer_feature_columns(self._history(spend, stats), self.coupons,
-                                        np.arange(spend.shape[0]), names=columns)
+        out = offer_feature_columns(self._history(spend, stats), self.coupons,
+                                    np.arange(spend.shape[0]), names=columns)
         return np.column_stack([out[name] for name in columns])
-
-    def _row_columns(self, spend: SparseRow, total: NDArray[np.float64],
-                     stats: dict[str, NDArray[np.float64]], names: tuple[str, ...]
-                     ) -> dict[str, NDArray[np.float32]]:
-        """``offer_feature_columns`` of one customer, with the same float operations."""
-        c = self.coupons
-        m = len(c.sitewide)
-        cat = spend.times(self.onehot)
-        blocks: dict[str, Callable[[], NDArray[np.floating]]] = {
-            "target_share": lambda: share_of(spend.dot(self._products_t), total, c.sitewide),
-            "target_products_bought": lambda: np.log1p(spend.bought().dot(self._products_t)),
-            "main_category_share": lambda: main_category_share(
-                c, total, lambda idx: cat.dense(self.onehot.shape[1])[:, idx]),
-            "categories_share": lambda: share_of(cat.dot(self._categories_t), cat.total(),
-                                                 c.sitewide),
-        }
-        return {name: feature_column(blocks[name]() if name in blocks else
-                                     stats[name][:, None] if name in stats
-                                     else c.stats[name][None, :], 1, m) for name in names}
 
 
 __all__ = ["SERVED_FEATURES", "MIN_REDEMPTIONS", "MIN_VALIDATION_AUC", "ServedPropensity",

@@ -32,7 +32,7 @@ from recsys.coupons.assign import Assignment, BudgetState, CouponAssigner
 from recsys.coupons.catalog import Catalog, parse_catalog
 from recsys.coupons.eligibility import Audience
 from recsys.coupons.propensity import prior_propensity
-from recsys.coupons.scoring import SparseRow, coupon_products, share_of, target_share
+from recsys.coupons.scoring import coupon_products, target_share
 from recsys.coupons.served import ServedFeatures
 from recsys.errors import BundleError, ConfigError
 from recsys.experiments.assignment import in_holdout
@@ -77,7 +77,6 @@ class CouponChooser:
         targets = coupon_products(catalog, products["product_id"].to_numpy(dtype=object),
                                   products["category"].astype(str).to_numpy(dtype=object))
         self._targets = targets
-        self._targets_t = targets.T.tocsr()  # (n_products, n_coupons) for one customer
         self._price = products["price"].fillna(0.0).to_numpy(np.float64).clip(min=0.0)
         self._sitewide = self.assigner.sitewide
         # Coupons a customer without personalization consent may still get: sitewide, for
@@ -135,10 +134,7 @@ class CouponChooser:
         rows_of = self.customers.to_index(list(customer_ids), missing="mark")
         audience = self._audience(rows_of, personal)
         spend = self._spend(history, personal)
-        if isinstance(spend, SparseRow):
-            affinity = share_of(spend.dot(self._targets_t), spend.total(), self._sitewide)
-        else:
-            affinity = target_share(spend, self._targets, self._sitewide)
+        affinity = target_share(spend, self._targets, self._sitewide)
         used = self._redeemed_matrix(redeemed, len(customer_ids))
         if not personal.all():  # no targeted coupon without consent: mark them as used
             used = sparse.csr_matrix(used + sparse.csr_matrix(
@@ -180,24 +176,13 @@ class CouponChooser:
                     a.reason[k], held)))
         return [[p for _, p in sorted(row, key=lambda t: -t[0])] for row in out]
 
-    def _spend(self, history: sparse.csr_matrix, personal: np.ndarray
-               ) -> sparse.csr_matrix | SparseRow:
-        """Spend on each product, zero for customers who may not be targeted; one customer
-        (the API's case) as a ``SparseRow`` with the entries and order scipy would give."""
-        if history.shape[0] == 1:
-            row = SparseRow.of(history)
-            if np.all(np.diff(row.cols) > 0):  # else scipy sorts and merges: let it
-                # csr(history * price) keeps this order; diags(personal) @ it reverses it
-                # and drops zeros (csr_matmat), or empties it.
-                vals = row.vals * self._price[row.cols] if personal[0] else row.vals[:0]
-                keep = vals[::-1] != 0
-                return SparseRow(row.cols[:len(vals)][::-1][keep], vals[::-1][keep])
+    def _spend(self, history: sparse.csr_matrix, personal: np.ndarray) -> sparse.csr_matrix:
+        """Spend on each product, zero for customers who may not be targeted."""
         spend = sparse.csr_matrix(history.multiply(self._price[None, :]))
-        spend = sparse.diags(personal.astype(np.float64)) @ spend
-        return SparseRow.of(spend) if spend.shape[0] == 1 else spend
+        return sparse.diags(personal.astype(np.float64)) @ spend
 
     def _p_redeem(self, rows: np.ndarray, personal: np.ndarray,
-                  spend: sparse.csr_matrix | SparseRow, audience: Audience, affinity: np.ndarray,
+                  spend: sparse.csr_matrix, audience: Audience, affinity: np.ndarray,
                   redeemed: Sequence[set[str]] | None) -> np.ndarray:
         """P(redeem) ``(n, n_coupons)``: the trained model, the prior for sitewide coupons.
         Strangers (unknown, opted out) get no profile or past redemptions from the bundle."""

@@ -11,7 +11,6 @@ from scipy import sparse
 
 from recsys.coupons.catalog import parse_catalog
 from recsys.coupons.scoring import (
-    SparseRow,
     coupon_products,
     economics,
     prefix_mask,
@@ -87,33 +86,3 @@ def test_target_share_rows_sum_to_share_and_sitewide_is_one() -> None:
     share = target_share(spend, products, sitewide=np.array([False, False, True]))
     np.testing.assert_allclose(share, [[0.25, 0.75, 1.0], [0, 0, 0], [0.25, 0.75, 1.0]])
     assert share.dtype == np.float32
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.bool_])
-@pytest.mark.parametrize("nnz", [0, 1, 80])
-def test_a_sparse_row_gives_scipys_numbers_bit_for_bit(dtype: type, nnz: int) -> None:
-    rng = np.random.default_rng(nnz)
-    other = sparse.random(300, 40, density=0.2, format="csr", rng=rng)
-    other.data = rng.lognormal(0.0, 3.0, other.nnz)  # sums depend on their order
-    other = other.astype(dtype)
-    # Unsorted columns (as ``diags @ spend`` leaves them) and an explicit zero.
-    cols = rng.permutation(300)[:nnz]
-    vals = rng.lognormal(0.0, 3.0, nnz)
-    vals[:nnz // 10] = 0.0
-    matrix = sparse.csr_matrix((vals, cols, [0, nnz]), shape=(1, 300))
-    row = SparseRow.of(matrix)
-    assert same_bits(row.total(), np.asarray(matrix.sum(axis=1)).ravel())
-    assert same_bits(row.dot(other), np.asarray((matrix @ other).todense(), np.float64))
-    targets = other.astype(np.bool_)  # 0/1: counts of bought products
-    bought = (matrix.copy() > 0).astype(np.float64) @ targets  # ">" sorts in place
-    assert same_bits(row.bought().dot(targets), np.asarray(bought.todense(), np.float64))
-    product = matrix @ other
-    times = row.times(other)
-    assert times.cols.tolist() == product.indices.tolist()
-    assert same_bits(times.vals, product.data.astype(np.float64))
-    assert same_bits(times.total(), np.asarray(product.sum(axis=1)).ravel())
-    assert same_bits(row.dense(300), matrix.toarray())
