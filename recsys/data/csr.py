@@ -25,6 +25,16 @@ def row_cells(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.arange(total) - np.repeat(ends - lengths - starts, lengths), lengths
 
 
+def row_items(matrix: sparse.csr_matrix, row: int) -> np.ndarray:
+    """The columns stored in one row of CSR ``matrix`` (none for row -1)."""
+    return matrix.indices[row_cells(matrix.indptr, np.array([row]))[0]]
+
+
+def cell_rows(matrix: sparse.csr_matrix) -> np.ndarray:
+    """The row of each stored cell of CSR ``matrix``, in storage order."""
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+
+
 def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:
     """Rows ``start:stop`` of ``matrix``; the matrix itself when that is all of it (one-row
     calls are common in serving, and slicing costs more than scoring one customer)."""
@@ -35,8 +45,7 @@ def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_ma
 
 def forbid(scores: np.ndarray, cells: sparse.csr_matrix) -> None:
     """Set ``scores`` to -inf on the stored cells of ``cells`` (same shape), in place."""
-    rows = np.repeat(np.arange(cells.shape[0]), np.diff(cells.indptr))
-    scores[rows, cells.indices] = -np.inf
+    scores[cell_rows(cells), cells.indices] = -np.inf
 
 
-__all__ = ["as_csr", "row_cells", "row_block", "forbid"]
+__all__ = ["as_csr", "row_cells", "row_items", "cell_rows", "row_block", "forbid"]

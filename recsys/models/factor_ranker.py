@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from recsys.data.csr import cell_rows
 from recsys.models.base import Ranked
 
 FIRST_BLOCK = 512  # items in a batch's first block; each further block doubles, up to MAX_BLOCK
@@ -121,7 +122,7 @@ def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray
     """Excluded cells as (row, place in the visit order); items outside it drop out."""
     if exclude is None or exclude.nnz == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    rows = cell_rows(exclude)
     where = position[exclude.indices]
     inside = (where >= 0) & (exclude.data != 0)
     return rows[inside].astype(np.int64), where[inside]

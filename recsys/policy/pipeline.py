@@ -20,7 +20,7 @@ from scipy import sparse
 
 from recsys.bundle import Bundle
 from recsys.coupons.assign import BudgetState
-from recsys.data.csr import as_csr, row_cells
+from recsys.data.csr import as_csr, row_cells, row_items
 from recsys.errors import DataError, UnknownIdError
 from recsys.events import Change, Consent, Erasure, fold_in_weight
 from recsys.models.base import Ranked, top_n
@@ -492,9 +492,7 @@ class Engine:
                       for r, c in enumerate(customer_ids) if c in self._looked}
         for r, (viewed, bought) in looked.items():
             u = self.customers.to_index([customer_ids[r]], missing="mark")[0]
-            h = self.bundle.history
-            bought = bought | (set(h.indices[h.indptr[u]:h.indptr[u + 1]].tolist())
-                               if u >= 0 else set())
+            bought = bought | set(row_items(self.bundle.history, u).tolist())
             only = viewed - bought
             for k in range(ids.shape[1] if only else 0):
                 code, item = codes[r, k], int(ids[r, k])
@@ -520,7 +518,7 @@ class Engine:
         for r in short:
             taken = set(ids[r][ids[r] >= 0].tolist())
             if exclude is not None and exclude.shape[0] > r:
-                taken.update(exclude.indices[exclude.indptr[r]:exclude.indptr[r + 1]].tolist())
+                taken.update(row_items(exclude, r).tolist())
             slots = np.flatnonzero(ids[r] < 0)
             fill = [i for i in order[: len(taken) + len(slots)] if i not in taken][: len(slots)]
             slots = slots[: len(fill)]
