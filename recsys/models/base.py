@@ -162,6 +162,12 @@ def _bounded_candidates(scores: np.ndarray, k: int
     return quick, part, part_scores
 
 
+def _for_all(ranked: Ranked, reason: Reason) -> tuple[Ranked, np.ndarray, np.ndarray]:
+    """``ranked`` with one ``reason`` for every pick and no item."""
+    kinds = np.where(ranked.ids >= 0, np.int8(reason), np.int8(Reason.NONE))
+    return ranked, kinds, np.full(ranked.ids.shape, -1, np.int32)
+
+
 class RecommenderBase:
     """Shared validation, filtering, top-n and state I/O.
 
@@ -248,16 +254,19 @@ class RecommenderBase:
                                ) -> tuple[Ranked, np.ndarray, np.ndarray]:
         """``recommend`` plus why each item was picked: a ``Reason`` per pick (int8,
         ``Reason.NONE`` on padding) and the item it goes with (int32, -1 for none).
-        ``own_only``: each row's own products only (``recommend_own``). This default says
-        ``PERSONALIZED``, or ``BUY_AGAIN`` for own products, with no item."""
+        ``own_only``: each row's own products only (``recommend_own``, ``BUY_AGAIN``)."""
         if own_only:
-            ranked, reason = self.recommend_own(history, n, candidates=candidates), \
-                Reason.BUY_AGAIN
-        else:
-            ranked, reason = self.recommend(history, n, users=users, exclude=exclude,
-                                            candidates=candidates), Reason.PERSONALIZED
-        kinds = np.where(ranked.ids >= 0, np.int8(reason), np.int8(Reason.NONE))
-        return ranked, kinds, np.full(ranked.ids.shape, -1, np.int32)
+            return _for_all(self.recommend_own(history, n, candidates=candidates),
+                            Reason.BUY_AGAIN)
+        return self._explained(history, n, users, exclude, candidates)
+
+    def _explained(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
+                   exclude: sparse.csr_matrix | None, candidates: BoolArray | IntArray | None
+                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend_with_reasons`` without ``own_only``; this default says
+        ``PERSONALIZED`` with no item."""
+        return _for_all(self.recommend(history, n, users=users, exclude=exclude,
+                                       candidates=candidates), Reason.PERSONALIZED)
 
     def recommend_own(self, history: sparse.csr_matrix, n: int = 10, *,
                       candidates: BoolArray | IntArray | None = None) -> Ranked:

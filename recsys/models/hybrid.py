@@ -264,33 +264,14 @@ class Hybrid(Model):
     def _block_rows(self) -> int:
         return max(1, min(SCORE_CHUNK, _BLOCK_CELLS // int(self.n_items_)))
 
-    def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
-                               users: IntArray | None = None,
-                               exclude: sparse.csr_matrix | None = None,
-                               candidates: BoolArray | IntArray | None = None,
-                               own_only: bool = False
-                               ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        """``recommend`` plus why each item was picked.
-
-        Parameters are those of ``recommend``; ``own_only``: the row's own products, by the
-        buy-again part (``recommend_own``).
-
-        Returns
-        -------
-        ranked : Ranked
-            Identical to ``recommend(...)``.
-        reason_kind : ndarray of int8, shape (batch, n)
-            A ``Reason`` code per pick (``Reason.NONE`` = -1 on padding).
-        reason_item : ndarray of int32, shape (batch, n)
-            For ``BECAUSE_YOU_BOUGHT`` the history item that supports the pick most (by the CF
-            or content similarity that scored it, times its history weight); for
-            ``NEW_IN_CATEGORY_YOU_BUY`` the bought product the new one resembles most (by
-            buy-again score times content cosine); for ``BUY_AGAIN`` the pick itself; -1
-            otherwise.
-        """
-        if own_only:
-            return super().recommend_with_reasons(history, n, candidates=candidates,
-                                                  own_only=True)
+    def _explained(self, history: sparse.csr_matrix, n: int, users: IntArray | None,
+                   exclude: sparse.csr_matrix | None, candidates: BoolArray | IntArray | None
+                   ) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        """``recommend_with_reasons`` without ``own_only``. The item of a pick is, for
+        ``BECAUSE_YOU_BOUGHT``, the history item that supports it most (by the CF or content
+        similarity that scored it, times its history weight); for
+        ``NEW_IN_CATEGORY_YOU_BUY`` the bought product the new one resembles most (by
+        buy-again score times content cosine); for ``BUY_AGAIN`` the pick itself."""
         return self._rank(history, n, users, exclude, candidates, explain=True)
 
     def recommend_own(self, history: sparse.csr_matrix, n: int = 10, *,
