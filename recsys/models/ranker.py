@@ -505,20 +505,22 @@ class LearnedRanker(Model):
 
     def _neighbours(self, snap: Snapshot, own: Personal) -> sparse.csr_matrix:
         """What the ``neighbours`` most similar customers buy (cosine of time-decayed
-        counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part."""
-        me = _unit_rows(own.decayed)
-        sims = (me @ snap.people_t).toarray()
+        counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part.
+        Similarities stay sparse: in a large catalog a customer shares products with few of
+        the pool."""
+        sims = as_csr(_unit_rows(own.decayed) @ snap.people_t)
         pool = snap.people_users
         slot = np.minimum(np.searchsorted(pool, own.user), max(len(pool) - 1, 0))
-        mine = (own.user >= 0) & (pool[slot] == own.user) if len(pool) else own.user < -1
-        sims[np.flatnonzero(mine), slot[mine]] = 0.0  # not one's own neighbour
-        k = min(self.neighbours, sims.shape[1])
-        if k == 0 or not sims.size:
-            return sparse.csr_matrix(own.decayed.shape, dtype=np.float32)
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        weight = np.take_along_axis(sims, top, axis=1)
-        pick = sparse.csr_matrix((weight.ravel(), top.ravel(),
-                                  np.arange(0, top.size + 1, k)), shape=sims.shape)
+        mine = np.flatnonzero((own.user >= 0) & (pool[slot] == own.user)) if len(pool) \
+            else np.zeros(0, np.int64)
+        if len(mine):  # not one's own neighbour
+            me = sparse.csr_matrix((np.ones(len(mine), np.float32), (mine, slot[mine])),
+                                   shape=sims.shape)
+            sims = as_csr(sims - sims.multiply(me))
+        sims.eliminate_zeros()
+        at = _best_cells(sims, self.neighbours)
+        rows = np.searchsorted(sims.indptr, at, side="right") - 1
+        pick = sparse.csr_matrix((sims.data[at], (rows, sims.indices[at])), shape=sims.shape)
         return as_csr(pick @ snap.people)
 
     # -- ranking ----------------------------------------------------------------------------
@@ -916,20 +918,25 @@ def _top_per_row(scores: sparse.csr_matrix, k: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` best stored cells of each row: ``(rows, cols, rank)``, rank from 1 (ties by
     column)."""
-    out_rows, out_cols, out_rank = [], [], []
+    at = _best_cells(scores, k)
+    rows = np.searchsorted(scores.indptr, at, side="right") - 1
+    first = np.r_[True, rows[1:] != rows[:-1]] if len(at) else np.zeros(0, bool)
+    start = np.maximum.accumulate(np.where(first, np.arange(len(at)), 0))
+    return rows, scores.indices[at].astype(np.int64), \
+        (np.arange(len(at)) - start + 1).astype(np.float32)
+
+
+def _best_cells(scores: sparse.csr_matrix, k: int) -> np.ndarray:
+    """Positions in ``scores.data`` of each row's ``k`` best cells, row by row, best first
+    (ties by column)."""
+    out = []
     for r in np.flatnonzero(np.diff(scores.indptr)):
         lo, hi = scores.indptr[r], scores.indptr[r + 1]
-        values, cols = scores.data[lo:hi], scores.indices[lo:hi]
+        at = np.arange(lo, hi)
         if hi - lo > k:  # a partition first: rows hold thousands of cells
-            part = np.argpartition(-values, k - 1)[:k]
-            values, cols = values[part], cols[part]
-        order = np.lexsort((cols, -values))
-        out_rows.append(np.full(len(order), r, np.int64))
-        out_cols.append(cols[order].astype(np.int64))
-        out_rank.append(np.arange(1, len(order) + 1, dtype=np.float32))
-    if not out_rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_rank)
+            at = lo + np.argpartition(-scores.data[lo:hi], k - 1)[:k]
+        out.append(at[np.lexsort((scores.indices[at], -scores.data[at]))])
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
