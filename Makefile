@@ -26,7 +26,7 @@ serve: env  ## serve the current champion on 127.0.0.1:8000 without retraining
 train: env  ## train + promote on The Complete Journey (no server)
 	$(BIN)/recsys retrain --config configs/completejourney.yaml
 
-bench: env  ## offline quality of every baseline and the ranker (7 min on 2 idle cores)
+bench: env  ## offline quality of every baseline and the ranker (its time: docs/benchmarks/quality.md)
 	$(BIN)/python benchmarks/quality.py
 
 test: env  ## the whole test suite (real-data tests skip without ../shared/data)
