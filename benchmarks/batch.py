@@ -1,6 +1,7 @@
 """Batch picks at scale: 1M synthetic customers x 100k products, top-10 plus one coupon.
 
-Builds an ALS bundle from ``recsys.data.synthetic.generate`` once (in a child process, cached
+Builds a bundle (ALS, or with ``--model ranker`` the learned ranker, which ranks every
+customer's lists at fit) from ``recsys.data.synthetic.generate`` once (in a child process, cached
 under ``--cache`` with the list of every registered customer id), then, in this fresh
 process, loads it and runs the real job (``training.jobs.picks.write_picks``: Parquet output,
 chunks on ``--workers`` threads, one coupon each from the campaign budget) for two audiences:
@@ -15,7 +16,7 @@ and peak memory are those of this process's whole tree (the JVM and the Python w
 sampled from /proc every 0.2 s), the session start-up outside the timed part.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/batch.py [--customers 1000000]
-        [--products 100000] [--lines 10000000] [--factors 32] [--chunk-size 5000]
+        [--products 100000] [--lines 10000000] [--model als|ranker] [--factors 32] [--chunk-size 5000]
         [--workers 2] [--audiences registered,buyers] [--coupons 1] [--limit N]
         [--engine local|spark] [--master local[2]] [--cache /tmp/recsys-batch-bench]
 """
@@ -42,8 +43,9 @@ sys.path.insert(0, str(REPO))
 
 
 def bundle_dir(args: argparse.Namespace) -> Path:
+    model = f"als{args.factors}" if args.model == "als" else args.model
     return Path(args.cache) / (f"synthetic-{args.customers}x{args.products}-{args.lines}"
-                               f"-als{args.factors}") / "bundle"
+                               f"-{model}") / "bundle"
 
 
 def build(args: argparse.Namespace) -> None:
@@ -58,8 +60,8 @@ def build(args: argparse.Namespace) -> None:
     print(f"generated {len(data.transactions):,} lines in {time.perf_counter() - started:.0f}s",
           flush=True)
     configs = REPO / "configs"
-    cfg = TrainConfig(model=ModelConfig(name="als", params={"factors": args.factors,
-                                                            "iterations": 5}),
+    params = {"factors": args.factors, "iterations": 5} if args.model == "als" else {}
+    cfg = TrainConfig(model=ModelConfig(name=args.model, params=params),
                       customers_config=str(configs / "customers.yaml"),
                       coupons=str(configs / "coupons.yaml"), policy=str(configs / "policy.yaml"))
     build_bundle(data, cfg, bundle_dir(args))
@@ -103,7 +105,7 @@ def measure(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     engine = Engine(read_bundle(bundle_dir(args)))
     print(f"bundle loaded in {time.perf_counter() - started:.1f}s: {len(engine.customers):,} "
-          f"customers x {engine.n_items:,} products, ALS {args.factors} factors; peak "
+          f"customers x {engine.n_items:,} products, model {engine.bundle.model.name}; peak "
           f"{peak_gib():.2f} GiB", flush=True)
     spark = None
     if args.engine == "spark":
@@ -174,6 +176,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--lines", type=int, default=10_000_000)
+    parser.add_argument("--model", choices=("als", "ranker"), default="als",
+                        help="The bundle's model (ALS: --factors, 5 iterations; the learned "
+                        "ranker: its defaults).")
     parser.add_argument("--factors", type=int, default=32)
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
