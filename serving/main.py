@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight,
-                       retry_after=settings.retry_after_seconds, shed=metrics.shed)
+                       retry_after=settings.retry_after_seconds, shed=metrics.shed,
+                       max_wait=settings.max_wait_ms / 1e3)
     app.add_middleware(ObserveMiddleware, metrics=metrics)  # outermost: sees every answer
     v1 = APIRouter(prefix="/v1", responses=errors.documented(400, 401, 403, 413, 422, 503))
     for module in V1_ROUTERS:

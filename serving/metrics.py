@@ -64,7 +64,9 @@ class Metrics:
                                        "Requests routed to a variant, by outcome (error: 5xx)",
                                        ["variant", "outcome"], registry=r)
         self.shed = Counter("recsys_shed_requests",
-                            "Requests refused with 503 at the in-flight limit", registry=r)
+                            "Requests refused with 503 by load shedding, by reason (in_flight: "
+                            "at the limit; queue: the queue is slow; wait: waited too long)",
+                            ["reason"], registry=r)
         self._live: dict[str, str] = {}
 
     def set_models(self, versions: dict[str, tuple[str, str | None, float | None]]) -> None:

@@ -1,19 +1,31 @@
-"""Load shedding: a bounded number of requests in flight per worker, the rest refused at once.
+"""Load shedding: a bounded number of requests in flight per worker, the rest refused at once,
+and one request started per turn of the event loop.
 
-The ranking routes compute on the event loop, so a worker runs one request at a time and a
-request that arrived during another's ranking only starts when it ends. Counting requests
-at the middleware's entry alone would therefore always see one. Each request yields once to
-the loop right after it is counted, so every request already read from the sockets is
-counted before the first of them computes: the count is the worker's queue. A request that
-finds ``limit`` others in flight gets a 503 with ``Retry-After`` at once (no ranking, no
-body read) and is counted in ``recsys_shed_requests_total``; health, readiness and metrics
-are never shed, so an overloaded worker stays observable.
+The ranking routes compute on the event loop, so a worker runs one request at a time. A
+request is counted when its task first runs; it then waits for its turn, and turns are given
+one per pass of the loop, in arrival order. That does two things:
+
+- every request already read from the sockets counts itself before the first of them
+  computes, so the count is the worker's queue. A request gets a 503 with ``Retry-After``
+  at once (no ranking, no body read) when it finds ``limit`` others in flight, or when the
+  request first in line has waited over half of ``max_wait`` (the queue's delay is then
+  what a newcomer would wait: the CPU the limit was sized for is not there, taken by other
+  processes or by refusals). One whose turn still comes more than ``max_wait`` seconds
+  after it arrived gets the 503 then. All are counted in ``recsys_shed_requests_total`` by reason;
+- the loop polls its sockets between two requests, not once per batch of them. uvloop (libuv
+  since 1.45) accepts one new connection per poll; with a whole batch ranked per pass, a busy
+  worker accepted a few dozen connections a second and the rest waited in the listen queue,
+  unread and so neither counted nor shed, for seconds (docs/benchmarks/serving.md).
+
+Health, readiness and metrics are never shed nor queued, so an overloaded worker stays
+observable. A request that awaits (a thread, the database) lets the next one start meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,31 +34,69 @@ EXEMPT = frozenset({"/health", "/ready", "/metrics"})
 
 
 class InFlightLimitMiddleware:
-    """Pure ASGI middleware: at most ``limit`` requests in flight (0: no limit)."""
+    """Pure ASGI middleware: at most ``limit`` requests in flight (0: no limit), started one
+    per pass of the event loop, each within ``max_wait`` seconds of its arrival (0: no
+    bound)."""
 
-    def __init__(self, app: ASGIApp, limit: int, retry_after: int, shed: Counter) -> None:
-        self.app, self.limit, self.shed = app, limit, shed
+    def __init__(self, app: ASGIApp, limit: int, retry_after: int, shed: Counter,
+                 max_wait: float = 0.0) -> None:
+        self.app, self.limit, self.shed, self.max_wait = app, limit, shed, max_wait
         self.retry_after = str(retry_after).encode()
         self.in_flight = 0
+        self.waiting: deque[tuple[float, asyncio.Future[None]]] = deque()  # arrived, turn
+        self.granting = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.limit or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
-            self.shed.inc()
-            await self._refuse(send)
+            await self._refuse(send, "in_flight",
+                               f"at its limit of {self.limit} requests in flight")
+            return
+        if self.max_wait and self.waiting \
+                and asyncio.get_running_loop().time() - self.waiting[0][0] > self.max_wait / 2:
+            await self._refuse(send, "queue", "overloaded: requests wait over "
+                                              f"{self.max_wait * 500:.0f} ms for their turn")
             return
         self.in_flight += 1
         try:
-            await asyncio.sleep(0)  # let requests already read count themselves (see above)
-            await self.app(scope, receive, send)
+            waited = await self._turn()
+            if not self.max_wait or waited <= self.max_wait:
+                await self.app(scope, receive, send)
+                return
         finally:
             self.in_flight -= 1
+        await self._refuse(send, "wait", f"overloaded: this request waited {waited * 1e3:.0f} "
+                                         f"ms, over the {self.max_wait * 1e3:.0f} ms allowed")
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"the server is at its limit of {self.limit} requests "
-                                     "in flight; retry shortly"}).encode()
+    async def _turn(self) -> float:
+        """Wait until the loop has passed once for each request that came before; returns
+        the seconds waited."""
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        turn = loop.create_future()
+        self.waiting.append((arrived, turn))
+        if not self.granting:
+            self.granting = True
+            loop.call_soon(self._grant, loop)
+        await turn  # cancelled (server shutdown): _grant skips it
+        return loop.time() - arrived
+
+    def _grant(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the next waiting request, and come back on the loop's next pass."""
+        while self.waiting and self.waiting[0][1].done():
+            self.waiting.popleft()
+        if self.waiting:
+            self.waiting.popleft()[1].set_result(None)
+        if self.waiting:
+            loop.call_soon(self._grant, loop)
+        else:
+            self.granting = False
+
+    async def _refuse(self, send: Send, reason: str, why: str) -> None:
+        self.shed.labels(reason).inc()
+        body = json.dumps({"detail": f"the server is {why}; retry shortly"}).encode()
         await send({"type": "http.response.start", "status": 503, "headers": [
             (b"content-type", b"application/json"), (b"retry-after", self.retry_after),
             (b"content-length", str(len(body)).encode())]})

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # request waits behind at most this many, so size it as the latency budget over the
     # server CPU time per request (docs/benchmarks/serving.md).
     max_in_flight: int = Field(32, ge=0)
+    # Queueing delay: new requests get the 503 at once while the request first in line has
+    # waited over half of this, and an admitted one whose turn comes later than this gets it
+    # then (0: no bound). It holds the latency when the CPU the in-flight limit was sized for
+    # is not there (other processes, or refusals, take it).
+    max_wait_ms: int = Field(100, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
     # uvicorn's own bound per worker (0: none): once open connections (idle keep-alive ones
     # included) or requests in progress reach it, it answers each new request 503 itself

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter
 
 from serving.main import create_app
+from serving.overload import InFlightLimitMiddleware
 from tests.serving.conftest import HEADERS, settings_for
 
 
@@ -55,9 +57,8 @@ def at_once(call: Callable[[], httpx.Response], n: int) -> list[httpx.Response]:
 
 def shed_total(client: TestClient) -> float:
     text = client.get("/metrics").text
-    found = re.search(r"^recsys_shed_requests_total (\S+)$", text, re.M)
-    assert found, "the shed counter is missing from /metrics"
-    return float(found.group(1))
+    found = re.findall(r'^recsys_shed_requests_total\{reason="(\w+)"\} (\S+)$', text, re.M)
+    return sum(float(value) for _, value in found)
 
 
 def test_requests_beyond_the_limit_get_503_with_retry_after_and_are_counted(
@@ -111,3 +112,95 @@ def test_no_limit_sheds_nothing(als_bundle: Path, tmp_path: Path) -> None:
         responses = at_once(lambda: client.get("/slow"), 6)
         assert [r.status_code for r in responses] == [200] * 6
         assert shed_total(client) == 0
+
+
+async def call(app: Any, path: str = "/rank") -> tuple[int, bytes]:
+    """One GET through a bare ASGI app: its status and body."""
+    scope = {"type": "http", "method": "GET", "path": path, "headers": []}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def limited(inner: Any, limit: int, max_wait: float) -> InFlightLimitMiddleware:
+    return InFlightLimitMiddleware(inner, limit=limit, retry_after=1, max_wait=max_wait,
+                                   shed=Counter("shed", "test", ["reason"],
+                                                registry=CollectorRegistry()))
+
+
+def test_requests_start_one_per_pass_of_the_loop() -> None:
+    # libuv accepts one connection per poll: a worker that ranked a whole batch per pass
+    # left new connections unaccepted for seconds under load.
+    passes = 0
+    started: list[int] = []
+
+    async def rank(scope: Any, receive: Any, send: Any) -> None:
+        started.append(passes)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def five() -> list[tuple[int, bytes]]:
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:  # counts the loop's passes
+            nonlocal passes
+            passes += 1
+            loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        middleware = limited(rank, 10, 0.0)
+        return await asyncio.gather(*(call(middleware) for _ in range(5)))
+
+    assert [status for status, _ in asyncio.run(five())] == [200] * 5
+    assert len(set(started)) == 5  # each request started on a pass of its own
+
+
+def test_a_request_that_waited_too_long_for_its_turn_gets_503() -> None:
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        time.sleep(0.1)  # holds the loop, as ranking does
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def three(max_wait: float) -> list[tuple[int, bytes]]:
+        middleware = limited(busy, 10, max_wait)
+        return await asyncio.gather(*(call(middleware) for _ in range(3)))
+
+    answers = asyncio.run(three(0.05))
+    assert [status for status, _ in answers] == [200, 503, 503]
+    assert all(b"waited" in body and b"over the 50 ms allowed" in body
+               for _, body in answers[1:])
+    assert [status for status, _ in asyncio.run(three(0.0))] == [200] * 3  # no bound
+
+
+def test_a_newcomer_is_refused_at_once_when_the_queue_is_slow() -> None:
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        time.sleep(0.1)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def run() -> tuple[list[tuple[int, bytes]], tuple[int, bytes], float]:
+        middleware = limited(busy, 10, 0.05)
+        loop = asyncio.get_running_loop()
+        late: asyncio.Future[tuple[int, bytes, float]] = loop.create_future()
+
+        async def newcomer() -> None:  # arrives after the first held the loop for 0.1 s
+            started = time.perf_counter()
+            status, body = await call(middleware)
+            late.set_result((status, body, time.perf_counter() - started))
+
+        loop.call_later(0.01, lambda: loop.create_task(newcomer()))
+        queued = await asyncio.gather(*(call(middleware) for _ in range(5)))
+        status, body, seconds = await late
+        return queued, (status, body), seconds
+
+    queued, (status, body), seconds = asyncio.run(run())
+    assert [s for s, _ in queued] == [200] + [503] * 4  # the others waited over 50 ms
+    assert status == 503 and b"requests wait over 25 ms" in body  # some are still queued
+    assert seconds < 0.05  # refused as it came, not after its own wait
