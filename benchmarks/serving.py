@@ -36,7 +36,6 @@ counted once) of the server's processes with 1 and with ``--workers`` workers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing as mp
 import os
 import random
@@ -54,11 +53,16 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # benchmarks.http_client when run as a script
+
+from benchmarks.http_client import closed_loop, open_loop  # noqa: E402
+
 CJ_CACHE = Path(tempfile.gettempdir()) / "recsys-bench" / "completejourney-bundle"
 
 
 def bench_app() -> Any:
-    """The production app plus the constant ceiling route (uvicorn factory)."""
+    """The production app plus the constant ceiling route (uvicorn factory), each request's
+    app CPU time recorded (``RequestCpu``)."""
     from fastapi import Depends
 
     from serving.main import create_app
@@ -70,7 +74,67 @@ def bench_app() -> Any:
     async def constant() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    return RequestCpu(app, Path(os.environ["BENCH_CPU_DIR"]))
+
+
+class _Steps:
+    """Awaits a coroutine and sums the thread CPU time of its own steps (not that of the
+    other tasks that run while it waits)."""
+
+    def __init__(self, coroutine: Any) -> None:
+        self.coroutine, self.cpu = coroutine, 0.0
+
+    def __await__(self) -> _Steps:
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return self.coroutine.send(value)
+        finally:
+            self.cpu += time.thread_time() - started
+
+    def throw(self, *exc: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return self.coroutine.throw(*exc)
+        finally:
+            self.cpu += time.thread_time() - started
+
+
+class RequestCpu:
+    """ASGI wrapper: each HTTP request's CPU time in the app (middleware, routing, the route,
+    the response's socket writes; not uvicorn's reading and parsing, the event loop's wake-up
+    or other threads), appended as float32 ms to ``<directory>/<worker pid>.f32``."""
+
+    def __init__(self, app: Any, directory: Path) -> None:
+        self.app, self.directory, self.fd, self.pid = app, directory, -1, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        steps = _Steps(self.app(scope, receive, send))
+        await steps
+        if self.pid != os.getpid():  # opened in the worker, not in a parent it forked from
+            self.pid = os.getpid()
+            self.fd = os.open(self.directory / f"{self.pid}.f32",
+                              os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.write(self.fd, np.float32(steps.cpu * 1e3).tobytes())
+
+
+def request_cpu(directory: Path, since: dict[str, int]) -> tuple[np.ndarray, dict[str, int]]:
+    """The per-request app CPU samples (ms) written to ``directory`` after the file sizes
+    ``since``, and the sizes now."""
+    samples, sizes = [], {}
+    for path in directory.glob("*.f32"):
+        data = path.read_bytes()
+        sizes[path.name] = len(data) - len(data) % 4
+        samples.append(np.frombuffer(data[since.get(path.name, 0):sizes[path.name]], "<f4"))
+    return (np.concatenate(samples) if samples else np.zeros(0, "<f4")), sizes
 
 
 def build_completejourney(out: Path) -> Path:
@@ -89,12 +153,14 @@ def build_completejourney(out: Path) -> Path:
     return out
 
 
-def start_server(env: dict[str, str], port: int, workers: int, loop: str = "uvloop"
-                 ) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, workers: int, loop: str = "uvloop",
+                 cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """The server in its own session; on ``cpus`` only (its workers inherit it) if given."""
     cmd = [sys.executable, "-c", "from serving.server import run; run("
            f"'benchmarks.serving:bench_app', host='127.0.0.1', port={port}, "
            f"workers={workers}, log_level='warning', loop='{loop}')"]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    return subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=pin)
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600
@@ -121,51 +187,11 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 600
     raise SystemExit(f"server not ready after {timeout:.0f}s")
 
 
-async def _fire(urls: list[str], offset: int, key: str, times: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Send request ``i`` at ``times[i]`` seconds from now whatever the answers (open loop);
-    returns each one's latency from its scheduled time (s, NaN when it failed), HTTP
-    status (0: timeout or connection error) and how late the client sent it (s: the load
-    generator's own lag when it gets too little CPU). Request ``i`` asks for
-    ``urls[offset + i]``."""
-    import aiohttp
-
-    n = len(times)
-    latencies, statuses, lags = np.full(n, np.nan), np.zeros(n, np.int16), np.zeros(n)
-    connector = aiohttp.TCPConnector(limit=512)
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers={"X-API-Key": key}) as session:
-        start = time.perf_counter() + 0.2
-
-        async def one(i: int, scheduled: float) -> None:
-            lags[i] = time.perf_counter() - scheduled
-            try:
-                async with session.get(urls[(offset + i) % len(urls)]) as response:
-                    await response.read()
-                    statuses[i] = response.status
-            except (aiohttp.ClientError, TimeoutError):
-                return
-            latencies[i] = time.perf_counter() - scheduled
-
-        # Each request's task is made at its time: tasks for the whole run made up front
-        # (100,000 in --burst) stalled the client for a second or more at the start, and the
-        # requests due meanwhile then left at once.
-        tasks = []
-        for i in range(n):
-            scheduled = start + times[i]
-            if (wait := scheduled - time.perf_counter()) > 0:
-                await asyncio.sleep(wait)
-            tasks.append(asyncio.create_task(one(i, scheduled)))
-        await asyncio.gather(*tasks)
-    return latencies, statuses, lags
-
-
 def _open_loop(urls: list[str], offset: int, key: str, rate: float, duration: float
                ) -> dict[str, float]:
     n = int(rate * duration)
     began = time.perf_counter()
-    latencies, statuses, _ = asyncio.run(_fire(urls, offset, key, np.arange(n) / rate))
+    latencies, statuses, _ = open_loop(urls, offset, key, np.arange(n) / rate)
     elapsed = time.perf_counter() - began - 0.2
     ok = latencies[statuses == 200] * 1e3
     pct = np.percentile(ok, [50, 95, 99]) if len(ok) else [np.nan] * 3
@@ -174,43 +200,13 @@ def _open_loop(urls: list[str], offset: int, key: str, rate: float, duration: fl
             "rps": len(ok) / elapsed, "p50": pct[0], "p95": pct[1], "p99": pct[2]}
 
 
-async def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int,
-                       duration: float) -> dict[str, float]:
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = shed = 0
-    stop = time.perf_counter() + duration
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
-                                     headers={"X-API-Key": key}) as session:
-
-        sent = 0
-
-        async def worker() -> None:
-            nonlocal errors, sent, shed
-            while time.perf_counter() < stop:
-                t, i = time.perf_counter(), offset + sent
-                sent += 1
-                status = 0
-                try:
-                    async with session.get(urls[i % len(urls)]) as response:
-                        await response.read()
-                        status = response.status
-                except aiohttp.ClientError:
-                    pass
-                if status == 200:
-                    latencies.append(time.perf_counter() - t)
-                elif status == 503:
-                    shed += 1
-                else:
-                    errors += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    ms = np.array(latencies) * 1e3
-    return {"sent": len(ms) + errors + shed, "ok": len(ms), "errors": errors, "shed": shed,
-            "rps": len(ms) / elapsed,
+def _closed_loop(urls: list[str], offset: int, key: str, concurrency: int, duration: float
+                 ) -> dict[str, float]:
+    latencies, statuses, elapsed = closed_loop(urls, offset, key, concurrency, duration)
+    ms = latencies[statuses == 200] * 1e3
+    shed = int((statuses == 503).sum())
+    return {"sent": len(statuses), "ok": len(ms), "errors": len(statuses) - len(ms) - shed,
+            "shed": shed, "rps": len(ms) / elapsed,
             "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99))}
 
@@ -248,16 +244,22 @@ def tree_usage(pid: int) -> tuple[float, float]:
     return rss_kb / 1024, ticks / os.sysconf("SC_CLK_TCK")
 
 
-def answer_cache(base: str) -> tuple[float, float]:
-    """(hits, misses) of the workers' answer cache so far, from ``/metrics``."""
+def counted(base: str, metric: str, label: str) -> dict[str, float]:
+    """A counter of ``/metrics`` summed by one of its labels (all workers)."""
     import httpx
 
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    counts = {"hit": 0.0, "miss": 0.0}
-    for result, value in re.findall(r'^recsys_answer_cache_total\{.*result="(\w+)".*\} (\S+)$',
-                                    text, re.M):
-        counts[result] += float(value)
-    return counts["hit"], counts["miss"]
+    counts: dict[str, float] = {}
+    for value_of, value in re.findall(rf'^{metric}_total\{{.*{label}="(\w+)".*\}} (\S+)$',
+                                      text, re.M):
+        counts[value_of] = counts.get(value_of, 0.0) + float(value)
+    return counts
+
+
+def answer_cache(base: str) -> tuple[float, float]:
+    """(hits, misses) of the workers' answer cache so far, from ``/metrics``."""
+    counts = counted(base, "recsys_answer_cache", "result")
+    return counts.get("hit", 0.0), counts.get("miss", 0.0)
 
 
 def _drain(pid: int, timeout: float = 600.0) -> float:
@@ -284,18 +286,22 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
     the share of answers the server reused. Each endpoint's URLs are taken in order across
     phases, so a distinct mix never asks twice until its list runs out."""
     cursor = dict.fromkeys(urls, 0)
+    cpu_dir = Path(os.environ["BENCH_CPU_DIR"])
     for endpoint, kind, level, duration in plan:
         cpu, own, (hits, misses) = tree_usage(server)[1], _own_cpu(), answer_cache(base)
+        sizes = request_cpu(cpu_dir, {})[1]
         if kind == "open":
             result = _open_loop(urls[endpoint], cursor[endpoint], key, level, duration)
         else:
-            result = asyncio.run(_closed_loop(urls[endpoint], cursor[endpoint], key,
-                                              int(level), duration))
+            result = _closed_loop(urls[endpoint], cursor[endpoint], key, int(level),
+                                  duration)
         cursor[endpoint] += int(result["sent"])
         client = _own_cpu() - own
         result["drain"] = _drain(server)
         sent = max(result["sent"], 1)
         result["cpu_ms"] = (tree_usage(server)[1] - cpu) * 1e3 / sent
+        app_cpu = request_cpu(cpu_dir, sizes)[0]
+        result["app_ms"] = float(np.median(app_cpu)) if len(app_cpu) else float("nan")
         result["client_ms"] = client * 1e3 / sent
         after_hits, after_misses = answer_cache(base)
         result["hits"], result["answers"] = after_hits - hits, \
@@ -306,12 +312,12 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
     out.put(None)
 
 
-def _burst_generator(urls: list[str], key: str, server: int, args: argparse.Namespace,
-                     out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _burst_generator(urls: list[str], key: str, server: int, base: str,
+                     args: argparse.Namespace, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """The load generator of ``--burst``: the closed-loop throughput S of the endpoint, then
     open loop at ``base x S`` (before), ``3 x S`` for the burst, ``base x S`` again
     (after). Reports what each request got, by phase."""
-    saturated = asyncio.run(_closed_loop(urls, 0, key, args.saturate, args.duration))
+    saturated = _closed_loop(urls, 0, key, args.saturate, args.duration)
     offset = int(saturated["sent"])
     _drain(server)
     sustainable = saturated["rps"]
@@ -326,8 +332,11 @@ def _burst_generator(urls: list[str], key: str, server: int, args: argparse.Name
         t0 += seconds
     schedule = np.concatenate(times)
     cpu, own = tree_usage(server)[1], _own_cpu()
-    latencies, statuses, lags = asyncio.run(_fire(urls, offset, key, schedule))
-    out.put({"lags": lags, "client_s": _own_cpu() - own, "sustainable": sustainable,
+    shed = counted(base, "recsys_shed_requests", "reason")
+    latencies, statuses, lags = open_loop(urls, offset, key, schedule)
+    after = counted(base, "recsys_shed_requests", "reason")
+    out.put({"shed": {reason: after[reason] - shed.get(reason, 0.0) for reason in after},
+             "lags": lags, "client_s": _own_cpu() - own, "sustainable": sustainable,
              "saturated": saturated, "segments": segments,
              "schedule": schedule, "phases": np.array(phases), "latencies": latencies,
              "statuses": statuses, "cpu_s": tree_usage(server)[1] - cpu,
@@ -350,10 +359,12 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
     for name, rate, _ in r["segments"]:
         mine = phase == name
         ok, shed = lat[mine & (status == 200)], lat[mine & (status == 503)]
+        left = r["lags"][mine] * 1e3
+        left = left[~np.isnan(left)]  # requests that never left: timed out waiting
         print(f"| {name} | {rate:.0f} | {mine.sum()} | {len(ok)} | {len(shed)} | "
               f"{mine.sum() - len(ok) - len(shed)} | {_pct(ok, 50)} | {_pct(ok, 99)} | "
               f"{_pct(shed, 50)} | {_pct(shed, 99)} | {_pct(shed, 100)} | "
-              f"{_pct(r['lags'][mine] * 1e3, 50)} / {_pct(r['lags'][mine] * 1e3, 99)} |")
+              f"{_pct(left, 50)} / {_pct(left, 99)} |")
     before = lat[(phase == "before") & (status == 200)]
     normal = 2 * np.percentile(before, 99)
     end = r["segments"][0][2] + burst_seconds
@@ -364,10 +375,15 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
             or np.percentile(lat[after][second == s], 99) > normal]
     recovered = "never (within the after phase)" if late and late[-1] == second.max() else \
         f"{(late[-1] + 1) if late else 0} s"
+    for s in late:  # the windows that were not back to normal, and why
+        window = second == s
+        print(f"  {s}-{s + 1} s after: {(status[after][window] != 200).sum()} not 200, p99 "
+              f"{np.percentile(lat[after][window], 99):.1f} ms")
     print(f"recovered (every later 1-s window all 200 with p99 <= 2 x the p99 before, "
           f"{normal:.1f} ms): {recovered} after the burst; server CPU {r['cpu_s']:.1f} s, "
           f"load generator CPU {r['client_s']:.1f} s, "
-          f"backlog {r['drain']:.0f} s")
+          f"backlog {r['drain']:.0f} s; 503s by reason (recsys_shed_requests_total): "
+          + ", ".join(f"{reason} {count:.0f}" for reason, count in sorted(r["shed"].items())))
 
 
 def pss(pid: int) -> list[tuple[int, float, float]]:
@@ -406,13 +422,14 @@ def mixes(customers: list[str], base: str, n: int, needed: int) -> dict[str, lis
 class Server:
     """The benchmark's uvicorn server process (``with Server(...) as s``)."""
 
-    def __init__(self, env: dict[str, str], port: int, workers: int, loop: str = "uvloop"
-                 ) -> None:
+    def __init__(self, env: dict[str, str], port: int, workers: int, loop: str = "uvloop",
+                 cpus: set[int] | None = None) -> None:
         self.env, self.port, self.workers, self.loop = env, port, workers, loop
+        self.cpus = cpus
         self.base = f"http://127.0.0.1:{port}"
 
     def __enter__(self) -> Server:
-        self.process = start_server(self.env, self.port, self.workers, self.loop)
+        self.process = start_server(self.env, self.port, self.workers, self.loop, self.cpus)
         try:
             self.model = wait_ready(self.base, self.process)
         except BaseException:
@@ -425,6 +442,10 @@ class Server:
         self.process.wait(timeout=60)
 
 
+def pinned(args: argparse.Namespace) -> str:
+    return "server on CPU 0, load generator on CPU 1" if args.pin else "not pinned"
+
+
 def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
             args: argparse.Namespace, key: str) -> float:
     """One server, the open-loop rates and the closed loop on ``urls``; prints the table
@@ -432,7 +453,7 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
     rates = [float(r) for r in args.rates.split(",")]
     plan = [(e, "open", r, args.duration) for r in rates for e in ("constant", "recommendations")]
     plan += [(e, "closed", args.saturate, args.duration) for e in ("constant", "recommendations")]
-    with Server(env, args.port, args.workers, args.loop) as server:
+    with Server(env, args.port, args.workers, args.loop, args.server_cpus) as server:
         model = server.model
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(
@@ -441,11 +462,12 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
               f"{len(urls['recommendations'])} URLs\n\nmodel {model['model']} version "
               f"{model['model_version']}, {model['n_items']} items; {args.workers} uvicorn "
               f"workers; answer cache {env['RECSYS_ANSWER_CACHE_CUSTOMERS']} customers per "
-              f"worker; exposure log {args.exposures}; load average "
+              f"worker; exposure log {args.exposures}; {pinned(args)}; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         print("| endpoint | load | sent | ok rps | p50 ms | p95 ms | p99 ms | errors | shed (503) "
-              "| backlog s | server CPU ms/req | client CPU ms/req | reused |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+              "| backlog s | server CPU ms/req | app CPU ms/req, median | client CPU ms/req | "
+              "reused |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
         gen.start()
         hits = answers = 0.0
         closed: dict[str, float] = {}
@@ -456,7 +478,8 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
             print(f"| {endpoint} | {load} | {r['sent']} | {r['rps']:.0f} | {r['p50']:.1f} | "
                   f"{r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} | {r['shed']} | "
                   f"{r['drain']:.0f} | "
-                  f"{r['cpu_ms']:.2f} | {r['client_ms']:.2f} | {reused} |", flush=True)
+                  f"{r['cpu_ms']:.2f} | {r['app_ms']:.2f} | {r['client_ms']:.2f} | "
+                  f"{reused} |", flush=True)
             if endpoint == "recommendations":
                 hits, answers = hits + r["hits"], answers + r["answers"]
             if kind == "closed":
@@ -472,15 +495,18 @@ def run_mix(name: str, urls: dict[str, list[str]], env: dict[str, str],
 
 def run_burst(urls: list[str], env: dict[str, str], args: argparse.Namespace,
               key: str) -> None:
-    with Server(env, args.port, args.workers, args.loop) as server:
+    with Server(env, args.port, args.workers, args.loop, args.server_cpus) as server:
         print(f"burst on the distinct mix: model {server.model['model']}, "
               f"{args.workers} workers ({args.loop}), in-flight limit "
-              f"{env['RECSYS_MAX_IN_FLIGHT']} per worker, answer cache "
-              f"{env['RECSYS_ANSWER_CACHE_CUSTOMERS']}; load average {os.getloadavg()[0]:.1f}",
+              f"{env['RECSYS_MAX_IN_FLIGHT']} per worker, queueing delay at most "
+              f"{env['RECSYS_MAX_WAIT_MS']} ms, answer cache "
+              f"{env['RECSYS_ANSWER_CACHE_CUSTOMERS']}; {pinned(args)}; load average "
+              f"{os.getloadavg()[0]:.1f}",
               flush=True)
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         gen = mp.get_context("spawn").Process(
-            target=_burst_generator, args=(urls, key, server.process.pid, args, out))
+            target=_burst_generator, args=(urls, key, server.process.pid, server.base, args,
+                                           out))
         gen.start()
         report_burst(out.get(), args.burst_seconds)
         gen.join()
@@ -496,7 +522,7 @@ def run_memory(urls: list[str], env: dict[str, str], args: argparse.Namespace,
     print("|---|---|---|---|---|---|", flush=True)
     totals = {}
     for workers in sorted({1, args.workers}):
-        with Server(env, args.port, workers) as server:
+        with Server(env, args.port, workers, cpus=args.server_cpus) as server:
             offset = 20_000 * workers  # other customers than the 1-worker run's
             _open_loop(urls, offset, key, float(args.rates.split(",")[0]), args.duration)
             rows = pss(server.process.pid)
@@ -527,6 +553,8 @@ def main() -> None:
                         help="log what each answer showed (RECSYS_LOG_EXPOSURES)")
     parser.add_argument("--max-in-flight", type=int, default=32,
                         help="RECSYS_MAX_IN_FLIGHT per worker (0: no limit)")
+    parser.add_argument("--max-wait-ms", type=int, default=100,
+                        help="RECSYS_MAX_WAIT_MS: the queueing delay allowed (0: no bound)")
     mix = parser.add_mutually_exclusive_group()
     mix.add_argument("--distinct", action="store_true",
                      help="only the distinct mix: every recommendation for another customer")
@@ -541,16 +569,25 @@ def main() -> None:
     parser.add_argument("--burst-base", type=float, default=0.5,
                         help="rate before and after the burst, as a share of the closed loop's")
     parser.add_argument("--after-seconds", type=float, default=15.0)
+    parser.add_argument("--pin", action="store_true",
+                        help="the server's processes on CPU 0, the load generator on CPU 1")
     args = parser.parse_args()
+    args.server_cpus = None
+    if args.pin:
+        args.server_cpus = {0}
+        os.sched_setaffinity(0, {1})  # the generator's process, spawned from here, inherits it
 
     work = Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     key = secrets.token_urlsafe(16)
     (work / "prometheus").mkdir()  # one /metrics view over the workers, as `recsys serve`
+    (work / "cpu").mkdir()  # each request's app CPU time, by worker (RequestCpu)
+    os.environ["BENCH_CPU_DIR"] = str(work / "cpu")  # for the server and the generator
     env = {**os.environ, "RECSYS_API_KEYS": key, "RECSYS_DATA_DIR": str(work),
            "PROMETHEUS_MULTIPROC_DIR": str(work / "prometheus"),
            "RECSYS_ANSWER_CACHE_CUSTOMERS": str(args.answer_cache),
            "RECSYS_LOG_EXPOSURES": str(args.exposures == "on").lower(),
            "RECSYS_MAX_IN_FLIGHT": str(args.max_in_flight),
+           "RECSYS_MAX_WAIT_MS": str(args.max_wait_ms),
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     if args.model_uri:
         env["RECSYS_MODEL_URI"] = args.model_uri
