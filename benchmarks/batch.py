@@ -1,8 +1,8 @@
 """Batch picks at scale: 1M synthetic customers x 100k products, top-10 plus one coupon.
 
 Builds a bundle (ALS, or with ``--model ranker`` the learned ranker, which ranks every
-customer's lists at fit) from ``recsys.data.synthetic.generate`` once (in a child process, cached
-under ``--cache`` with the list of every registered customer id), then, in this fresh
+customer's lists at fit) from ``recsys.data.synthetic.generate`` once (in a child process,
+cached under ``--cache`` with the list of every registered customer id), then, in this fresh
 process, loads it and runs the real job (``training.jobs.picks.write_picks``: Parquet output,
 chunks on ``--workers`` threads, one coupon each from the campaign budget) for two audiences:
 ``registered``, all 1M customer ids (those who never bought get the cold-start answer), and
