@@ -16,7 +16,8 @@ and peak memory are those of this process's whole tree (the JVM and the Python w
 sampled from /proc every 0.2 s), the session start-up outside the timed part.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/batch.py [--customers 1000000]
-        [--products 100000] [--lines 10000000] [--model als|ranker] [--factors 32] [--chunk-size 5000]
+        [--products 100000] [--lines 10000000] [--model als|ranker] [--factors 32]
+        [--chunk-size 5000]
         [--workers 2] [--audiences registered,buyers] [--coupons 1] [--limit N]
         [--engine local|spark] [--master local[2]] [--cache /tmp/recsys-batch-bench]
 """
