@@ -108,7 +108,8 @@ class _Steps:
 class RequestCpu:
     """ASGI wrapper: each HTTP request's CPU time in the app (middleware, routing, the route,
     the response's socket writes; not uvicorn's reading and parsing, the event loop's wake-up
-    or other threads), appended as float32 ms to ``<directory>/<worker pid>.f32``."""
+    or other threads), appended with its status as two float32 (status, ms) to
+    ``<directory>/<worker pid>.f32``."""
 
     def __init__(self, app: Any, directory: Path) -> None:
         self.app, self.directory, self.fd, self.pid = app, directory, -1, 0
@@ -117,24 +118,31 @@ class RequestCpu:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        steps = _Steps(self.app(scope, receive, send))
+        status = 0
+
+        async def noting(message: Any) -> None:
+            nonlocal status
+            status = message.get("status", status)
+            await send(message)
+
+        steps = _Steps(self.app(scope, receive, noting))
         await steps
         if self.pid != os.getpid():  # opened in the worker, not in a parent it forked from
             self.pid = os.getpid()
             self.fd = os.open(self.directory / f"{self.pid}.f32",
                               os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        os.write(self.fd, np.float32(steps.cpu * 1e3).tobytes())
+        os.write(self.fd, np.array([status, steps.cpu * 1e3], np.float32).tobytes())
 
 
 def request_cpu(directory: Path, since: dict[str, int]) -> tuple[np.ndarray, dict[str, int]]:
-    """The per-request app CPU samples (ms) written to ``directory`` after the file sizes
-    ``since``, and the sizes now."""
-    samples, sizes = [], {}
+    """The (status, app CPU ms) rows written to ``directory`` after the file sizes ``since``,
+    and the sizes now."""
+    rows, sizes = [], {}
     for path in directory.glob("*.f32"):
         data = path.read_bytes()
-        sizes[path.name] = len(data) - len(data) % 4
-        samples.append(np.frombuffer(data[since.get(path.name, 0):sizes[path.name]], "<f4"))
-    return (np.concatenate(samples) if samples else np.zeros(0, "<f4")), sizes
+        sizes[path.name] = len(data) - len(data) % 8
+        rows.append(np.frombuffer(data[since.get(path.name, 0):sizes[path.name]], "<f4"))
+    return (np.concatenate(rows) if rows else np.zeros(0, "<f4")).reshape(-1, 2), sizes
 
 
 def build_completejourney(out: Path) -> Path:
@@ -300,8 +308,9 @@ def _generator(plan: list[tuple[str, str, float, float]], urls: dict[str, list[s
         result["drain"] = _drain(server)
         sent = max(result["sent"], 1)
         result["cpu_ms"] = (tree_usage(server)[1] - cpu) * 1e3 / sent
-        app_cpu = request_cpu(cpu_dir, sizes)[0]
-        result["app_ms"] = float(np.median(app_cpu)) if len(app_cpu) else float("nan")
+        rows = request_cpu(cpu_dir, sizes)[0]
+        answered = rows[rows[:, 0] == 200, 1]  # not the 503s, nor /metrics calls
+        result["app_ms"] = float(np.median(answered)) if len(answered) else float("nan")
         result["client_ms"] = client * 1e3 / sent
         after_hits, after_misses = answer_cache(base)
         result["hits"], result["answers"] = after_hits - hits, \
