@@ -248,14 +248,18 @@ def offer_features(history: CustomerHistory, coupons: CouponSide, rows: NDArray[
 
 
 def offer_feature_columns(history: CustomerHistory, coupons: CouponSide,
-                          rows: NDArray[np.integer], *, cf: CF | NDArray[np.floating] | None = None,
+                          rows: NDArray[np.integer] | None, *,
+                          cf: CF | NDArray[np.floating] | None = None,
                           names: Sequence[str] = FEATURES) -> dict[str, NDArray[np.float32]]:
-    """The columns ``names`` of :func:`offer_features`, each computed only when asked for
+    """The columns ``names`` of :func:`offer_features` (``rows`` None: every row of
+    ``history``, as serving passes its own rows), each computed only when asked for
     (serving scores one customer at a time and needs a few)."""
-    rows = np.asarray(rows, dtype=np.int64)
+    every = rows is None
+    rows = np.arange(history.spend.shape[0]) if every else np.asarray(rows, dtype=np.int64)
     n, m = len(rows), coupons.products.shape[0]
-    spend = history.spend[rows]
-    cat = history.category_spend[rows]
+    spend = history.spend if every else history.spend[rows]
+    cat = history.category_spend if every else history.category_spend[rows]
+    recent = history.recent if every else history.recent[rows]
     total = np.asarray(spend.sum(axis=1)).ravel()
 
     def cf_affinity() -> NDArray[np.float64]:
@@ -270,7 +274,7 @@ def offer_feature_columns(history: CustomerHistory, coupons: CouponSide,
 
     blocks: dict[str, Callable[[], NDArray[np.floating]]] = {
         "target_share": lambda: target_share(spend, coupons.products, coupons.sitewide),
-        "recent_target_share": lambda: target_share(history.recent[rows], coupons.products,
+        "recent_target_share": lambda: target_share(recent, coupons.products,
                                                     coupons.sitewide),
         "target_products_bought": lambda: np.log1p(np.asarray(
             ((spend > 0).astype(np.float64) @ coupons.products.T).todense())),

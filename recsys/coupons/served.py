@@ -257,8 +257,8 @@ class ServedFeatures:
         stats = {"has_history": has, "past_redemptions": np.log1p(past_redemptions),
                  "recency_days": np.where(has, recency_days, np.nan),
                  "avg_basket": np.where(has, avg_basket, np.nan)}
-        out = offer_feature_columns(self._history(spend, stats), self.coupons,
-                                    np.arange(spend.shape[0]), names=columns)
+        out = offer_feature_columns(self._history(spend, stats), self.coupons, None,
+                                    names=columns)
         return np.column_stack([out[name] for name in columns])
 
 
