@@ -30,9 +30,9 @@ def row_items(matrix: sparse.csr_matrix, row: int) -> np.ndarray:
     return matrix.indices[row_cells(matrix.indptr, np.array([row]))[0]]
 
 
-def cell_rows(matrix: sparse.csr_matrix) -> np.ndarray:
-    """The row of each stored cell of CSR ``matrix``, in storage order."""
-    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+def cell_rows(indptr: np.ndarray) -> np.ndarray:
+    """The row of each stored cell of a CSR matrix (its ``indptr``), in storage order."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
 def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_matrix:
@@ -45,7 +45,7 @@ def row_block(matrix: sparse.csr_matrix, start: int, stop: int) -> sparse.csr_ma
 
 def forbid(scores: np.ndarray, cells: sparse.csr_matrix) -> None:
     """Set ``scores`` to -inf on the stored cells of ``cells`` (same shape), in place."""
-    scores[cell_rows(cells), cells.indices] = -np.inf
+    scores[cell_rows(cells.indptr), cells.indices] = -np.inf
 
 
 __all__ = ["as_csr", "row_cells", "row_items", "cell_rows", "row_block", "forbid"]

@@ -83,7 +83,7 @@ def hits(ids: np.ndarray, relevant: sparse.spmatrix, k: int) -> np.ndarray:
     rel.eliminate_zeros()
     n_items = rel.shape[1]
     # Membership test on flat keys row * n_items + item: one sort + searchsorted for the batch.
-    rel_rows = cell_rows(rel).astype(np.int64)
+    rel_rows = cell_rows(rel.indptr).astype(np.int64)
     rel_keys = np.sort(rel_rows * n_items + rel.indices)
     keys = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_items + top
     pos = np.searchsorted(rel_keys, keys).clip(max=max(len(rel_keys) - 1, 0))

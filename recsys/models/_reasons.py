@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from recsys.data.csr import row_cells
+from recsys.data.csr import cell_rows, row_cells
 
 if TYPE_CHECKING:  # base.py gives every model's default reasons from Reason
     from recsys.models.base import RecommenderBase
@@ -101,15 +101,16 @@ def padded_history(history: sparse.csr_matrix | tuple[np.ndarray, np.ndarray, np
     ``history`` is a CSR matrix or its ``(data, indices, indptr)``."""
     data, indices, indptr = (history.data, history.indices, history.indptr) \
         if sparse.issparse(history) else history
-    lengths = np.minimum(np.diff(indptr), limit)
-    width = max(int(lengths.max(initial=0)), 1)
-    items = np.full((len(lengths), width), -1, np.int64)
-    weights = np.zeros((len(lengths), width), np.float32)
-    for row in range(len(lengths)):
-        lo, hi = indptr[row], indptr[row + 1]
-        order = np.argsort(-data[lo:hi], kind="stable")[: lengths[row]]
-        items[row, : len(order)] = indices[lo:hi][order]
-        weights[row, : len(order)] = data[lo:hi][order]
+    rows = cell_rows(indptr)
+    width = max(min(int(np.diff(indptr).max(initial=0)), limit), 1)
+    order = np.lexsort((-data, rows))  # each row's cells heaviest first, ties in stored order
+    slot = np.arange(len(order)) - np.repeat(indptr[:-1], np.diff(indptr))
+    keep = slot < limit
+    order, slot = order[keep], slot[keep]
+    items = np.full((len(indptr) - 1, width), -1, np.int64)
+    weights = np.zeros((len(indptr) - 1, width), np.float32)
+    items[rows[order], slot] = indices[order]
+    weights[rows[order], slot] = data[order]
     return items, weights
 
 

@@ -122,7 +122,7 @@ def _excluded_positions(exclude: sparse.csr_matrix | None, position: np.ndarray
     """Excluded cells as (row, place in the visit order); items outside it drop out."""
     if exclude is None or exclude.nnz == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    rows = cell_rows(exclude)
+    rows = cell_rows(exclude.indptr)
     where = position[exclude.indices]
     inside = (where >= 0) & (exclude.data != 0)
     return rows[inside].astype(np.int64), where[inside]
