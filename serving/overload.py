@@ -7,11 +7,12 @@ one per pass of the loop, in arrival order. That does two things:
 
 - every request already read from the sockets counts itself before the first of them
   computes, so the count is the worker's queue. A request gets a 503 with ``Retry-After``
-  at once (no ranking, no body read) when it finds ``limit`` others in flight, or when the
-  request first in line has waited over half of ``max_wait`` (the queue's delay is then
-  what a newcomer would wait: the CPU the limit was sized for is not there, taken by other
-  processes or by refusals). One whose turn still comes more than ``max_wait`` seconds
-  after it arrived gets the 503 then. All are counted in ``recsys_shed_requests_total`` by reason;
+  at once (no ranking, no body read) when it finds ``limit`` others in flight, or when it
+  would wait over half of ``max_wait``: the request first in line has waited that long, or
+  the requests ahead times the recent time per turn come to that (the CPU the limit was
+  sized for is not there, taken by other processes or by refusals). One whose turn still
+  comes more than ``max_wait`` seconds after it arrived gets the 503 then. All are counted
+  in ``recsys_shed_requests_total`` by reason;
 - the loop polls its sockets between two requests, not once per batch of them. uvloop (libuv
   since 1.45) accepts one new connection per poll; with a whole batch ranked per pass, a busy
   worker accepted a few dozen connections a second and the rest waited in the listen queue,
@@ -45,6 +46,8 @@ class InFlightLimitMiddleware:
         self.in_flight = 0
         self.waiting: deque[tuple[float, asyncio.Future[None]]] = deque()  # arrived, turn
         self.granting = False
+        self.turn_seconds = 0.0  # moving average of the time between turns while busy
+        self.last_turn: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.limit or scope["path"] in EXEMPT:
@@ -54,8 +57,7 @@ class InFlightLimitMiddleware:
             await self._refuse(send, "in_flight",
                                f"at its limit of {self.limit} requests in flight")
             return
-        if self.max_wait and self.waiting \
-                and asyncio.get_running_loop().time() - self.waiting[0][0] > self.max_wait / 2:
+        if self.max_wait and self.waiting and self._expected_wait() > self.max_wait / 2:
             await self._refuse(send, "queue", "overloaded: requests wait over "
                                               f"{self.max_wait * 500:.0f} ms for their turn")
             return
@@ -69,6 +71,12 @@ class InFlightLimitMiddleware:
             self.in_flight -= 1
         await self._refuse(send, "wait", f"overloaded: this request waited {waited * 1e3:.0f} "
                                          f"ms, over the {self.max_wait * 1e3:.0f} ms allowed")
+
+    def _expected_wait(self) -> float:
+        """What a request arriving now would wait: at least what the first in line has, and
+        about one turn per request ahead."""
+        waited = asyncio.get_running_loop().time() - self.waiting[0][0]
+        return max(waited, len(self.waiting) * self.turn_seconds)
 
     async def _turn(self) -> float:
         """Wait until the loop has passed once for each request that came before; returns
@@ -85,14 +93,20 @@ class InFlightLimitMiddleware:
 
     def _grant(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the next waiting request, and come back on the loop's next pass."""
+        now = loop.time()
+        if self.last_turn is not None:  # busy since the last turn
+            interval = now - self.last_turn
+            self.turn_seconds += (interval - self.turn_seconds) * (0.2 if self.turn_seconds
+                                                                   else 1.0)
         while self.waiting and self.waiting[0][1].done():
             self.waiting.popleft()
         if self.waiting:
             self.waiting.popleft()[1].set_result(None)
         if self.waiting:
+            self.last_turn = now
             loop.call_soon(self._grant, loop)
         else:
-            self.granting = False
+            self.granting, self.last_turn = False, None
 
     async def _refuse(self, send: Send, reason: str, why: str) -> None:
         self.shed.labels(reason).inc()

@@ -204,3 +204,23 @@ def test_a_newcomer_is_refused_at_once_when_the_queue_is_slow() -> None:
     assert [s for s, _ in queued] == [200] + [503] * 4  # the others waited over 50 ms
     assert status == 503 and b"requests wait over 25 ms" in body  # some are still queued
     assert seconds < 0.05  # refused as it came, not after its own wait
+
+
+def test_a_newcomer_is_refused_at_once_when_the_requests_ahead_would_take_too_long() -> None:
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        time.sleep(0.04)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def run() -> tuple[list[int], list[tuple[int, bytes]]]:
+        middleware = limited(busy, 10, 0.15)
+        first = await asyncio.gather(*(call(middleware) for _ in range(3)))  # 40 ms a turn
+        return [s for s, _ in first], await asyncio.gather(*(call(middleware)
+                                                             for _ in range(6)))
+
+    first, batch = asyncio.run(run())
+    assert first == [200] * 3
+    # Read together, nobody has waited yet; but two ahead take about 80 ms, over half of
+    # the 150 ms allowed: the third and later are refused as they come, not after waiting.
+    assert [s for s, _ in batch] == [200, 200, 503, 503, 503, 503]
+    assert all(b"requests wait over 75 ms" in body for _, body in batch[2:])
