@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr, row_cells
 from recsys.data.features import ItemFeatures
@@ -167,6 +168,19 @@ class Snapshot:
         own = {name: read(name) for name in mine}
         return cls(own=Personal(**own, user=np.arange(len(own["orders"]), dtype=np.int64)),
                    **{name: read(name) for name in rest})
+
+
+@dataclass
+class SourceScores:
+    """The sources' scores for a block of customers, before anything is excluded: EASE
+    (rows x ``Snapshot.ease_items``), co-purchase, nearest customers, text twins (rows x
+    products) and each row's spend share per category (``_category_spend``)."""
+
+    ease: np.ndarray
+    cooc: sparse.csr_matrix
+    knn: sparse.csr_matrix
+    twin: sparse.csr_matrix
+    spend: np.ndarray
 
 
 def snapshot(baskets: Baskets, *, half_life_days: float, ease_items: int,
@@ -426,8 +440,8 @@ class LearnedRanker(Model):
         snap = self._snapshot(past)
         own = snap.own.rows(users)
         sets = []
-        for exclude in (None, bought[users]):
-            rows, cols, x = self._all_pairs(snap, own, np.ones(self.n_items_, bool), exclude)
+        for rows, cols, x in self._all_pairs(snap, own, np.ones(self.n_items_, bool),
+                                             (None, bought[users])):
             y = (lookup(labels, users[rows], cols, 0.0) > 0).astype(np.float32)
             sets.append(_sampled(*_with_positives(rows, x, y), self.negatives, rng))
         log.info("ranker cut %d days back: %d customers, %d + %d pairs", cut, len(users),
@@ -525,21 +539,38 @@ class LearnedRanker(Model):
 
     # -- ranking ----------------------------------------------------------------------------
     def _all_pairs(self, snap: Snapshot, own: Personal, allowed: np.ndarray,
-                   exclude: sparse.csr_matrix | None, own_only: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``_pairs`` over blocks of rows (the EASE block stays small)."""
+                   excludes: Sequence[sparse.csr_matrix | None], own_only: bool = False
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``_pairs`` over blocks of rows (the EASE block stays small), once per entry of
+        ``excludes``: the sources score each block once, whatever is excluded."""
         step = max(1, BLOCK_CELLS // max(len(snap.ease_items), 1))
-        parts = []
+        parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in excludes]
         for start in range(0, len(own.orders), step):
-            rows, cols, x = self._pairs(snap, own.rows(slice(start, start + step)), allowed,
-                                        None if exclude is None else
-                                        exclude[start:start + step], own_only)
-            parts.append((rows + start, cols, x))
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(FEATURES)))
-        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore
+            block = own.rows(slice(start, start + step))
+            scores = self._source_scores(snap, block, own_only)
+            for part, exclude in zip(parts, excludes, strict=True):
+                rows, cols, x = self._pairs(snap, block, scores, allowed, None if exclude is None
+                                            else exclude[start:start + step], own_only)
+                part.append((rows + start, cols, x))
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(FEATURES))))
+        return [tuple(np.concatenate(p) for p in zip(*part, strict=True)) if part else empty
+                for part in parts]  # type: ignore[misc]
 
-    def _pairs(self, snap: Snapshot, own: Personal, allowed: np.ndarray,
+    def _source_scores(self, snap: Snapshot, own: Personal, own_only: bool) -> SourceScores:
+        """What each source scores for these rows (``own_only``: the own source alone)."""
+        n_rows = len(own.orders)
+        none = sparse.csr_matrix((n_rows, self.n_items_), dtype=np.float32)
+        spend = self._category_spend(own)
+        if own_only:
+            return SourceScores(np.zeros((n_rows, 0), np.float32), none, none, none, spend)
+        weights = own.count.copy()
+        weights.data = np.log1p(weights.data)
+        ease = np.asarray(weights[:, snap.ease_items] @ snap.ease_weights, np.float32) \
+            if len(snap.ease_items) else np.zeros((n_rows, 0), np.float32)
+        return SourceScores(ease, as_csr(weights @ snap.cooc), self._neighbours(snap, own),
+                            as_csr(own.decayed @ snap.twins), spend)
+
+    def _pairs(self, snap: Snapshot, own: Personal, scores: SourceScores, allowed: np.ndarray,
                exclude: sparse.csr_matrix | None, own_only: bool = False
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates of each row and their features: ``(row, item, X)`` sorted by row.
@@ -548,33 +579,27 @@ class LearnedRanker(Model):
         the allowed, not excluded products; the union is ranked. ``own_only``: the
         customer's own products only (a buy-again list)."""
         n_rows, k = len(own.orders), self.per_source
-        weights = own.count.copy()
-        weights.data = np.log1p(weights.data)
-
         blocked = None if exclude is None or not exclude.nnz else \
             sparse.csr_matrix((np.ones(exclude.nnz, np.float32), exclude.indices,
                                exclude.indptr), shape=exclude.shape)
         every = bool(allowed.all())
 
-        def usable(scores: sparse.csr_matrix) -> sparse.csr_matrix:
+        def usable(cells: sparse.csr_matrix) -> sparse.csr_matrix:
             """Only the allowed, not excluded cells (sparse ops: linear in the cells)."""
-            scores = as_csr(scores).copy()
+            cells = as_csr(cells).copy()
             if not every:
-                scores.data[~allowed[scores.indices]] = 0
+                cells.data[~allowed[cells.indices]] = 0
             if blocked is not None:
-                scores = as_csr(scores - scores.multiply(blocked))
-            scores.eliminate_zeros()
-            return scores
+                cells = as_csr(cells - cells.multiply(blocked))
+            cells.eliminate_zeros()
+            return cells
 
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
         sources = dict.fromkeys(("own", "ease", "cooc", "knn", "twin", "pop", "category"),
                                 empty)
         sources["own"] = _top_per_row(usable(own.decayed), self.n_items_ if own_only else 2 * k)
-        ease = np.zeros((n_rows, 0), np.float32)
-        cooc = knn = twin = sparse.csr_matrix((n_rows, self.n_items_), dtype=np.float32)
-        spend = self._category_spend(own)
-        if len(snap.ease_items) and not own_only:
-            ease = np.asarray(weights[:, snap.ease_items] @ snap.ease_weights, np.float32)
+        ease, spend = scores.ease, scores.spend
+        if ease.shape[1]:
             block = np.where(allowed[snap.ease_items][None, :], ease, -np.inf)
             if blocked is not None:
                 ex = blocked[:, snap.ease_items].tocoo()
@@ -583,12 +608,9 @@ class LearnedRanker(Model):
             r, c = np.nonzero(ids >= 0)
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
         if not own_only:
-            cooc = as_csr(weights @ snap.cooc)
-            sources["cooc"] = _top_per_row(usable(cooc), k)
-            knn = self._neighbours(snap, own)
-            sources["knn"] = _top_per_row(usable(knn), k)
-            twin = as_csr(own.decayed @ snap.twins)
-            sources["twin"] = _top_per_row(usable(twin), k)
+            sources["cooc"] = _top_per_row(usable(scores.cooc), k)
+            sources["knn"] = _top_per_row(usable(scores.knn), k)
+            sources["twin"] = _top_per_row(usable(scores.twin), k)
             pop_score = snap.pop_score
             shortlist = np.flatnonzero(allowed)
             if len(shortlist) > SHORTLIST:  # a few best sellers; a small filtered set whole
@@ -615,8 +637,9 @@ class LearnedRanker(Model):
         ease_value = np.where(at >= 0, ease[rows, np.maximum(at, 0)] if ease.size else 0.0,
                               np.nan)
         x = self._features(snap, own, rows, cols, rank_of, ease_value,
-                           lookup(cooc, rows, cols, 0.0), lookup(knn, rows, cols, 0.0),
-                           lookup(twin, rows, cols, 0.0),
+                           lookup(scores.cooc, rows, cols, 0.0),
+                           lookup(scores.knn, rows, cols, 0.0),
+                           lookup(scores.twin, rows, cols, 0.0),
                            spend[rows, self.category_[cols] + 1])
         return rows, cols, x
 
@@ -672,7 +695,7 @@ class LearnedRanker(Model):
 
     def recommend(self, history: sparse.csr_matrix, n: int = 10, *,
                   users: np.ndarray | None = None, exclude: sparse.csr_matrix | None = None,
-                  candidates: np.ndarray | None = None) -> Ranked:
+                  candidates: BoolArray | IntArray | None = None) -> Ranked:
         """The top ``n`` of each row's candidates by the learned ranker."""
         return self.recommend_with_reasons(history, n, users=users, exclude=exclude,
                                            candidates=candidates)[0]
@@ -680,7 +703,8 @@ class LearnedRanker(Model):
     def recommend_with_reasons(self, history: sparse.csr_matrix, n: int = 10, *,
                                users: np.ndarray | None = None,
                                exclude: sparse.csr_matrix | None = None,
-                               candidates: np.ndarray | None = None, own_only: bool = False
+                               candidates: BoolArray | IntArray | None = None,
+                               own_only: bool = False
                                ) -> tuple[Ranked, np.ndarray, np.ndarray]:
         """``recommend`` plus why each pick ranked: ``Reason`` values and the anchor of each
         (the product it goes with, or for ``REPEATS_EVERY`` the usual days between
@@ -693,15 +717,15 @@ class LearnedRanker(Model):
         answered from that ranking: the same lists, read instead of computed."""
         self._check_fitted()
         excludes_history = exclude is not None and _same_cells(exclude, history)
-        history, users, exclude, candidates = self._check_inputs(history, n, users, exclude,
-                                                                 candidates)
+        history, users, exclude, allowed = self._check_inputs(history, n, users, exclude,
+                                                              candidates)
         batch = history.shape[0]
         users = np.full(batch, -1, np.int32) if users is None else users
         ids = np.full((batch, n), -1, np.int32)
         scores = np.full((batch, n), -np.inf, np.float32)
         kinds = np.full((batch, n), int(Reason.NONE), np.int32)
         anchors = np.full((batch, n), -1, np.int32)
-        kind = self._stored_kind(n, exclude is None, excludes_history, candidates is None,
+        kind = self._stored_kind(n, exclude is None, excludes_history, allowed is None,
                                  own_only)
         read = self._unchanged(history, users) if kind else np.zeros(batch, bool)
         if read.any():
@@ -711,14 +735,11 @@ class LearnedRanker(Model):
             kinds[read], anchors[read] = stored["kinds"][u, :n], stored["anchors"][u, :n]
         rest = np.flatnonzero(~read)
         if len(rest):
-            allowed = np.ones(self.n_items_, bool)
-            if candidates is not None:
-                allowed[:] = False
-                allowed[candidates] = True
             every = len(rest) == batch
-            ranked, kinds[rest], anchors[rest] = self._rank(
-                history if every else history[rest], n, users[rest], allowed,
-                None if exclude is None else exclude if every else exclude[rest], own_only)
+            [(ranked, kinds[rest], anchors[rest])] = self._rank(
+                history if every else history[rest], n, users[rest],
+                np.ones(self.n_items_, bool) if allowed is None else allowed,
+                [None if exclude is None else exclude if every else exclude[rest]], own_only)
             ids[rest], scores[rest] = ranked.ids, ranked.scores
         return Ranked(ids, scores), kinds, anchors
 
@@ -732,16 +753,21 @@ class LearnedRanker(Model):
         return "all" if no_exclusion else "new" if excludes_history else None
 
     def _rank(self, history: sparse.csr_matrix, n: int, users: np.ndarray,
-              allowed: np.ndarray, exclude: sparse.csr_matrix | None, own_only: bool
+              allowed: np.ndarray, excludes: Sequence[sparse.csr_matrix | None],
+              own_only: bool) -> list[tuple[Ranked, np.ndarray, np.ndarray]]:
+        """Candidates, features and the boosters for every row, once per entry of
+        ``excludes`` (``recommend_with_reasons`` without its stored lists)."""
+        own = self._live(history, users)
+        return [self._best(own, n, *pairs) for pairs in
+                self._all_pairs(self.snapshot_, own, allowed, excludes, own_only)]
+
+    def _best(self, own: Personal, n: int, rows: np.ndarray, cols: np.ndarray, x: np.ndarray
               ) -> tuple[Ranked, np.ndarray, np.ndarray]:
-        """Candidates, features and the boosters for every row (``recommend_with_reasons``
-        without its stored lists)."""
-        batch = history.shape[0]
+        """The top ``n`` of each row's candidates by the boosters, with reasons."""
+        batch = len(own.orders)
         ids = np.full((batch, n), -1, np.int32)
         scores = np.full((batch, n), -np.inf, np.float32)
         at = np.full((batch, n), -1, np.int64)  # row of X behind each pick
-        own = self._live(history, users)
-        rows, cols, x = self._all_pairs(self.snapshot_, own, allowed, exclude, own_only)
         if len(rows):
             # a row without any own product among its candidates (a "discover" list) is
             # ranked by the model learnt on never-bought products
@@ -766,22 +792,20 @@ class LearnedRanker(Model):
         ``new`` (their purchases excluded) and ``own`` (only their purchases)."""
         every = np.ones(self.n_items_, bool)
 
-        def block(kind: str, start: int) -> tuple[Ranked, np.ndarray, np.ndarray]:
+        def block(start: int) -> list[tuple[Ranked, np.ndarray, np.ndarray]]:
             users = np.arange(start, min(start + STORE_BLOCK, self.n_users_), dtype=np.int32)
             seen = self.seen_[users]
-            return self._rank(seen, self.stored, users, every, seen if kind == "new" else None,
-                              kind == "own")
+            return self._rank(seen, self.stored, users, every, [None, seen], False) + \
+                self._rank(seen, self.stored, users, every, [None], True)
 
-        self.lists_ = {}
-        starts = range(0, self.n_users_, STORE_BLOCK)
         with ThreadPoolExecutor(self.workers) as pool:
-            for kind in LIST_KINDS:
-                parts = list(pool.map(lambda start: block(kind, start), starts))  # noqa: B023
-                self.lists_[kind] = {
-                    "ids": np.concatenate([p[0].ids for p in parts]),
-                    "scores": np.concatenate([p[0].scores for p in parts]),
-                    "kinds": np.concatenate([p[1] for p in parts]).astype(np.int8),
-                    "anchors": np.concatenate([p[2] for p in parts])}
+            parts = list(pool.map(block, range(0, self.n_users_, STORE_BLOCK)))
+        self.lists_ = {kind: {
+            "ids": np.concatenate([p[k][0].ids for p in parts]),
+            "scores": np.concatenate([p[k][0].scores for p in parts]),
+            "kinds": np.concatenate([p[k][1] for p in parts]).astype(np.int8),
+            "anchors": np.concatenate([p[k][2] for p in parts])}
+            for k, kind in enumerate(LIST_KINDS)}
 
     def _unchanged(self, history: sparse.csr_matrix, users: np.ndarray) -> np.ndarray:
         """Rows of stored customers whose history is exactly what the model was fitted on."""

@@ -157,7 +157,7 @@ def test_features_are_finite_or_missing(fitted) -> None:  # type: ignore[no-unty
     model, _, inter = fitted
     users = np.arange(5, dtype=np.int32)
     own = model._live(inter.matrix[:5], users)
-    rows, cols, x = model._all_pairs(model.snapshot_, own, np.ones(40, bool), None)
+    [(rows, cols, x)] = model._all_pairs(model.snapshot_, own, np.ones(40, bool), [None])
     assert x.shape == (len(rows), len(FEATURES))
     assert not np.isinf(x).any()
     assert (np.diff(rows) >= 0).all()
@@ -180,7 +180,7 @@ def test_stored_lists_equal_the_ranking_they_replace(fitted) -> None:  # type: i
                                     ("own", None, True)):
         got = model.recommend_with_reasons(history, 7, users=users, exclude=exclude,
                                            own_only=own_only)
-        want = model._rank(history, 7, users, every, exclude, own_only)
+        [want] = model._rank(history, 7, users, every, [exclude], own_only)
         np.testing.assert_array_equal(got[0].ids, want[0].ids, err_msg=kind)
         np.testing.assert_array_equal(got[0].scores, want[0].scores, err_msg=kind)
         np.testing.assert_array_equal(got[1], want[1], err_msg=kind)
@@ -212,8 +212,8 @@ def test_refit_keeps_the_boosters_and_serves_the_longer_history() -> None:
     assert model.snapshot_.own.orders.sum() > before  # the last 28 days' orders are in
     users = np.arange(fits[1][0].shape[0], dtype=np.int32)
     ranked = model.recommend(fits[1][0], 5, users=users)
-    np.testing.assert_array_equal(ranked.ids, model._rank(fits[1][0], 5, users,
-                                                          np.ones(40, bool), None, False)[0].ids)
+    [(want, _, _)] = model._rank(fits[1][0], 5, users, np.ones(40, bool), [None], False)
+    np.testing.assert_array_equal(ranked.ids, want.ids)
     fresh = LearnedRanker(windows=3, window_days=14, per_source=10, ease_items=40, min_child=5,
                           trees=30).refit(fits[1][0], baskets=fits[1][1])  # never fitted
     assert fresh.booster_.model_to_string() != learnt
@@ -237,4 +237,4 @@ def test_bounded_neighbour_pool_and_training_sample() -> None:
     ranked = model.recommend(matrix, 10, users=users)
     assert (ranked.ids >= 0).all()
     np.testing.assert_array_equal(
-        ranked.ids, model._rank(matrix, 10, users, np.ones(40, bool), None, False)[0].ids)
+        ranked.ids, model._rank(matrix, 10, users, np.ones(40, bool), [None], False)[0][0].ids)
