@@ -158,8 +158,17 @@ def main() -> None:
     args = parser.parse_args()
     started, load_before = time.strftime("%Y-%m-%d %H:%M %Z"), os.getloadavg()
     start = time.perf_counter()
+    sources = []
+    for source in args.datasets.split(","):
+        if source.endswith((".csv", ".csv.gz", ".parquet")) and not Path(source).exists():
+            print(f"skipping {source}: no such file (the real datasets are read from "
+                  "../shared/data)", file=sys.stderr, flush=True)
+        else:
+            sources.append(source)
+    if not sources:
+        raise SystemExit("no dataset to score: every --datasets file is missing")
     sections = [run_dataset(s, args.trials, args.timeout, args.val_customers)
-                for s in args.datasets.split(",")]
+                for s in sources]
     total = time.perf_counter() - start
     print(f"\ntotal {total / 60:.1f} min", flush=True)
     if args.out:
