@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # waited over half of this, and an admitted one whose turn comes later than this gets it
     # then (0: no bound). It holds the latency when the CPU the in-flight limit was sized for
     # is not there (other processes, or refusals, take it).
-    max_wait_ms: int = Field(100, ge=0)
+    max_wait_ms: int = Field(80, ge=0)
     retry_after_seconds: int = Field(1, ge=1)
     # uvicorn's own bound per worker (0: none): once open connections (idle keep-alive ones
     # included) or requests in progress reach it, it answers each new request 503 itself
