@@ -374,6 +374,14 @@ def report_burst(r: dict[str, Any], burst_seconds: float) -> None:
               f"{mine.sum() - len(ok) - len(shed)} | {_pct(ok, 50)} | {_pct(ok, 99)} | "
               f"{_pct(shed, 50)} | {_pct(shed, 99)} | {_pct(shed, 100)} | "
               f"{_pct(left, 50)} / {_pct(left, 99)} |")
+    start = r["segments"][0][2]
+    burst = phase == "burst"
+    first = burst & (r["schedule"] < start + 1)  # the client opens most connections then
+    print("burst's first second / the rest: 503 p99 "
+          f"{_pct(lat[first & (status == 503)], 99)} / "
+          f"{_pct(lat[burst & ~first & (status == 503)], 99)} ms, 200 p99 "
+          f"{_pct(lat[first & (status == 200)], 99)} / "
+          f"{_pct(lat[burst & ~first & (status == 200)], 99)} ms")
     before = lat[(phase == "before") & (status == 200)]
     normal = 2 * np.percentile(before, 99)
     end = r["segments"][0][2] + burst_seconds
