@@ -96,7 +96,7 @@ class InFlightLimitMiddleware:
         now = loop.time()
         if self.last_turn is not None:  # busy since the last turn
             interval = now - self.last_turn
-            self.turn_seconds += (interval - self.turn_seconds) * (0.2 if self.turn_seconds
+            self.turn_seconds += (interval - self.turn_seconds) * (0.05 if self.turn_seconds
                                                                    else 1.0)
         while self.waiting and self.waiting[0][1].done():
             self.waiting.popleft()
