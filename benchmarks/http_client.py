@@ -87,6 +87,7 @@ class _Client:
         self.connections: set[_Connection] = set()
         self.waiting: deque[int] = deque()
         self.opening = self.outstanding = 0
+        self.tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self.done = asyncio.Event()
         self.loop = asyncio.get_running_loop()
 
@@ -98,7 +99,9 @@ class _Client:
         self.waiting.append(i)
         if self.opening < len(self.waiting) and self.opening + len(self.connections) < self.most:
             self.opening += 1
-            self.loop.create_task(self._open())
+            task = self.loop.create_task(self._open())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def _open(self) -> None:
         try:
