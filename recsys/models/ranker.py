@@ -916,6 +916,10 @@ class LearnedRanker(Model):
         model = cls(**params)
         model.booster_ = _booster(state, "booster")
         model.discover_booster_ = _booster(state, "discover_booster")
+        for booster in (model.booster_, model.discover_booster_):
+            if booster.feature_name() != list(FEATURES):
+                raise ValueError("the ranker's boosters were learnt on other features than "
+                                 "this version computes: train it again.")
         model.n_items_ = int(state["n_items_"])
         model.n_users_ = int(state["n_users_"])
         model.price_ = np.asarray(state["price_"])

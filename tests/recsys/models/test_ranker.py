@@ -10,6 +10,7 @@ from scipy import sparse
 from recsys.data.baskets import build_baskets
 from recsys.data.dataset import IdMap, build_interactions
 from recsys.models import REGISTRY, Reason
+from recsys.models import ranker as ranker_module
 from recsys.models.ranker import FEATURES, LearnedRanker
 
 START = pd.Timestamp("2024-01-01")
@@ -122,6 +123,15 @@ def test_state_round_trip_is_exact_and_checked(fitted) -> None:  # type: ignore[
     broken["booster"] = np.frombuffer(bytes(text), np.uint8)
     with pytest.raises(ValueError, match="checksum"):
         LearnedRanker.from_state(model.get_params(), broken)
+
+
+def test_a_bundle_of_other_features_is_refused(fitted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Boosters learnt on another feature list (an older version) would score the wrong
+    columns: loading says so instead."""
+    model = fitted[0]
+    monkeypatch.setattr(ranker_module, "FEATURES", (*FEATURES, "a_new_feature"))
+    with pytest.raises(ValueError, match="other features"):
+        LearnedRanker.from_state(model.get_params(), model.state())
 
 
 def test_live_purchase_counts_as_an_order_today(fitted) -> None:  # type: ignore[no-untyped-def]
