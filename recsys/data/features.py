@@ -31,6 +31,8 @@ class ItemFeatures:
     repurchase_days : ndarray of float32, shape (n_items,)
         Median days between repeat purchases of the product by the same customer (``nan``:
         never repurchased).
+    available : ndarray of bool, shape (n_items,)
+        In stock (the catalog's ``available`` column; empty: every product is).
     """
 
     text: list[str]
@@ -38,6 +40,7 @@ class ItemFeatures:
     price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     first_sold_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     repurchase_days: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    available: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
 
     def __len__(self) -> int:
         return len(self.text)
@@ -65,7 +68,8 @@ def item_features(products: pd.DataFrame, transactions: pd.DataFrame, product_ma
     ItemFeatures
         ``text`` (list of n_items str), ``category`` (object array of str, shape (n_items,)),
         ``price``, ``first_sold_days`` and ``repurchase_days`` (float32, shape (n_items,)),
-        the last two ``nan`` for items never sold / never bought twice by one customer.
+        the last two ``nan`` for items never sold / never bought twice by one customer, and
+        ``available`` (bool; empty when the products have no ``available`` column).
     """
     ids = product_map.ids
     p = products.drop_duplicates("product_id").set_index("product_id").reindex(ids)
@@ -106,6 +110,8 @@ def item_features(products: pd.DataFrame, transactions: pd.DataFrame, product_ma
         price=price.to_numpy(dtype=np.float32),
         first_sold_days=first_days,
         repurchase_days=_repurchase_days(item, customer, order, ts_ns, len(ids)),
+        available=(p["available"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+                   if "available" in p else np.empty(0, bool)),
     )
 
 

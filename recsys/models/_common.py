@@ -20,7 +20,7 @@ from recsys.data.features import ItemFeatures
 from recsys.models.base import SCORE_CHUNK, Ranked, RecommenderBase
 from recsys.models.factor_ranker import FactorRanker
 
-_FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days")
+_FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days", "available")
 
 
 class Model(RecommenderBase):

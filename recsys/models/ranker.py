@@ -471,6 +471,8 @@ class LearnedRanker(Model):
                              "products).")
         self.n_items_ = n_items
         self.price_ = feature(items, "price", n_items)
+        self.available_ = np.ones(n_items, bool) if items is None or not len(items.available) \
+            else np.asarray(items.available, bool)
         self.category_, _ = encode_categories(items, n_items)
         texts = pd.Series(items.text if items is not None else [""] * n_items).str.strip()
         self.text_group_ = np.where(texts != "", pd.factorize(texts)[0], -1).astype(np.int32)
@@ -712,8 +714,9 @@ class LearnedRanker(Model):
         Rows may mix stored customers and ``users = -1``; history beyond a stored
         customer's (live events) counts as an order today.
 
-        A stored customer without live events, asked for a list kind ranked at fit (no
-        ``candidates``, ``exclude`` none or the history itself, ``n`` up to ``stored``), is
+        A stored customer without live events, asked for a list kind ranked at fit
+        (``candidates`` none or the products in stock, ``exclude`` none or the history
+        itself, ``n`` up to ``stored``), is
         answered from that ranking: the same lists, read instead of computed."""
         self._check_fitted()
         excludes_history = exclude is not None and _same_cells(exclude, history)
@@ -725,8 +728,9 @@ class LearnedRanker(Model):
         scores = np.full((batch, n), -np.inf, np.float32)
         kinds = np.full((batch, n), int(Reason.NONE), np.int32)
         anchors = np.full((batch, n), -1, np.int32)
-        kind = self._stored_kind(n, exclude is None, excludes_history, allowed is None,
-                                 own_only)
+        in_stock = np.array_equal(self.available_, np.ones(self.n_items_, bool)
+                                  if allowed is None else allowed)
+        kind = self._stored_kind(n, exclude is None, excludes_history, in_stock, own_only)
         read = self._unchanged(history, users) if kind else np.zeros(batch, bool)
         if read.any():
             stored = self.lists_[kind]
@@ -744,9 +748,10 @@ class LearnedRanker(Model):
         return Ranked(ids, scores), kinds, anchors
 
     def _stored_kind(self, n: int, no_exclusion: bool, excludes_history: bool,
-                     every_product: bool, own_only: bool) -> str | None:
-        """The stored list that answers this question, None if none does."""
-        if n > self.stored or not every_product:
+                     in_stock: bool, own_only: bool) -> str | None:
+        """The stored list that answers this question (``in_stock``: the allowed products
+        are those in stock), None if none does."""
+        if n > self.stored or not in_stock:
             return None
         if own_only:
             return "own" if no_exclusion else None
@@ -788,9 +793,10 @@ class LearnedRanker(Model):
         return Ranked(ids, scores), kinds, anchors
 
     def _store_lists(self) -> None:
-        """Rank every stored customer once per list kind: ``all`` (nothing excluded),
-        ``new`` (their purchases excluded) and ``own`` (only their purchases)."""
-        every = np.ones(self.n_items_, bool)
+        """Rank every stored customer once per list kind among the products in stock:
+        ``all`` (nothing excluded), ``new`` (their purchases excluded) and ``own`` (only their
+        purchases)."""
+        every = self.available_
 
         def block(start: int) -> list[tuple[Ranked, np.ndarray, np.ndarray]]:
             users = np.arange(start, min(start + STORE_BLOCK, self.n_users_), dtype=np.int32)
@@ -894,6 +900,7 @@ class LearnedRanker(Model):
         discover = self.discover_booster_.model_to_string().encode()
         return {"n_items_": np.asarray(self.n_items_), "n_users_": np.asarray(self.n_users_),
                 "price_": self.price_, "category_": self.category_,
+                "available_": self.available_,
                 "text_group_": self.text_group_,
                 "trees_used_": np.asarray(self.trees_used_),
                 "booster": np.frombuffer(text, np.uint8),
@@ -923,6 +930,9 @@ class LearnedRanker(Model):
         model.n_items_ = int(state["n_items_"])
         model.n_users_ = int(state["n_users_"])
         model.price_ = np.asarray(state["price_"])
+        # bundles from before availability ranked their lists among every product
+        model.available_ = np.asarray(state["available_"]) if "available_" in state \
+            else np.ones(model.n_items_, bool)
         model.category_ = np.asarray(state["category_"])
         model.text_group_ = np.asarray(state["text_group_"])
         model.trees_used_ = int(state["trees_used_"])

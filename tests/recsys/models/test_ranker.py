@@ -9,6 +9,7 @@ from scipy import sparse
 
 from recsys.data.baskets import build_baskets
 from recsys.data.dataset import IdMap, build_interactions
+from recsys.data.features import ItemFeatures
 from recsys.models import REGISTRY, Reason
 from recsys.models import ranker as ranker_module
 from recsys.models.ranker import FEATURES, LearnedRanker
@@ -201,6 +202,30 @@ def test_stored_lists_equal_the_ranking_they_replace(fitted) -> None:  # type: i
     longer = model.recommend_with_reasons(inter.matrix, model.stored + 1,
                                           users=np.arange(n_users, dtype=np.int32))
     np.testing.assert_array_equal(longer[0].ids[:, :7], model.lists_["all"]["ids"][:, :7])
+
+
+def test_stored_lists_hold_products_in_stock(fitted) -> None:  # type: ignore[no-untyped-def]
+    """With products out of stock the lists are ranked among the others at fit; a question
+    allowing exactly those is read from them, any other allowed set is computed."""
+    model, tx, inter = fitted
+    products = IdMap(np.array([f"p{i:02d}" for i in range(40)]))
+    customers = IdMap(np.sort(tx["customer_id"].unique()))
+    in_stock = np.ones(40, bool)
+    in_stock[[int(i) for i in np.bincount(model.lists_["all"]["ids"][:, 0]).argsort()[-3:]]] = False
+    items = ItemFeatures(text=[""] * 40, category=np.full(40, "", object), available=in_stock)
+    again = LearnedRanker.from_state(model.get_params(), model.state())
+    again.refit(inter.matrix, items=items, baskets=build_baskets(tx, customers, products))
+    for kind in ("all", "new", "own"):
+        listed = again.lists_[kind]["ids"]
+        assert not np.isin(listed[listed >= 0], np.flatnonzero(~in_stock)).any(), kind
+    users = np.arange(inter.matrix.shape[0], dtype=np.int32)
+    read = again.recommend_with_reasons(inter.matrix, 7, users=users, candidates=in_stock)
+    np.testing.assert_array_equal(read[0].ids, again.lists_["all"]["ids"][:, :7])
+    [computed] = again._rank(inter.matrix, 7, users, in_stock, [None], False)
+    np.testing.assert_array_equal(read[0].ids, computed[0].ids)
+    np.testing.assert_array_equal(read[1], computed[1])
+    everything = again.recommend(inter.matrix, 7, users=users)  # not the stored question
+    assert np.isin(everything.ids, np.flatnonzero(~in_stock)).any()
 
 
 def test_refit_keeps_the_boosters_and_serves_the_longer_history() -> None:
