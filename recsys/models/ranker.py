@@ -534,8 +534,7 @@ class LearnedRanker(Model):
                                    shape=sims.shape)
             sims = as_csr(sims - sims.multiply(me))
         sims.eliminate_zeros()
-        at = _best_cells(sims, self.neighbours)
-        rows = np.searchsorted(sims.indptr, at, side="right") - 1
+        rows, at = _best_cells(sims, self.neighbours)
         pick = sparse.csr_matrix((sims.data[at], (rows, sims.indices[at])), shape=sims.shape)
         return as_csr(pick @ snap.people)
 
@@ -728,9 +727,9 @@ class LearnedRanker(Model):
         scores = np.full((batch, n), -np.inf, np.float32)
         kinds = np.full((batch, n), int(Reason.NONE), np.int32)
         anchors = np.full((batch, n), -1, np.int32)
-        in_stock = np.array_equal(self.available_, np.ones(self.n_items_, bool)
-                                  if allowed is None else allowed)
-        kind = self._stored_kind(n, exclude is None, excludes_history, in_stock, own_only)
+        asked = np.ones(self.n_items_, bool) if allowed is None else allowed
+        kind = self._stored_kind(n, exclude is None, excludes_history,
+                                 np.array_equal(asked, self.available_), own_only)
         read = self._unchanged(history, users) if kind else np.zeros(batch, bool)
         if read.any():
             stored = self.lists_[kind]
@@ -741,8 +740,7 @@ class LearnedRanker(Model):
         if len(rest):
             every = len(rest) == batch
             [(ranked, kinds[rest], anchors[rest])] = self._rank(
-                history if every else history[rest], n, users[rest],
-                np.ones(self.n_items_, bool) if allowed is None else allowed,
+                history if every else history[rest], n, users[rest], asked,
                 [None if exclude is None else exclude if every else exclude[rest]], own_only)
             ids[rest], scores[rest] = ranked.ids, ranked.scores
         return Ranked(ids, scores), kinds, anchors
@@ -956,25 +954,25 @@ def _top_per_row(scores: sparse.csr_matrix, k: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` best stored cells of each row: ``(rows, cols, rank)``, rank from 1 (ties by
     column)."""
-    at = _best_cells(scores, k)
-    rows = np.searchsorted(scores.indptr, at, side="right") - 1
-    first = np.r_[True, rows[1:] != rows[:-1]] if len(at) else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(len(at)), 0))
-    return rows, scores.indices[at].astype(np.int64), \
-        (np.arange(len(at)) - start + 1).astype(np.float32)
+    rows, at = _best_cells(scores, k)
+    rank = np.arange(1, len(at) + 1) - np.searchsorted(rows, rows)  # rows come in runs
+    return rows, scores.indices[at].astype(np.int64), rank.astype(np.float32)
 
 
-def _best_cells(scores: sparse.csr_matrix, k: int) -> np.ndarray:
-    """Positions in ``scores.data`` of each row's ``k`` best cells, row by row, best first
-    (ties by column)."""
-    out = []
+def _best_cells(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best stored cells, row by row, best first (ties by column): their
+    rows and their positions in ``scores.data``."""
+    rows, out = [], []
     for r in np.flatnonzero(np.diff(scores.indptr)):
         lo, hi = scores.indptr[r], scores.indptr[r + 1]
         at = np.arange(lo, hi)
         if hi - lo > k:  # a partition first: rows hold thousands of cells
             at = lo + np.argpartition(-scores.data[lo:hi], k - 1)[:k]
         out.append(at[np.lexsort((scores.indices[at], -scores.data[at]))])
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+        rows.append(np.full(len(at), r, np.int64))
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows), np.concatenate(out)
 
 
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
