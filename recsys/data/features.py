@@ -110,9 +110,15 @@ def item_features(products: pd.DataFrame, transactions: pd.DataFrame, product_ma
         price=price.to_numpy(dtype=np.float32),
         first_sold_days=first_days,
         repurchase_days=_repurchase_days(item, customer, order, ts_ns, len(ids)),
-        available=(p["available"].astype("boolean").fillna(True).to_numpy(dtype=bool)
-                   if "available" in p else np.empty(0, bool)),
+        available=in_stock(p) if "available" in p else np.empty(0, bool),
     )
+
+
+def in_stock(products: pd.DataFrame) -> np.ndarray:
+    """The products' ``available`` column as a mask, one entry per row (missing: in stock;
+    no column: all are). The policy's filters and the models' stored lists read it here."""
+    available = products["available"] if "available" in products else True
+    return np.asarray(pd.Series(available, index=products.index).fillna(True), dtype=bool)
 
 
 def _repurchase_days(item: np.ndarray, customer: np.ndarray, order: np.ndarray,
@@ -138,4 +144,4 @@ def _repurchase_days(item: np.ndarray, customer: np.ndarray, order: np.ndarray,
     return out
 
 
-__all__ = ["ItemFeatures", "item_features"]
+__all__ = ["ItemFeatures", "in_stock", "item_features"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recsys.data.features import in_stock
 from recsys.data.schema import CATEGORY_SEP
 
 
@@ -15,9 +16,7 @@ class ItemFilters:
         self.category = products["category"].fillna("").astype(str).str.upper().to_numpy()
         self._category_masks: dict[str, np.ndarray] = {}
         self.price = products["price"].to_numpy(dtype=np.float64)
-        available = products["available"] if "available" in products else True
-        self.available = np.asarray(pd.Series(available, index=products.index).fillna(True),
-                                    dtype=bool)
+        self.available = in_stock(products)
 
     def mask(self, *, category: str | None = None, min_price: float | None = None,
              max_price: float | None = None) -> np.ndarray:
