@@ -26,12 +26,12 @@ _FEATURE_ARRAYS = ("category", "price", "first_sold_days", "repurchase_days", "a
 class Model(RecommenderBase):
     """``RecommenderBase`` plus input checks; every model of this package derives from it.
 
-    Subclasses with per-user state set ``stores_users = True`` and keep ``n_users_``; those
-    that answer rows with nothing to go on (popularity, the hybrid's fallback) set
-    ``cold_start = True``.
+    Subclasses with per-user state set ``stores_users = True`` (the hybrid: as its CF part
+    does) and keep ``n_users_``; those that answer rows with nothing to go on (popularity,
+    the hybrid's fallback) set ``cold_start = True``.
     """
 
-    stores_users: ClassVar[bool] = False
+    stores_users: bool = False
     cold_start: ClassVar[bool] = False
     n_users_: int
 
@@ -73,7 +73,7 @@ class FactorModel(Model):
     ``_fold_in`` and call ``_restore`` once the item factors are set.
     """
 
-    stores_users: ClassVar[bool] = True
+    stores_users: bool = True
     user_factors_: np.ndarray
     item_factors_: np.ndarray
 

@@ -184,7 +184,8 @@ class Hybrid(Model):
         return self
 
     def _restore(self) -> None:
-        if self.cf_.stores_users:
+        self.stores_users = self.cf_.stores_users
+        if self.stores_users:
             self.n_users_ = self.cf_.n_users_
         self._pop = _unit_max(self.popularity_.item_scores_)
         self._trend = _unit_max(self.trending_.item_scores_)
@@ -204,12 +205,6 @@ class Hybrid(Model):
         self._fixed_orders: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- scoring ----------------------------------------------------------------------------
-    def _known_rows(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
-        known = np.diff(history.indptr) > 0
-        if self.cf_.stores_users and users is not None:
-            known |= users >= 0
-        return known
-
     def _parts(self, history: sparse.csr_matrix, users: IntArray | None,
                weights: Mapping[str, float]) -> Iterator[tuple[str, np.ndarray]]:
         """Yield ``(component, (batch, n_items) part)`` for the non-zero weights."""
@@ -433,25 +428,18 @@ class Hybrid(Model):
         if weights["buyagain"]:
             own["buyagain"] = bought, again
         if weights["new"] and self._twins.nnz:  # no twins: no product without sales
-            reached, sums = own["new"] = self._twin_row(again, bought)
-            always.append(reached[sums != 0])  # scipy's product drops sums that come out 0
+            own["new"] = self._twin_row(again, bought)
+            always.append(own["new"][0])
         return own, always
 
     def _twin_row(self, again: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One row's ``new`` part, ``again @ twins`` for a row with values ``again`` on items
-        ``bought``: the items it reaches (ascending) and their sums, each the same sum in the
-        same order as scipy's sparse product (so the same float), without a catalog-wide
-        array."""
-        twins = self._twins
-        cells, lengths = row_cells(twins.indptr, bought)  # each bought item's twins
-        reached = twins.indices[cells]
-        order = np.argsort(reached, kind="stable")  # equal items keep the product's order
-        reached = reached[order]
-        first = _run_starts(reached)
-        sums = np.zeros(int(first.sum()), np.float32)
-        products = np.repeat(again, lengths) * twins.data[cells]
-        np.add.at(sums, np.cumsum(first) - 1, products[order])
-        return reached[first], sums
+        ``bought``: the items it reaches (ascending) and their non-zero sums, by the same
+        scipy product as a batch's rows (so the same floats)."""
+        row = sparse.csr_matrix((again, bought, [0, len(bought)]),
+                                shape=(1, int(self.n_items_))) @ self._twins
+        row.sort_indices()
+        return row.indices, row.data
 
     def _candidate_parts(self, vectors: np.ndarray, items: np.ndarray, cf_max: float,
                          own: Mapping[str, tuple[np.ndarray, np.ndarray]],

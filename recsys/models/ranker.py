@@ -371,7 +371,7 @@ class LearnedRanker(Model):
     """
 
     name: ClassVar[str] = "ranker"
-    stores_users: ClassVar[bool] = True
+    stores_users: bool = True
     cold_start: ClassVar[bool] = True  # a customer with no history gets best sellers, ranked
     # rows may mix stored customers (with live events on top) and unknown ones
     ranks_live_rows: ClassVar[bool] = True

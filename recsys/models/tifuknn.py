@@ -60,7 +60,7 @@ class TIFUKNN(Model):
     """
 
     name: ClassVar[str] = "tifuknn"
-    stores_users: ClassVar[bool] = True
+    stores_users: bool = True
     _state_keys: ClassVar[tuple[str, ...]] = ("n_items_", "n_users_", "vector_data_",
                                               "vector_indices_", "vector_indptr_", "neighbours_")
 
