@@ -65,7 +65,7 @@ def log_bundle_model(bundle_dir: Path, registered_model: str) -> str:
         signature=ModelSignature(inputs=Schema([ColSpec("string", "customer_id")]),
                                  params=ParamSchema([ParamSpec("n", "long", 10)])),
         # The model runs this project's code: name it instead of letting MLflow infer the
-        # environment by importing everything (3-11 s per run).
+        # environment by importing everything, which takes seconds per run.
         pip_requirements=[f"loyalty-recsys=={metadata.version('loyalty-recsys')}"],
     )
     return str(info.registered_model_version)

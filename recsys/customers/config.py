@@ -152,7 +152,7 @@ class ChurnConfig(_Frozen):
     n_threads: int | None = Field(None, ge=1)  # OpenMP threads of the classifier; None = all
     # Shallow trees: windows hold a few thousand customers on real datasets. 60 trees at 0.1
     # score as 300 at 0.02 on The Complete Journey and Online Retail (docs/benchmarks/
-    # customers.md) and predict 5x faster.
+    # customers.md) and predict faster.
     params: dict[str, Any] = Field(default_factory=lambda: {
         "max_iter": 60, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 100,
         "l2_regularization": 1.0})

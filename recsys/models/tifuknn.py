@@ -199,7 +199,7 @@ class TIFUKNN(Model):
     def _scores(self, history: sparse.csr_matrix, users: IntArray | None) -> np.ndarray:
         """Dense ``(batch, n_items)`` scores, 0 where nothing supports a product."""
         own, mean = self._parts(history, users)
-        if mean.shape[0] * mean.shape[1] <= _SIM_CELLS:  # dense neighbour sums: ~3x faster
+        if mean.shape[0] * mean.shape[1] <= _SIM_CELLS:  # dense sums beat a sparse product here
             scores = np.ascontiguousarray((self._columns @ mean.T.toarray()).T)
         else:
             scores = (mean @ self._vectors).toarray()
