@@ -11,8 +11,10 @@ one per pass of the loop, in arrival order. That does two things:
   would wait over half of ``max_wait``: the request first in line has waited that long, or
   the requests ahead times the recent time per turn come to that (the CPU the limit was
   sized for is not there, taken by other processes or by refusals). One whose turn still
-  comes more than ``max_wait`` seconds after it arrived gets the 503 then. All are counted
-  in ``recsys_shed_requests_total`` by reason;
+  comes more than ``max_wait`` seconds after it arrived gets the 503 then, when the requests
+  started before it account for over half of that wait at the recent time per turn; a wait
+  made long by a stall of the loop itself (a reload's full garbage collection) is served.
+  All are counted in ``recsys_shed_requests_total`` by reason;
 - the loop polls its sockets between two requests, not once per batch of them. uvloop (libuv
   since 1.45) accepts one new connection per poll; with a whole batch ranked per pass, a busy
   worker accepted a few dozen connections a second and the rest waited in the listen queue,
@@ -46,6 +48,7 @@ class InFlightLimitMiddleware:
         self.in_flight = 0
         self.waiting: deque[tuple[float, asyncio.Future[None]]] = deque()  # arrived, turn
         self.granting = False
+        self.started = 0  # requests given their turn
         self.turn_seconds = 0.0  # moving average of the time between turns while busy
         self.last_turn: float | None = None
 
@@ -63,8 +66,8 @@ class InFlightLimitMiddleware:
             return
         self.in_flight += 1
         try:
-            waited = await self._turn()
-            if not self.max_wait or waited <= self.max_wait:
+            waited, behind = await self._turn()
+            if not self._late(waited, behind):
                 await self.app(scope, receive, send)
                 return
         finally:
@@ -78,18 +81,25 @@ class InFlightLimitMiddleware:
         waited = asyncio.get_running_loop().time() - self.waiting[0][0]
         return max(waited, len(self.waiting) * self.turn_seconds)
 
-    async def _turn(self) -> float:
+    def _late(self, waited: float, behind: int) -> bool:
+        """Over the bound, and mostly for the requests that went first: a wait that the
+        loop's own stall made long (a reload's garbage collection, a busy machine) is not
+        shortened by refusing the request once its turn has come."""
+        return bool(self.max_wait) and waited > self.max_wait and \
+            behind * self.turn_seconds > self.max_wait / 2
+
+    async def _turn(self) -> tuple[float, int]:
         """Wait until the loop has passed once for each request that came before; returns
-        the seconds waited."""
+        the seconds waited and how many requests were started meanwhile."""
         loop = asyncio.get_running_loop()
-        arrived = loop.time()
+        arrived, started = loop.time(), self.started
         turn = loop.create_future()
         self.waiting.append((arrived, turn))
         if not self.granting:
             self.granting = True
             loop.call_soon(self._grant, loop)
         await turn  # cancelled (server shutdown): _grant skips it
-        return loop.time() - arrived
+        return loop.time() - arrived, self.started - started - 1
 
     def _grant(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the next waiting request, and come back on the loop's next pass."""
@@ -102,6 +112,7 @@ class InFlightLimitMiddleware:
             self.waiting.popleft()
         if self.waiting:
             self.waiting.popleft()[1].set_result(None)
+            self.started += 1
         if self.waiting:
             self.last_turn = now
             loop.call_soon(self._grant, loop)

@@ -61,7 +61,7 @@ def console_settings(bundle: Path, data_dir: Path, **overrides: Any) -> Settings
         "bundle_path": bundle, "data_dir": data_dir, "api_keys": CLIENT_KEY,
         "privacy_keys": PRIVACY_KEY, "admin_key": ADMIN_KEY, "analyst_keys": ANALYST_KEY,
         "console_dataset": DATASET, "warmup_requests": 1, "events_poll_seconds": 0.05,
-        "recall_queries": 20, "max_wait_ms": 0, **overrides}  # see tests/serving/conftest.py
+        "recall_queries": 20, **overrides}
     return Settings(**values)
 
 

@@ -62,14 +62,11 @@ def hybrid_bundle(retail: RetailData, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def settings_for(bundle: Path, data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test app: keys set, one warm-up request, fast journal polling, no
-    queueing-delay bound (tests/serving/test_overload.py tests it on its own: on a shared CI
-    machine the test's event loop can stall past 80 ms and shed a request of a test about
-    something else)."""
+    """Settings for a test app: keys set, one warm-up request, fast journal polling."""
     values: dict[str, Any] = {
         "bundle_path": bundle, "data_dir": data_dir, "api_keys": CLIENT_KEY,
         "privacy_keys": PRIVACY_KEY, "admin_key": ADMIN_KEY, "warmup_requests": 2,
-        "events_poll_seconds": 0.05, "recall_queries": 50, "max_wait_ms": 0, **overrides}
+        "events_poll_seconds": 0.05, "recall_queries": 50, **overrides}
     return Settings(**values)
 
 

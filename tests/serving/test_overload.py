@@ -179,6 +179,24 @@ def test_a_request_that_waited_too_long_for_its_turn_gets_503() -> None:
     assert [status for status, _ in asyncio.run(three(0.0))] == [200] * 3  # no bound
 
 
+def test_a_wait_the_loop_itself_made_long_is_served() -> None:
+    # Nobody went first: the wait is the loop's own stall (a reload's full garbage collection
+    # holds it), and refusing the request now would shorten no one's wait.
+    async def rank(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def stall() -> None:
+        time.sleep(0.1)  # runs after the request arrived, before its turn
+
+    async def run() -> tuple[int, bytes]:
+        middleware = limited(rank, 10, 0.05)
+        answer, _ = await asyncio.gather(call(middleware), stall())
+        return answer
+
+    assert asyncio.run(run())[0] == 200
+
+
 def test_a_newcomer_is_refused_at_once_when_the_queue_is_slow() -> None:
     async def busy(scope: Any, receive: Any, send: Any) -> None:
         time.sleep(0.1)
