@@ -71,9 +71,12 @@ def main() -> None:
                     start = time.process_time()
                     engine.recommend(customer, 10, mode=mode)
                     out.append(time.process_time() - start)
-            start = time.process_time()
-            engine.recommend_many(batch, 10, mode=mode)
-            rate = len(batch) / (time.process_time() - start)
+            rates = []
+            for _ in range(5):  # the median of five: one pass can hold a full collection
+                start = time.process_time()
+                engine.recommend_many(batch, 10, mode=mode)
+                rates.append(len(batch) / (time.process_time() - start))
+            rate = float(np.median(rates))
             print(f"| {mode} | {1000 * np.median(costs):.2f} | "
                   f"{1000 * np.percentile(costs, 90):.2f} | {rate:,.0f} | "
                   f"{1000 * np.median(live_costs):.2f} | "
