@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))  # before benchmarks/, whose serving.py would shad
 
 import numpy as np  # noqa: E402
 
-from benchmarks.serving import CJ_CACHE, answer_cache, tree_usage, wait_ready  # noqa: E402
+from benchmarks.serving import CJ_CACHE, answer_cache, counted, tree_usage, wait_ready  # noqa: E402
 
 MIX = {"recommend": 0.70, "similar": 0.15, "events": 0.10, "coupons": 0.05}
 EVENT_TYPES = (("view", 0.6), ("add_to_cart", 0.25), ("purchase", 0.15))
@@ -211,10 +211,11 @@ def main() -> None:
         gen = ctx.Process(target=generator, args=(base, key, phases, customers, products, out),
                           daemon=True)  # ends with this process, even on SIGTERM
         gen.start()
-        errors, usage, cache = 0, {}, {}
+        errors, usage, cache, shed = 0, {}, {}, {}
         while (item := out.get()) is not None:
             name, result = item
             usage[name], cache[name] = tree_usage(server.pid), answer_cache(base)
+            shed[name] = counted(base, "recsys_shed_requests", "reason")
             errors += report(name, result, args.rate) if name == "measured" else 0
             if name == "warm-up":
                 print(f"warm-up done: {sum(map(len, result['latencies'].values()))} ok, "
@@ -223,10 +224,13 @@ def main() -> None:
         (rss_start, cpu_start), (rss_end, cpu_end) = usage["warm-up"], usage["measured"]
         growth = rss_end / rss_start - 1
         cost = (cpu_end - cpu_start) / (args.rate * args.duration) * 1e3
-        if errors == 0:  # under overload the server also burns CPU on abandoned requests
-            print(f"\nserver CPU: {cost:.2f} ms per request (all {args.workers} workers), so "
-                  f"at most ~{os.cpu_count() * 1e3 / cost:.0f} req/s on {os.cpu_count()} idle "
-                  "cores")
+        print(f"\nserver CPU: {cost:.2f} ms per request sent (all {args.workers} workers), so "
+              f"at most ~{os.cpu_count() * 1e3 / cost:.0f} req/s on {os.cpu_count()} idle "
+              "cores" + ("" if errors == 0 else " (refused requests cost little: an "
+                         "underestimate)"))
+        refused = {k: v - shed["warm-up"].get(k, 0.0) for k, v in shed["measured"].items()}
+        print("503s by reason (recsys_shed_requests_total): " + (", ".join(
+            f"{k} {v:.0f}" for k, v in sorted(refused.items()) if v) or "none"))
         hits, misses = (cache["measured"][k] - cache["warm-up"][k] for k in (0, 1))
         print(f"\nrecommendations answered from the workers' answer cache: "
               f"{hits / max(hits + misses, 1):.0%} of {hits + misses:.0f}")

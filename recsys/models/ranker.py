@@ -530,9 +530,10 @@ class LearnedRanker(Model):
         mine = np.flatnonzero((own.user >= 0) & (pool[slot] == own.user)) if len(pool) \
             else np.zeros(0, np.int64)
         if len(mine):  # not one's own neighbour
-            me = sparse.csr_matrix((np.ones(len(mine), np.float32), (mine, slot[mine])),
-                                   shape=sims.shape)
-            sims = as_csr(sims - sims.multiply(me))
+            own_slot = np.full(sims.shape[0], -1, np.int64)
+            own_slot[mine] = slot[mine]
+            cell_rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
+            sims.data[sims.indices == own_slot[cell_rows]] = 0
         sims.eliminate_zeros()
         rows, at = _best_cells(sims, self.neighbours)
         pick = sparse.csr_matrix((sims.data[at], (rows, sims.indices[at])), shape=sims.shape)
@@ -864,15 +865,18 @@ class LearnedRanker(Model):
     def _live(self, history: sparse.csr_matrix, users: np.ndarray) -> Personal:
         """Stored history of known rows; cells of ``history`` beyond it (events since the
         bundle, or a customer it never saw) count as one more order today."""
-        known = sparse.diags((users >= 0).astype(np.float32))
         own = self.snapshot_.own.rows(np.clip(users, 0, None))
-        own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
-                                                     own.decayed, own.recent, own.by_orders,
-                                                     own.since)),
-                       np.where(users >= 0, own.orders, 0), np.where(users >= 0, own.recency,
-                                                                     np.nan),
-                       np.where(users >= 0, own.span, np.nan), users)
-        fresh = as_csr(history - known @ self.seen_[np.clip(users, 0, None)])
+        seen = self.seen_[np.clip(users, 0, None)]
+        if (users < 0).any():  # rows the bundle does not know start empty
+            known = sparse.diags((users >= 0).astype(np.float32))
+            own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
+                                                         own.decayed, own.recent,
+                                                         own.by_orders, own.since)),
+                           np.where(users >= 0, own.orders, 0),
+                           np.where(users >= 0, own.recency, np.nan),
+                           np.where(users >= 0, own.span, np.nan), users)
+            seen = known @ seen
+        fresh = as_csr(history - seen)
         fresh.data[fresh.data < 1e-6] = 0
         fresh.eliminate_zeros()
         if not fresh.nnz:
@@ -977,9 +981,20 @@ def _best_cells(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarr
 
 def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray,
              cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Each pair's rank in ``source`` (``_top_per_row`` output), nan where it is absent."""
+    """Each pair's rank in ``source`` (``_top_per_row`` output: one cell per pair), nan where
+    it is absent."""
     r, c, rank = source
-    return lookup(sparse.csr_matrix((rank, (r, c)), shape=shape), rows, cols)
+    out = np.full(len(rows), np.nan, np.float32)
+    if not len(r):
+        return out
+    keys = r.astype(np.int64) * shape[1] + c
+    order = np.argsort(keys)
+    keys = keys[order]
+    wanted = rows.astype(np.int64) * shape[1] + cols
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    hit = keys[at] == wanted
+    out[hit] = rank[order[at[hit]]]
+    return out
 
 
 def _same_cells(a: sparse.spmatrix, b: sparse.spmatrix) -> bool:
