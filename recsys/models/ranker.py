@@ -650,6 +650,7 @@ class LearnedRanker(Model):
                   cooc: np.ndarray, knn: np.ndarray, twin: np.ndarray,
                   category_share: np.ndarray) -> np.ndarray:
         count = lookup(own.count, rows, cols)
+        bought = np.nan_to_num(count)
         days_since = lookup(own.last, rows, cols) - 1  # stored as days + 1: 0 is a cell
         first_days = lookup(own.first, rows, cols) - 1
         interval = np.where(count > 1, (first_days - days_since) / np.maximum(count - 1, 1),
@@ -659,17 +660,18 @@ class LearnedRanker(Model):
         totals = np.asarray(own.count.sum(axis=1)).ravel()
         price = self.price_
         nan = np.full(len(rows), np.nan, np.float32)
-        paid = own.count.multiply(np.nan_to_num(price)[None, :]).tocsr()
+        paid = own.count.copy()  # what each cell cost (no price: nothing), cell by cell
+        paid.data = paid.data * np.nan_to_num(price[paid.indices])
         usual = np.asarray(paid.sum(axis=1)).ravel() / np.maximum(totals, 1)
         usual[usual <= 0] = np.nan  # no priced purchase: no usual price
         columns = {
-            "count": np.nan_to_num(count), "days_since": days_since, "first_days": first_days,
+            "count": bought, "days_since": days_since, "first_days": first_days,
             "interval": interval, "due": days_since / interval,
             "decayed": np.nan_to_num(lookup(own.decayed, rows, cols)),
             "recent": np.nan_to_num(lookup(own.recent, rows, cols)),
             "by_orders": np.nan_to_num(lookup(own.by_orders, rows, cols)),
             "orders_since": lookup(own.since, rows, cols) - 1,
-            "basket_share": np.nan_to_num(count) / np.maximum(orders, 1),
+            "basket_share": bought / np.maximum(orders, 1),
             "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
             "cooc": cooc, "cooc_rank": rank_of["cooc"], "knn": knn, "knn_rank": rank_of["knn"],
             "twin": twin, "twin_rank": rank_of["twin"],
