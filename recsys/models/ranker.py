@@ -327,12 +327,17 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
     n = matrix.shape[1]
     keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n \
         + matrix.indices
-    wanted = rows.astype(np.int64) * n + cols
-    at = np.searchsorted(keys, wanted)
-    found = at < len(keys)
-    found[found] = keys[at[found]] == wanted[found]
-    out = np.full(len(rows), fill, np.float32)
-    out[found] = matrix.data[at[found]]
+    return _at_keys(keys, matrix.data, rows.astype(np.int64) * n + cols, fill)
+
+
+def _at_keys(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray,
+             fill: float) -> np.ndarray:
+    """``values`` where the sorted ``keys`` equal each ``wanted`` key, ``fill`` elsewhere."""
+    out = np.full(len(wanted), fill, np.float32)
+    if len(keys):
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = keys[at] == wanted
+        out[hit] = values[at[hit]]
     return out
 
 
@@ -986,17 +991,9 @@ def _rank_at(source: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray
     """Each pair's rank in ``source`` (``_top_per_row`` output: one cell per pair), nan where
     it is absent."""
     r, c, rank = source
-    out = np.full(len(rows), np.nan, np.float32)
-    if not len(r):
-        return out
     keys = r.astype(np.int64) * shape[1] + c
     order = np.argsort(keys)
-    keys = keys[order]
-    wanted = rows.astype(np.int64) * shape[1] + cols
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    hit = keys[at] == wanted
-    out[hit] = rank[order[at[hit]]]
-    return out
+    return _at_keys(keys[order], rank[order], rows.astype(np.int64) * shape[1] + cols, np.nan)
 
 
 def _same_cells(a: sparse.spmatrix, b: sparse.spmatrix) -> bool:
