@@ -24,6 +24,8 @@ import hmac
 import logging
 import os
 import secrets
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -555,11 +557,27 @@ def _engine_options(url: str) -> dict[str, object]:
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
+    _enter_wal(cur)
+    cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not just unlinked
     cur.close()
+
+
+def _enter_wal(cur: sqlite3.Cursor, patience: float = 30.0) -> None:
+    """Switch the file to WAL mode, waiting out other connections for up to ``patience``
+    seconds: SQLite refuses a journal-mode change that races another process's ("database
+    is locked") at once, without calling the busy handler, so workers opening a fresh file
+    together would otherwise fail."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 __all__ = ["Event", "Consent", "Erasure", "Change", "AddResult", "EventStore", "default_url",

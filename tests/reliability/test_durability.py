@@ -24,6 +24,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from recsys.events import EventStore
 from tests.reliability.conftest import CLIENT, Server, server_env
 from tests.stores import open_together
 
@@ -161,3 +162,21 @@ def test_workers_creating_a_fresh_store_together_all_open_it(tmp_path: Path) -> 
     for attempt in range(3):
         results = open_together(f"sqlite:///{tmp_path / f'events-{attempt}.db'}")
         assert results == ["ok"] * 6, results
+
+
+def test_a_store_opens_while_another_process_writes_the_fresh_file(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL mode at once, busy timeout or not, while another
+    connection holds a write lock on a file still in rollback mode: the race two workers
+    opening a fresh store run into. The store waits for the lock instead of failing."""
+    path = tmp_path / "events.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE other_tool (x)")
+    release = threading.Timer(0.5, writer.execute, args=("COMMIT",))
+    release.start()
+    try:
+        EventStore(f"sqlite:///{path}").close()
+    finally:
+        release.join()
+        writer.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
