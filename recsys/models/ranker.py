@@ -62,12 +62,12 @@ FEATURES = (
 class Personal:
     """Customers' own history as features need it, one row per customer.
 
-    Per (customer, product) cells (CSR, one pattern): ``count`` orders holding it, ``last``
-    and ``first`` days since the latest/earliest of them plus one (so that "today" is a
-    stored cell), ``decayed`` the time-decayed count (``recent``: with a quarter of the
-    half-life), ``by_orders`` the count decayed by orders instead (``ORDER_DECAY`` per later
-    order of the customer), ``since`` the customer's orders after the latest one holding it,
-    plus one. Per customer: ``orders``, ``recency`` (days since the last order), ``span``
+    Per (customer, product) cells (CSR, one pattern for all, columns sorted in each row):
+    ``count`` orders holding it, ``last`` and ``first`` days since the latest/earliest of
+    them plus one (so that "today" is a stored cell), ``decayed`` the time-decayed count
+    (``recent``: with a quarter of the half-life), ``by_orders`` the count decayed by orders
+    instead (``ORDER_DECAY`` per later order of the customer), ``since`` the customer's
+    orders after the latest one holding it, plus one. Per customer: ``orders``, ``recency`` (days since the last order), ``span``
     (days since the first), ``user`` (stored customer row, -1: not stored).
     """
 
@@ -119,6 +119,13 @@ class Snapshot:
     def twins_t(self) -> sparse.csr_matrix:
         """``twins`` transposed: each new product's row holds the product it shares text with."""
         return as_csr(self.twins.T)
+
+    @cached_property
+    def ease_position(self) -> np.ndarray:
+        """Each product's column in ``ease_weights``, -1 for products EASE does not model."""
+        position = np.full(len(self.pop_all), -1, np.int64)
+        position[self.ease_items] = np.arange(len(self.ease_items))
+        return position
 
     @cached_property
     def pop_score(self) -> np.ndarray:
@@ -268,7 +275,9 @@ def _twins(text_group: np.ndarray, sold: np.ndarray) -> sparse.csr_matrix:
 def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     """Rows scaled to unit length (empty rows stay empty)."""
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    return as_csr(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix)
+    scale = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
+    return sparse.csr_matrix((matrix.data * np.repeat(scale, np.diff(matrix.indptr)),
+                              matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _median_by(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -324,21 +333,60 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
     matrix = as_csr(matrix)
     if not matrix.has_sorted_indices:
         matrix.sort_indices()
-    n = matrix.shape[1]
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n \
-        + matrix.indices
-    return _at_keys(keys, matrix.data, rows.astype(np.int64) * n + cols, fill)
+    return _at_keys(_cell_keys(matrix), matrix.data,
+                    rows.astype(np.int64) * matrix.shape[1] + cols, fill)
+
+
+def _cell_keys(matrix: sparse.csr_matrix) -> np.ndarray:
+    """Each stored cell as ``row * columns + column`` (sorted if the indices are)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * matrix.shape[1] + matrix.indices
+
+
+def _find(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each ``wanted`` key sits in the sorted ``keys``, -1 where it is absent."""
+    if not len(keys):
+        return np.full(len(wanted), -1, np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, at, -1)
 
 
 def _at_keys(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray,
              fill: float) -> np.ndarray:
     """``values`` where the sorted ``keys`` equal each ``wanted`` key, ``fill`` elsewhere."""
     out = np.full(len(wanted), fill, np.float32)
-    if len(keys):
-        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        hit = keys[at] == wanted
-        out[hit] = values[at[hit]]
+    at = _find(keys, wanted)
+    hit = at >= 0
+    out[hit] = values[at[hit]]
     return out
+
+
+def _kept(cells: sparse.csr_matrix, keep: np.ndarray, columns: np.ndarray | None = None,
+          width: int | None = None) -> sparse.csr_matrix:
+    """The stored cells of ``cells`` where ``keep`` (one flag per cell), the rest dropped;
+    ``columns`` (optional): the kept cells' columns in a matrix ``width`` wide instead."""
+    rows = np.repeat(np.arange(cells.shape[0]), np.diff(cells.indptr))[keep]
+    return sparse.csr_matrix(
+        (cells.data[keep], cells.indices[keep] if columns is None else columns,
+         _indptr(rows, cells.shape[0])),
+        shape=(cells.shape[0], cells.shape[1] if width is None else width))
+
+
+def _first_allowed(order: np.ndarray, allowed: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` allowed products of ``order``: a short head of it is enough
+    unless most are not allowed."""
+    size = 4 * count
+    while True:
+        head = order[:size]
+        found = head[allowed[head]]
+        if len(found) >= count or size >= len(order):
+            return found[:count]
+        size *= 8
+
+
+def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """The CSR ``indptr`` of cells whose (ascending) rows are ``rows``."""
+    return np.r_[0, np.cumsum(np.bincount(rows, minlength=n_rows))]
 
 
 class LearnedRanker(Model):
@@ -541,7 +589,8 @@ class LearnedRanker(Model):
             sims.data[sims.indices == own_slot[cell_rows]] = 0
         sims.eliminate_zeros()
         rows, at = _best_cells(sims, self.neighbours)
-        pick = sparse.csr_matrix((sims.data[at], (rows, sims.indices[at])), shape=sims.shape)
+        pick = sparse.csr_matrix((sims.data[at], sims.indices[at],
+                                  _indptr(rows, sims.shape[0])), shape=sims.shape)
         return as_csr(pick @ snap.people)
 
     # -- ranking ----------------------------------------------------------------------------
@@ -570,9 +619,12 @@ class LearnedRanker(Model):
         spend = self._category_spend(own)
         if own_only:
             return SourceScores(np.zeros((n_rows, 0), np.float32), none, none, none, spend)
-        weights = own.count.copy()
-        weights.data = np.log1p(weights.data)
-        ease = np.asarray(weights[:, snap.ease_items] @ snap.ease_weights, np.float32) \
+        weights = sparse.csr_matrix((np.log1p(own.count.data), own.count.indices,
+                                     own.count.indptr), shape=own.count.shape)
+        column = snap.ease_position[weights.indices]  # EASE's products in its own columns
+        modelled = _kept(weights, column >= 0, column[column >= 0].astype(np.int32),
+                         len(snap.ease_items))
+        ease = np.asarray(modelled @ snap.ease_weights, np.float32) \
             if len(snap.ease_items) else np.zeros((n_rows, 0), np.float32)
         return SourceScores(ease, as_csr(weights @ snap.cooc), self._neighbours(snap, own),
                             as_csr(own.decayed @ snap.twins), spend)
@@ -586,20 +638,19 @@ class LearnedRanker(Model):
         the allowed, not excluded products; the union is ranked. ``own_only``: the
         customer's own products only (a buy-again list)."""
         n_rows, k = len(own.orders), self.per_source
-        blocked = None if exclude is None or not exclude.nnz else \
-            sparse.csr_matrix((np.ones(exclude.nnz, np.float32), exclude.indices,
-                               exclude.indptr), shape=exclude.shape)
+        blocked = None if exclude is None or not exclude.nnz else np.sort(_cell_keys(exclude))
         every = bool(allowed.all())
 
         def usable(cells: sparse.csr_matrix) -> sparse.csr_matrix:
-            """Only the allowed, not excluded cells (sparse ops: linear in the cells)."""
-            cells = as_csr(cells).copy()
+            """Only the allowed, not excluded, nonzero cells (numpy on the cells: linear in
+            them, without scipy's cost per object, which a one-customer request pays)."""
+            cells = as_csr(cells)
+            keep = cells.data != 0
             if not every:
-                cells.data[~allowed[cells.indices]] = 0
+                keep &= allowed[cells.indices]
             if blocked is not None:
-                cells = as_csr(cells - cells.multiply(blocked))
-            cells.eliminate_zeros()
-            return cells
+                keep &= _find(blocked, _cell_keys(cells)) < 0
+            return _kept(cells, keep)
 
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
         sources = dict.fromkeys(("own", "ease", "cooc", "knn", "twin", "pop", "category"),
@@ -609,8 +660,9 @@ class LearnedRanker(Model):
         if ease.shape[1]:
             block = np.where(allowed[snap.ease_items][None, :], ease, -np.inf)
             if blocked is not None:
-                ex = blocked[:, snap.ease_items].tocoo()
-                block[ex.row, ex.col] = -np.inf
+                ex_rows, ex_cols = np.divmod(blocked, self.n_items_)
+                modelled = snap.ease_position[ex_cols] >= 0
+                block[ex_rows[modelled], snap.ease_position[ex_cols[modelled]]] = -np.inf
             ids = top_n(block, k).ids
             r, c = np.nonzero(ids >= 0)
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
@@ -619,10 +671,9 @@ class LearnedRanker(Model):
             sources["knn"] = _top_per_row(usable(scores.knn), k)
             sources["twin"] = _top_per_row(usable(scores.twin), k)
             pop_score = snap.pop_score
-            shortlist = np.flatnonzero(allowed)
-            if len(shortlist) > SHORTLIST:  # a few best sellers; a small filtered set whole
-                order = snap.pop_order
-                shortlist = order[allowed[order]][: 3 * k]
+            # a few best sellers; a small filtered set whole
+            shortlist = _first_allowed(snap.pop_order, allowed, 3 * k) \
+                if np.count_nonzero(allowed) > SHORTLIST else np.flatnonzero(allowed)
             width = len(shortlist)
             tiled = sparse.csr_matrix((np.tile(pop_score[shortlist], n_rows),
                                        np.tile(shortlist, n_rows),
@@ -638,9 +689,7 @@ class LearnedRanker(Model):
         rows, cols = np.divmod(keys, n_items)
         rank_of = {name: _rank_at(src, rows, cols, (n_rows, n_items)) for name, src in
                    sources.items()}
-        position = np.full(n_items, -1, np.int64)
-        position[snap.ease_items] = np.arange(len(snap.ease_items))
-        at = position[cols]
+        at = snap.ease_position[cols]
         ease_value = np.where(at >= 0, ease[rows, np.maximum(at, 0)] if ease.size else 0.0,
                               np.nan)
         x = self._features(snap, own, rows, cols, rank_of, ease_value,
@@ -654,10 +703,19 @@ class LearnedRanker(Model):
                   cols: np.ndarray, rank_of: dict[str, np.ndarray], ease: np.ndarray,
                   cooc: np.ndarray, knn: np.ndarray, twin: np.ndarray,
                   category_share: np.ndarray) -> np.ndarray:
-        count = lookup(own.count, rows, cols)
+        at = _find(_cell_keys(own.count), rows.astype(np.int64) * self.n_items_ + cols)
+        hit = at >= 0
+
+        def mine(cells: sparse.csr_matrix) -> np.ndarray:
+            """The pairs' cells of one of ``own``'s fields (they share one pattern)."""
+            out = np.full(len(rows), np.nan, np.float32)
+            out[hit] = cells.data[at[hit]]
+            return out
+
+        count = mine(own.count)
         bought = np.nan_to_num(count)
-        days_since = lookup(own.last, rows, cols) - 1  # stored as days + 1: 0 is a cell
-        first_days = lookup(own.first, rows, cols) - 1
+        days_since = mine(own.last) - 1  # stored as days + 1: 0 is a cell
+        first_days = mine(own.first) - 1
         interval = np.where(count > 1, (first_days - days_since) / np.maximum(count - 1, 1),
                             np.nan)
         interval[interval <= 0] = np.nan  # several orders on one day: no pace yet
@@ -672,10 +730,10 @@ class LearnedRanker(Model):
         columns = {
             "count": bought, "days_since": days_since, "first_days": first_days,
             "interval": interval, "due": days_since / interval,
-            "decayed": np.nan_to_num(lookup(own.decayed, rows, cols)),
-            "recent": np.nan_to_num(lookup(own.recent, rows, cols)),
-            "by_orders": np.nan_to_num(lookup(own.by_orders, rows, cols)),
-            "orders_since": lookup(own.since, rows, cols) - 1,
+            "decayed": np.nan_to_num(mine(own.decayed)),
+            "recent": np.nan_to_num(mine(own.recent)),
+            "by_orders": np.nan_to_num(mine(own.by_orders)),
+            "orders_since": mine(own.since) - 1,
             "basket_share": bought / np.maximum(orders, 1),
             "own_rank": rank_of["own"], "ease": ease, "ease_rank": rank_of.get("ease", nan),
             "cooc": cooc, "cooc_rank": rank_of["cooc"], "knn": knn, "knn_rank": rank_of["knn"],
@@ -871,36 +929,59 @@ class LearnedRanker(Model):
 
     def _live(self, history: sparse.csr_matrix, users: np.ndarray) -> Personal:
         """Stored history of known rows; cells of ``history`` beyond it (events since the
-        bundle, or a customer it never saw) count as one more order today."""
-        own = self.snapshot_.own.rows(np.clip(users, 0, None))
-        seen = self.seen_[np.clip(users, 0, None)]
-        if (users < 0).any():  # rows the bundle does not know start empty
-            known = sparse.diags((users >= 0).astype(np.float32))
-            own = Personal(*(as_csr(known @ m) for m in (own.count, own.last, own.first,
-                                                         own.decayed, own.recent,
-                                                         own.by_orders, own.since)),
-                           np.where(users >= 0, own.orders, 0),
-                           np.where(users >= 0, own.recency, np.nan),
-                           np.where(users >= 0, own.span, np.nan), users)
-            seen = known @ seen
-        fresh = as_csr(history - seen)
-        fresh.data[fresh.data < 1e-6] = 0
-        fresh.eliminate_zeros()
-        if not fresh.nnz:
-            return own
-        mark = sparse.csr_matrix((np.ones(fresh.nnz, np.float32), fresh.indices.copy(),
-                                  fresh.indptr.copy()), shape=fresh.shape)
-        today = np.diff(fresh.indptr) > 0
-        since = as_csr(own.since + sparse.diags(today.astype(np.float32)) @ (own.since > 0))
-        older = sparse.diags(np.where(today, ORDER_DECAY, 1.0).astype(np.float32))
-        return Personal(as_csr(own.count + mark),
-                        as_csr(own.last - own.last.multiply(mark) + mark),
-                        as_csr(own.first + mark - mark.multiply(own.first > 0)),
-                        as_csr(own.decayed + mark), as_csr(own.recent + mark),
-                        as_csr(older @ own.by_orders + mark),
-                        as_csr(since - since.multiply(mark) + mark), own.orders + today,
-                        np.where(today, 0.0, own.recency),
-                        np.where(today & np.isnan(own.span), 0.0, own.span), users)
+        bundle, or a customer it never saw) count as one more order today.
+
+        Built from the cells' arrays, not scipy arithmetic: ``Personal``'s fields share one
+        pattern, and a request's few rows would pay scipy's per-object cost dozens of times."""
+        own, seen = self.snapshot_.own, self.seen_
+        batch, n = history.shape
+        stored = np.where(users >= 0, users, -1)  # row -1: nothing stored
+        cells, lengths = row_cells(own.count.indptr, stored)
+        keys = np.repeat(np.arange(batch, dtype=np.int64), lengths) * n + own.count.indices[cells]
+        seen_cells, seen_lengths = row_cells(seen.indptr, stored)
+        seen_keys = np.repeat(np.arange(batch, dtype=np.int64), seen_lengths) * n + \
+            seen.indices[seen_cells]
+        history_keys = np.repeat(np.arange(batch, dtype=np.int64), np.diff(history.indptr)) \
+            * n + history.indices
+        before = _at_keys(seen_keys, seen.data[seen_cells], history_keys, 0.0)
+        fresh = history_keys[history.data - before >= 1e-6]
+        every = np.union1d(keys, fresh)
+        is_new = np.zeros(len(every), bool)
+        is_new[np.searchsorted(every, fresh)] = True
+        at = np.searchsorted(every, keys)
+        row = every // n
+        today = np.zeros(batch, bool)
+        today[row[is_new]] = True
+        today_cell = today[row]
+
+        def stored_values(name: str) -> np.ndarray:
+            out = np.zeros(len(every), np.float32)
+            out[at] = getattr(own, name).data[cells]
+            return out
+
+        since = stored_values("since")
+        indptr = np.searchsorted(row, np.arange(batch + 1))
+        indices = (every % n).astype(np.int32)
+
+        def cells_of(values: np.ndarray) -> sparse.csr_matrix:
+            return sparse.csr_matrix((values.astype(np.float32), indices, indptr),
+                                     shape=(batch, n))
+
+        known = users >= 0
+        span = np.where(known, own.span[np.maximum(users, 0)], np.nan)
+        return Personal(
+            cells_of(stored_values("count") + is_new),
+            cells_of(np.where(is_new, 1, stored_values("last"))),
+            cells_of(np.where(is_new & (stored_values("first") == 0), 1,
+                              stored_values("first"))),
+            cells_of(stored_values("decayed") + is_new),
+            cells_of(stored_values("recent") + is_new),
+            cells_of(stored_values("by_orders") * np.where(today_cell, np.float32(ORDER_DECAY),
+                                                           np.float32(1)) + is_new),
+            cells_of(np.where(is_new, 1, since + (today_cell & (since > 0)))),
+            np.where(known, own.orders[np.maximum(users, 0)], 0) + today,
+            np.where(today, 0.0, np.where(known, own.recency[np.maximum(users, 0)], np.nan)),
+            np.where(today & np.isnan(span), 0.0, span), users)
 
     # -- persistence ------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
