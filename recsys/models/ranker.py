@@ -67,8 +67,9 @@ class Personal:
     them plus one (so that "today" is a stored cell), ``decayed`` the time-decayed count
     (``recent``: with a quarter of the half-life), ``by_orders`` the count decayed by orders
     instead (``ORDER_DECAY`` per later order of the customer), ``since`` the customer's
-    orders after the latest one holding it, plus one. Per customer: ``orders``, ``recency`` (days since the last order), ``span``
-    (days since the first), ``user`` (stored customer row, -1: not stored).
+    orders after the latest one holding it, plus one. Per customer: ``orders``, ``recency``
+    (days since the last order), ``span`` (days since the first), ``user`` (stored customer
+    row, -1: not stored).
     """
 
     count: sparse.csr_matrix
