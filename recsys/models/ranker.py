@@ -946,6 +946,8 @@ class LearnedRanker(Model):
             * n + history.indices
         before = _at_keys(seen_keys, seen.data[seen_cells], history_keys, 0.0)
         fresh = history_keys[history.data - before >= 1e-6]
+        if not len(fresh) and (users >= 0).all():  # stored customers, no live events
+            return own.rows(users)
         every = np.union1d(keys, fresh)
         is_new = np.zeros(len(every), bool)
         is_new[np.searchsorted(every, fresh)] = True
@@ -960,7 +962,7 @@ class LearnedRanker(Model):
             out[at] = getattr(own, name).data[cells]
             return out
 
-        since = stored_values("since")
+        since, first = stored_values("since"), stored_values("first")
         indptr = np.searchsorted(row, np.arange(batch + 1))
         indices = (every % n).astype(np.int32)
 
@@ -973,8 +975,7 @@ class LearnedRanker(Model):
         return Personal(
             cells_of(stored_values("count") + is_new),
             cells_of(np.where(is_new, 1, stored_values("last"))),
-            cells_of(np.where(is_new & (stored_values("first") == 0), 1,
-                              stored_values("first"))),
+            cells_of(np.where(first == 0, 1, first)),  # 0: not stored, so new
             cells_of(stored_values("decayed") + is_new),
             cells_of(stored_values("recent") + is_new),
             cells_of(stored_values("by_orders") * np.where(today_cell, np.float32(ORDER_DECAY),
