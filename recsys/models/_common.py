@@ -261,5 +261,17 @@ def same_category_first(values: np.ndarray, category: np.ndarray, items: np.ndar
     return (values[None, :] + bonus * same).astype(np.float32)
 
 
+def first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` entries of ``order`` that are ``permitted`` (fewer if there are not):
+    a short head of ``order`` is read first, the rest only if most of it is not permitted."""
+    width = 4 * k
+    while True:
+        head = order[:width]
+        found = head[permitted[head]]
+        if len(found) >= k or width >= len(order):
+            return found[:k]
+        width *= 4
+
+
 __all__ = ["FactorModel", "Model", "check_interactions", "check_items", "feature",
-           "encode_categories", "row_max_scale", "same_category_first"]
+           "encode_categories", "first_permitted", "row_max_scale", "same_category_first"]

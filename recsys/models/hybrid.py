@@ -19,6 +19,7 @@ from recsys.models._common import (
     check_interactions,
     check_items,
     encode_categories,
+    first_permitted,
     row_max_scale,
 )
 from recsys.models._reasons import Reason, because_you_bought
@@ -373,7 +374,7 @@ class Hybrid(Model):
             cf_ids, cf_scores = cf.ids[0][cf.ids[0] >= 0], cf.scores[0].tolist()
             if cf_max is None:  # every item permitted: the row's best is its first
                 cf_max = _cf_scale(cf_scores[0])
-            best_fixed = _first_permitted(fixed_order, permitted, k)
+            best_fixed = first_permitted(fixed_order, permitted, k)
             candidates = self._candidate_set(always, cf_ids, best_fixed, permitted)
             parts = [(name, weights[name] * part) for name, part in self._candidate_parts(
                 vector, candidates, cf_max, own, profile, spend, weights)]
@@ -729,17 +730,6 @@ def _outside_bound(weights: Mapping[str, float], cf_scores: Sequence[float], cf_
     parts, and the K-th best popularity-plus-trending score ``fixed_kth``."""
     cf_kth = max(cf_scores[-1], 0.0) if len(cf_scores) else 0.0
     return weights["cf"] * cf_kth / cf_max + weights["content"] + weights["category"] + fixed_kth
-
-
-def _first_permitted(order: np.ndarray, permitted: np.ndarray, k: int) -> np.ndarray:
-    """The first ``k`` entries of ``order`` that are ``permitted`` (fewer if there are not)."""
-    width = 4 * k
-    while True:
-        head = order[:width]
-        found = head[permitted[head]]
-        if len(found) >= k or width >= len(order):
-            return found[:k]
-        width *= 4
 
 
 def _floor(sample: np.ndarray, n: int) -> float | None:

@@ -35,7 +35,14 @@ from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
 from recsys.data.csr import as_csr, row_cells
 from recsys.data.features import ItemFeatures
-from recsys.models._common import Model, check_interactions, check_items, encode_categories, feature
+from recsys.models._common import (
+    Model,
+    check_interactions,
+    check_items,
+    encode_categories,
+    feature,
+    first_permitted,
+)
 from recsys.models._reasons import Reason, because_you_bought
 from recsys.models.base import Ranked, top_n
 
@@ -373,18 +380,6 @@ def _kept(cells: sparse.csr_matrix, keep: np.ndarray, columns: np.ndarray | None
         shape=(cells.shape[0], cells.shape[1] if width is None else width))
 
 
-def _first_allowed(order: np.ndarray, allowed: np.ndarray, count: int) -> np.ndarray:
-    """The first ``count`` allowed products of ``order``: a short head of it is enough
-    unless most are not allowed."""
-    size = 4 * count
-    while True:
-        head = order[:size]
-        found = head[allowed[head]]
-        if len(found) >= count or size >= len(order):
-            return found[:count]
-        size *= 8
-
-
 def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
     """The CSR ``indptr`` of cells whose (ascending) rows are ``rows``."""
     return np.r_[0, np.cumsum(np.bincount(rows, minlength=n_rows))]
@@ -673,7 +668,7 @@ class LearnedRanker(Model):
             sources["twin"] = _top_per_row(usable(scores.twin), k)
             pop_score = snap.pop_score
             # a few best sellers; a small filtered set whole
-            shortlist = _first_allowed(snap.pop_order, allowed, 3 * k) \
+            shortlist = first_permitted(snap.pop_order, allowed, 3 * k) \
                 if np.count_nonzero(allowed) > SHORTLIST else np.flatnonzero(allowed)
             width = len(shortlist)
             tiled = sparse.csr_matrix((np.tile(pop_score[shortlist], n_rows),
