@@ -283,9 +283,7 @@ def _twins(text_group: np.ndarray, sold: np.ndarray) -> sparse.csr_matrix:
 def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     """Rows scaled to unit length (empty rows stay empty)."""
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    scale = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
-    return sparse.csr_matrix((matrix.data * np.repeat(scale, np.diff(matrix.indptr)),
-                              matrix.indices, matrix.indptr), shape=matrix.shape)
+    return as_csr(sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix)
 
 
 def _median_by(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
@@ -587,6 +585,9 @@ class LearnedRanker(Model):
         rows, at = _best_cells(sims, self.neighbours)
         pick = sparse.csr_matrix((sims.data[at], sims.indices[at],
                                   _indptr(rows, sims.shape[0])), shape=sims.shape)
+        # neighbours in pool order, as evaluated: a sum's order changes its last bits, and
+        # those reorder ties among candidates (docs/benchmarks/quality.md)
+        pick.sort_indices()
         return as_csr(pick @ snap.people)
 
     # -- ranking ----------------------------------------------------------------------------
