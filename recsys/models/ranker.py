@@ -662,9 +662,9 @@ class LearnedRanker(Model):
         if ease.shape[1]:
             block = np.where(allowed[snap.ease_items][None, :], ease, -np.inf)
             if blocked is not None:
-                ex_rows, ex_cols = np.divmod(_cell_keys(blocked), self.n_items_)
-                modelled = snap.ease_position[ex_cols] >= 0
-                block[ex_rows[modelled], snap.ease_position[ex_cols[modelled]]] = -np.inf
+                ex = blocked.tocoo()
+                column = snap.ease_position[ex.col]
+                block[ex.row[column >= 0], column[column >= 0]] = -np.inf
             ids = top_n(block, k).ids
             r, c = np.nonzero(ids >= 0)
             sources["ease"] = (r, snap.ease_items[ids[r, c]], (c + 1).astype(np.float32))
@@ -937,17 +937,21 @@ class LearnedRanker(Model):
         pattern, and a request's few rows would pay scipy's per-object cost dozens of times."""
         own, seen = self.snapshot_.own, self.seen_
         batch, n = history.shape
-        stored = np.where(users >= 0, users, -1)  # row -1: nothing stored
-        cells, lengths = row_cells(own.count.indptr, stored)
-        keys = np.repeat(np.arange(batch, dtype=np.int64), lengths) * n + own.count.indices[cells]
-        seen_cells, seen_lengths = row_cells(seen.indptr, stored)
-        seen_keys = np.repeat(np.arange(batch, dtype=np.int64), seen_lengths) * n + \
-            seen.indices[seen_cells]
-        history_keys = np.repeat(np.arange(batch, dtype=np.int64), np.diff(history.indptr)) \
-            * n + history.indices
+        known = users >= 0
+        stored = np.where(known, users, -1)  # row -1: nothing stored
+
+        def stored_cells(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+            """Where the stored rows' cells sit in ``matrix``, and their keys in the batch."""
+            cells, lengths = row_cells(matrix.indptr, stored)
+            rows = np.repeat(np.arange(batch, dtype=np.int64), lengths)
+            return cells, rows * n + matrix.indices[cells]
+
+        cells, keys = stored_cells(own.count)
+        seen_cells, seen_keys = stored_cells(seen)
+        history_keys = _cell_keys(history)
         before = _at_keys(seen_keys, seen.data[seen_cells], history_keys, 0.0)
         fresh = history_keys[history.data - before >= 1e-6]
-        if not len(fresh) and (users >= 0).all():  # stored customers, no live events
+        if not len(fresh) and known.all():  # stored customers, no live events
             return own.rows(users)
         every = np.union1d(keys, fresh)
         is_new = np.zeros(len(every), bool)
@@ -971,7 +975,6 @@ class LearnedRanker(Model):
             return sparse.csr_matrix((values.astype(np.float32), indices, indptr),
                                      shape=(batch, n))
 
-        known = users >= 0
         span = np.where(known, own.span[np.maximum(users, 0)], np.nan)
         return Personal(
             cells_of(stored_values("count") + is_new),

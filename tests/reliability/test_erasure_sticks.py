@@ -36,6 +36,9 @@ from training.jobs.train import load_clean, retrain
 from training.tracking import event_store, fetch_bundle
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "rs-erasure"
+DATASET = "synthetic:customers=300,products=120,seed=4"
 KEYED_HASH = re.compile(rb"[0-9a-f]{64}")  # an erasure record's HMAC-SHA256, in hex
 
 
@@ -43,10 +46,6 @@ def without_keyed_hashes(data: bytes) -> bytes:
     """``data`` without the keyed hashes that erasure records keep by design: a short id of
     hex characters ("c000") is found inside one by chance (one run in a few hundred)."""
     return KEYED_HASH.sub(b"", data)
-
-REPO = Path(__file__).resolve().parents[2]
-MODEL = "rs-erasure"
-DATASET = "synthetic:customers=300,products=120,seed=4"
 
 
 @pytest.fixture()
