@@ -6,8 +6,8 @@ customer's own products (time-decayed frequency), EASE, "bought in the same orde
 (LambdaRank) over features of the (customer, product) pair: purchase count, days since the
 last purchase, the customer's usual interval for the product and how far along it they are,
 share of baskets, each source's score and rank, popularity and trend, product age, the
-customer's share of the product's category and days since their last purchase in it, price
-against the customer's usual price, basket count and recency.
+customer's share of the product's category, price against the customer's usual price, basket
+count and recency.
 
 Training uses only the baskets it is given: features are computed at earlier cuts inside the
 history (``windows`` cuts, ``window_days`` apart) and labelled with what each customer bought
@@ -62,7 +62,6 @@ FEATURES = (
     "twin_rank", "pop_rank",
     "category_rank", "pop_all", "pop_28", "pop_7", "trend", "item_age", "item_interval",
     "item_repeat", "price", "orders", "recency", "gap", "distinct", "category_share", "price_ratio",
-    "category_days",
 )
 
 
@@ -567,24 +566,6 @@ class LearnedRanker(Model):
         np.add.at(spend, (rows, self.category_[count.indices] + 1), count.data)
         return spend / np.maximum(spend.sum(axis=1, keepdims=True), 1)
 
-    def _category_days(self, own: Personal, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Days since each pair's customer last bought anything in the product's category
-        (nan: never, or no category): a brand switch leaves the product's own clock at zero."""
-        n_cat = int(self.category_.max(initial=-1)) + 1
-        category = self.category_[own.last.indices]
-        cell_rows = np.repeat(np.arange(len(own.orders), dtype=np.int64),
-                              np.diff(own.last.indptr))
-        known = category >= 0
-        keys, days = cell_rows[known] * n_cat + category[known], own.last.data[known]
-        order = np.lexsort((days, keys))  # each (customer, category): most recent first
-        keys, days = keys[order], days[order]
-        latest = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
-        wanted = self.category_[cols]
-        out = _at_keys(keys[latest], days[latest], rows.astype(np.int64) * n_cat + wanted,
-                       np.nan) - 1  # stored as days + 1
-        out[wanted < 0] = np.nan
-        return out
-
     def _neighbours(self, snap: Snapshot, own: Personal) -> sparse.csr_matrix:
         """What the ``neighbours`` most similar customers buy (cosine of time-decayed
         counts, the customer left out), weighted by similarity: TIFU-KNN's neighbour part.
@@ -768,7 +749,6 @@ class LearnedRanker(Model):
             "gap": own.span[rows] / np.maximum(orders, 1),
             "distinct": np.diff(own.count.indptr)[rows].astype(np.float32),
             "category_share": category_share, "price_ratio": price[cols] / usual[rows],
-            "category_days": self._category_days(own, rows, cols),
         }
         return np.column_stack([np.asarray(columns[f], np.float32) for f in FEATURES])
 

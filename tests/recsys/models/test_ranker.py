@@ -174,20 +174,6 @@ def test_features_are_finite_or_missing(fitted) -> None:  # type: ignore[no-unty
     assert (np.diff(rows) >= 0).all()
 
 
-def test_days_since_a_purchase_in_the_category() -> None:
-    """Two customers, products 0-1 in category 0, 2 in category 1, 3 without one: the days
-    since the latest purchase of any product of the pair's category."""
-    model = LearnedRanker()
-    model.category_ = np.array([0, 0, 1, -1], np.int32)
-    last = sparse.csr_matrix(np.array([[11, 4, 0, 2],  # days + 1; 0: never bought
-                                       [0, 0, 7, 0]], np.float32))
-    own = ranker_module.Personal(*[last] * 7, np.ones(2, np.float32), np.zeros(2),
-                                 np.zeros(2), np.arange(2))
-    rows, cols = np.array([0, 0, 0, 0, 1, 1]), np.array([0, 1, 2, 3, 0, 2])
-    np.testing.assert_array_equal(model._category_days(own, rows, cols),
-                                  [3, 3, np.nan, np.nan, np.nan, 6])
-
-
 def test_stored_lists_equal_the_ranking_they_replace(fitted) -> None:  # type: ignore[no-untyped-def]
     """Every customer, every stored list kind: read lists equal computed ones; a customer
     with a live purchase, an unknown row, or a question the lists do not hold is computed."""
