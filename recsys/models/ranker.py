@@ -33,7 +33,7 @@ from scipy import sparse
 
 from recsys._typing import BoolArray, IntArray
 from recsys.data.baskets import Baskets
-from recsys.data.csr import as_csr, row_cells
+from recsys.data.csr import as_csr, cell_rows, row_cells
 from recsys.data.features import ItemFeatures
 from recsys.models._common import (
     Model,
@@ -328,7 +328,7 @@ def _cooccurrence(items: sparse.csr_matrix, neighbours: int) -> sparse.csr_matri
         lo, hi = together.indptr[r], together.indptr[r + 1]
         cut = np.argpartition(-together.data[lo:hi], neighbours - 1)[neighbours:]
         keep[lo + cut] = False
-    rows = np.repeat(np.arange(together.shape[0]), lengths)[keep]
+    rows = cell_rows(together.indptr)[keep]
     return sparse.csr_matrix((together.data[keep], (rows, together.indices[keep])),
                              shape=together.shape)
 
@@ -345,8 +345,7 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray,
 
 def _cell_keys(matrix: sparse.csr_matrix) -> np.ndarray:
     """Each stored cell as ``row * columns + column`` (sorted if the indices are)."""
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    return rows * matrix.shape[1] + matrix.indices
+    return cell_rows(matrix.indptr) * matrix.shape[1] + matrix.indices
 
 
 def _find(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -371,7 +370,7 @@ def _kept(cells: sparse.csr_matrix, keep: np.ndarray, columns: np.ndarray | None
           width: int | None = None) -> sparse.csr_matrix:
     """The stored cells of ``cells`` where ``keep`` (one flag per cell), the rest dropped;
     ``columns`` (optional): the kept cells' columns in a matrix ``width`` wide instead."""
-    rows = np.repeat(np.arange(cells.shape[0]), np.diff(cells.indptr))[keep]
+    rows = cell_rows(cells.indptr)[keep]
     return sparse.csr_matrix(
         (cells.data[keep], cells.indices[keep] if columns is None else columns,
          _indptr(rows, cells.shape[0])),
@@ -561,7 +560,7 @@ class LearnedRanker(Model):
         """Each row's share of its orders' products per category (column 0: unknown)."""
         n_cat = int(self.category_.max(initial=-1)) + 2
         count = own.count
-        rows = np.repeat(np.arange(count.shape[0]), np.diff(count.indptr))
+        rows = cell_rows(count.indptr)
         spend = np.zeros((count.shape[0], n_cat), np.float32)
         np.add.at(spend, (rows, self.category_[count.indices] + 1), count.data)
         return spend / np.maximum(spend.sum(axis=1, keepdims=True), 1)
@@ -579,8 +578,7 @@ class LearnedRanker(Model):
         if len(mine):  # not one's own neighbour
             own_slot = np.full(sims.shape[0], -1, np.int64)
             own_slot[mine] = slot[mine]
-            cell_rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-            sims.data[sims.indices == own_slot[cell_rows]] = 0
+            sims.data[sims.indices == own_slot[cell_rows(sims.indptr)]] = 0
         sims.eliminate_zeros()
         rows, at = _best_cells(sims, self.neighbours)
         pick = sparse.csr_matrix((sims.data[at], sims.indices[at],
